@@ -1,0 +1,21 @@
+"""liqrisk core: the vectorised position engine (pure functions, numpy in, numpy out).
+
+Every public function takes keyword arguments named like the HTTP API's JSON fields, accepts scalars or
+numpy arrays broadcast together, and returns a dict named like the JSON response.
+"""
+
+from .calculators import average_entry, break_even_price, funding_payments, max_open, pnl, target_price
+from .liquidation import liquidation_price, portfolio_liquidation
+from .tiers import tiers_for
+
+__all__ = [
+    "liquidation_price",
+    "portfolio_liquidation",
+    "pnl",
+    "target_price",
+    "max_open",
+    "average_entry",
+    "break_even_price",
+    "funding_payments",
+    "tiers_for",
+]

@@ -1,0 +1,152 @@
+"""Input coercion shared by the public functions: numbers and arrays to float64, broadcasting to the
+kernels' "length 1 or n" layout, categorical fields, and turning results back into scalars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SIDES = {"long": 1.0, "short": -1.0, "buy": 1.0, "sell": -1.0}
+
+
+def as_float(name: str, value: Any, *, default: float | None = None) -> np.ndarray:
+    """``value`` as a float64 array (no copy for float64 input); ``None`` gives ``default`` (NaN when
+    ``default`` is None: "not given"). Non-numeric input raises ``ValueError`` naming ``name``."""
+    if value is None:
+        return np.asarray(np.nan if default is None else default, dtype=np.float64)
+    if isinstance(value, np.ndarray) and value.dtype == np.float64:
+        return value
+    if isinstance(value, bool | np.bool_) or (isinstance(value, np.ndarray) and value.dtype == bool):
+        raise ValueError(f"{name}: must be a number, not a boolean")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a number or an array of numbers") from None
+    return arr
+
+
+def require(name: str, value: Any) -> Any:
+    if value is None:
+        raise ValueError(f"{name}: required")
+    return value
+
+
+def side_array(side: Any) -> np.ndarray:
+    """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (or "buy"/"sell"), ±1, or arrays of
+    either. Other values become 0 and are reported by the validation as ``side``."""
+    if side is None:
+        raise ValueError("side: required (long or short)")
+    if isinstance(side, str):
+        if side.lower() not in SIDES:
+            raise ValueError(f"side: must be long or short, not {side!r}")
+        return np.asarray(SIDES[side.lower()])
+    arr = np.asarray(side)
+    if arr.dtype.kind in "USO":
+        lower = np.char.lower(arr.astype(str))
+        out = np.where(lower == "long", 1.0, np.where(lower == "short", -1.0, 0.0))
+        out = np.where(lower == "buy", 1.0, np.where(lower == "sell", -1.0, out))
+        if np.any(out == 0):
+            raise ValueError("side: must be long or short")
+        return out
+    if arr.dtype == bool:
+        raise ValueError("side: must be long or short (or +1 / -1), not a boolean")
+    if arr.dtype.kind in "iuf":
+        return arr
+    raise ValueError("side: must be long or short")
+
+
+def broadcast(named: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, np.ndarray]]:
+    """Broadcast the arrays together; return the shape and 1-D arrays of length 1 (scalars) or n.
+
+    Arrays already of the full shape are raveled without a copy when contiguous; only arrays of a
+    different non-scalar shape are materialised. Mismatched shapes raise ``ValueError`` naming the two
+    arguments that disagree.
+    """
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in named.values()))
+    except ValueError:
+        shape = None
+    if shape is None:
+        first = None
+        for name, arr in named.items():
+            if arr.ndim == 0:
+                continue
+            if first is None:
+                first = (name, arr.shape)
+                continue
+            try:
+                np.broadcast_shapes(first[1], arr.shape)
+            except ValueError:
+                raise ValueError(
+                    f"{name}: shape {arr.shape} does not broadcast with {first[0]} shape {first[1]}"
+                ) from None
+        raise ValueError("arrays: shapes do not broadcast")
+    flat = {}
+    for name, arr in named.items():
+        if arr.size == 1:
+            flat[name] = arr.reshape(1)
+        elif arr.shape == shape:
+            flat[name] = arr.reshape(-1)
+        else:
+            flat[name] = np.ascontiguousarray(np.broadcast_to(arr, shape)).reshape(-1)
+    return shape, flat
+
+
+def unflatten(out: dict[str, np.ndarray], shape: tuple[int, ...], ints: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Reshape kernel outputs to ``shape``; a scalar shape gives Python scalars."""
+    if shape == ():
+        return {k: (int(v[0]) if k in ints else float(v[0])) for k, v in out.items()}
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def first_bad(mask: np.ndarray) -> str:
+    """" (first at index i)" for the first True of ``mask``; empty for scalars."""
+    if mask.ndim == 0:
+        return ""
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    return f" (first at index {idx[0] if len(idx) == 1 else idx})"
+
+
+def check(name: str, arr: np.ndarray, ok: np.ndarray, rule: str) -> None:
+    """Raise ``ValueError`` "name: rule" when any element fails ``ok`` (NaN fails)."""
+    bad = ~ok
+    if np.any(bad):
+        raise ValueError(f"{name}: {rule}{first_bad(bad)}")
+
+
+def positive(name: str, arr: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        check(name, arr, np.isfinite(arr) & (arr > 0), "must be a finite number > 0")
+    return arr
+
+
+def non_negative(name: str, arr: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        check(name, arr, np.isfinite(arr) & (arr >= 0), "must be a finite number >= 0")
+    return arr
+
+
+def finite(name: str, arr: np.ndarray) -> np.ndarray:
+    check(name, arr, np.isfinite(arr), "must be a finite number")
+    return arr
+
+
+def rate(name: str, arr: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        check(name, arr, np.isfinite(arr) & (arr >= 0) & (arr < 1), "must be a decimal rate in [0, 1)")
+    return arr
+
+
+def to_scalar(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return x.item()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
