@@ -107,7 +107,7 @@ def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def first_bad(mask: np.ndarray) -> str:
-    """" (first at index i)" for the first True of ``mask``; empty for scalars."""
+    """ " (first at index i)" for the first True of ``mask``; empty for scalars."""
     if mask.ndim == 0:
         return ""
     idx = tuple(int(i) for i in np.argwhere(mask)[0])

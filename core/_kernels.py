@@ -281,8 +281,17 @@ def copy_pass_nb(arrays_out, arrays_in):  # pragma: no cover - benchmark baselin
 
 
 def empty_outputs(n: int) -> dict[str, np.ndarray]:
-    f8 = ("liquidation_price", "bankruptcy_price", "notional", "initial_margin", "maintenance_margin",
-          "maintenance_margin_rate", "maintenance_amount", "max_leverage", "distance_pct")
+    f8 = (
+        "liquidation_price",
+        "bankruptcy_price",
+        "notional",
+        "initial_margin",
+        "maintenance_margin",
+        "maintenance_margin_rate",
+        "maintenance_amount",
+        "max_leverage",
+        "distance_pct",
+    )
     out = {k: np.empty(n, dtype=np.float64) for k in f8}
     out["tier"] = np.empty(n, dtype=np.int16)
     out["liquidation_tier"] = np.empty(n, dtype=np.int16)

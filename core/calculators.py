@@ -17,7 +17,9 @@ from .liquidation import CONTRACT_TYPES, resolve_contract
 from .tiers import instrument
 
 
-def _contract(contract_type: str | None, contract_size: Any, exchange: str | None, symbol: str | None) -> tuple[str, Any]:
+def _contract(
+    contract_type: str | None, contract_size: Any, exchange: str | None, symbol: str | None
+) -> tuple[str, Any]:
     """Contract type and size; inverse needs ``contract_size`` or a known ``symbol``."""
     if symbol is not None:
         inst = instrument(exchange or "binance", symbol)
@@ -80,17 +82,19 @@ def pnl(
         ``net_roe``; margin currency (quote for linear, coin for inverse).
     """
     ct, cs = _contract(contract_type, contract_size, exchange, symbol)
-    shape, a = broadcast({
-        "side": side_array(side),
-        "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-        "exit_price": positive("exit_price", as_float("exit_price", require("exit_price", exit_price))),
-        "quantity": positive("quantity", as_float("quantity", require("quantity", quantity))),
-        "leverage": _leverage(leverage),
-        "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
-        "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
-        "funding_paid": finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0)),
-        "contract_size": cs,
-    })
+    shape, a = broadcast(
+        {
+            "side": side_array(side),
+            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "exit_price": positive("exit_price", as_float("exit_price", require("exit_price", exit_price))),
+            "quantity": positive("quantity", as_float("quantity", require("quantity", quantity))),
+            "leverage": _leverage(leverage),
+            "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
+            "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
+            "funding_paid": finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0)),
+            "contract_size": cs,
+        }
+    )
     _check_side(a["side"])
     s, ep, xp, q, cs = a["side"], a["entry_price"], a["exit_price"], a["quantity"], a["contract_size"]
     open_value = position_value(q, ep, ct, cs)
@@ -99,8 +103,16 @@ def pnl(
     p = unrealized_pnl(side=s, entry_price=ep, mark_price=xp, quantity=q, contract_type=ct, contract_size=cs)
     fees = open_value * a["open_fee_rate"] + close_value * a["close_fee_rate"]
     net = p - fees - a["funding_paid"]
-    return _out(shape, initial_margin=im, pnl=p, roe=p / im, pnl_pct=p / open_value * 100.0, fees=fees,
-                net_pnl=net, net_roe=net / im)
+    return _out(
+        shape,
+        initial_margin=im,
+        pnl=p,
+        roe=p / im,
+        pnl_pct=p / open_value * 100.0,
+        fees=fees,
+        net_pnl=net,
+        net_roe=net / im,
+    )
 
 
 def _leverage(leverage: Any) -> np.ndarray:
@@ -132,12 +144,14 @@ def target_price(
     (e.g. a short asking for ROE ≥ leverage, or an inverse long asking for ROE ≥ leverage).
     """
     ct = "linear" if contract_type is None else choice("contract_type", contract_type, CONTRACT_TYPES)
-    shape, a = broadcast({
-        "side": side_array(side),
-        "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-        "leverage": _leverage(leverage),
-        "target_roe": finite("target_roe", as_float("target_roe", require("target_roe", target_roe))),
-    })
+    shape, a = broadcast(
+        {
+            "side": side_array(side),
+            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "leverage": _leverage(leverage),
+            "target_roe": finite("target_roe", as_float("target_roe", require("target_roe", target_roe))),
+        }
+    )
     _check_side(a["side"])
     s, ep, r = a["side"], a["entry_price"], a["target_roe"] / a["leverage"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,17 +196,20 @@ def max_open(
     if table is None:
         raise ValueError("tiers: needed for max_open (the symbol has no packaged table)")
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
-    shape, a = broadcast({
-        "side": side_array(side),
-        "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-        "leverage": _leverage(leverage),
-        "available_balance": non_negative("available_balance",
-                                          as_float("available_balance", require("available_balance", available_balance))),
-        "taker_fee_rate": rate("taker_fee_rate", as_float("taker_fee_rate", fee)),
-        "mark_price": as_float("mark_price", mark_price),
-        "last_price": as_float("last_price", last_price),
-        "contract_size": as_float("contract_size", 1.0 if cs is None else cs),
-    })
+    shape, a = broadcast(
+        {
+            "side": side_array(side),
+            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "leverage": _leverage(leverage),
+            "available_balance": non_negative(
+                "available_balance", as_float("available_balance", require("available_balance", available_balance))
+            ),
+            "taker_fee_rate": rate("taker_fee_rate", as_float("taker_fee_rate", fee)),
+            "mark_price": as_float("mark_price", mark_price),
+            "last_price": as_float("last_price", last_price),
+            "contract_size": as_float("contract_size", 1.0 if cs is None else cs),
+        }
+    )
     _check_side(a["side"])
     s, ep, lev, f = a["side"], a["entry_price"], a["leverage"], a["taker_fee_rate"]
     mk = np.where(np.isnan(a["mark_price"]), ep, a["mark_price"])
@@ -216,8 +233,13 @@ def max_open(
     q_bal = a["available_balance"] / cost
     q = np.minimum(q_bal, q_tier)
     limited = np.where(q_tier < q_bal, "tier", "balance")
-    res = _out(shape, max_quantity=q, max_notional=position_value(q, ep, ct, cs_), cost_per_unit=cost,
-               tier_notional_cap=np.broadcast_to(cap, q.shape))
+    res = _out(
+        shape,
+        max_quantity=q,
+        max_notional=position_value(q, ep, ct, cs_),
+        cost_per_unit=cost,
+        tier_notional_cap=np.broadcast_to(cap, q.shape),
+    )
     res["limited_by"] = str(limited.reshape(-1)[0]) if shape == () else np.broadcast_to(limited, q.shape).reshape(shape)
     return res
 
@@ -296,18 +318,21 @@ def break_even_price(
     fp = finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0))
     if quantity is None and np.any(fp != 0):
         raise ValueError("quantity: required when funding_paid is given")
-    shape, a = broadcast({
-        "side": side_array(side),
-        "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-        "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
-        "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
-        "funding_paid": fp,
-        "quantity": positive("quantity", as_float("quantity", 1.0 if quantity is None else quantity)),
-        "contract_size": np.asarray(cs, dtype=float),
-    })
+    shape, a = broadcast(
+        {
+            "side": side_array(side),
+            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
+            "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
+            "funding_paid": fp,
+            "quantity": positive("quantity", as_float("quantity", 1.0 if quantity is None else quantity)),
+            "contract_size": np.asarray(cs, dtype=float),
+        }
+    )
     _check_side(a["side"])
-    s, ep, fo, fc, F, q = (a[k] for k in ("side", "entry_price", "open_fee_rate", "close_fee_rate", "funding_paid",
-                                           "quantity"))
+    s, ep, fo, fc, F, q = (
+        a[k] for k in ("side", "entry_price", "open_fee_rate", "close_fee_rate", "funding_paid", "quantity")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         if ct == "linear":
             be = np.where(s > 0, (ep * q * (1 + fo) + F) / (q * (1 - fc)), (ep * q * (1 - fo) - F) / (q * (1 + fc)))
@@ -354,8 +379,15 @@ def funding_payments(
     r = finite("funding_rates", as_float("funding_rates", require("funding_rates", funding_rates)))
     if mk.ndim == 0 and r.ndim == 0:
         mk = mk.reshape(1)
-    shape, _ = broadcast({"side": np.asarray(s, dtype=float), "quantity": q, "mark_prices": mk, "funding_rates": r,
-                          "contract_size": np.asarray(cs, dtype=float)})
+    shape, _ = broadcast(
+        {
+            "side": np.asarray(s, dtype=float),
+            "quantity": q,
+            "mark_prices": mk,
+            "funding_rates": r,
+            "contract_size": np.asarray(cs, dtype=float),
+        }
+    )
     payments = s * position_value(q, mk, ct, cs) * r
     payments = np.broadcast_to(payments, shape)
     total = payments.sum(axis=-1)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 
 def position_value(quantity: Any, price: Any, contract_type: str, contract_size: Any = 1.0) -> Any:
     """Value of a position at ``price`` in its margin currency.

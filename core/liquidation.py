@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._inputs import as_float, broadcast, choice, side_array, unflatten
+from ._inputs import as_float, broadcast, choice, first_bad, side_array, unflatten
 from .rulesets import Ruleset, get_ruleset
 from .tiers import Instrument, TierTable, instrument, table_from_rows
 
@@ -68,8 +68,7 @@ WARNINGS = {
     ),
     K.W_NO_LIQUIDATION: (
         "no_liquidation",
-        "the margin covers the position's loss at any price (a long down to zero), so there is no "
-        "liquidation price",
+        "the margin covers the position's loss at any price (a long down to zero), so there is no liquidation price",
     ),
     K.W_BEYOND_MARK: ("beyond_mark", "the mark price is already at or beyond the liquidation price"),
     K.W_IMPLIED_LEVERAGE: (
@@ -142,7 +141,9 @@ def _other_sum(other_positions: Any, exchange: str, symbol: str | None) -> float
                 mm = float(pos.get("maintenance_margin", 0.0))
                 upnl = float(pos.get("unrealized_pnl", 0.0))
             except (TypeError, ValueError):
-                raise ValueError(f"other_positions[{i}]: maintenance_margin and unrealized_pnl must be numbers") from None
+                raise ValueError(
+                    f"other_positions[{i}]: maintenance_margin and unrealized_pnl must be numbers"
+                ) from None
             if not (np.isfinite(mm) and np.isfinite(upnl)) or mm < 0:
                 raise ValueError(f"other_positions[{i}]: maintenance_margin must be >= 0 and both finite")
             total += upnl - mm
@@ -316,7 +317,7 @@ def _raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, n
         return
     i = int(np.argmax(codes != 0))
     field, message = ERRORS[int(codes[i])]
-    where = "" if shape == () else f" (first at index {np.unravel_index(i, shape)[0] if len(shape) == 1 else tuple(int(j) for j in np.unravel_index(i, shape))})"
+    where = first_bad((codes != 0).reshape(shape)) if shape else ""
     if codes[i] == K.ERR_LEV_MAX:
         lev = a["leverage"][0 if a["leverage"].size == 1 else i]
         message = f"{lev:g} is above the maximum leverage of the position's tier"
@@ -538,8 +539,15 @@ def _columns(positions: Any) -> dict[str, Any]:
     elif isinstance(positions, list | tuple):
         if not positions:
             raise ValueError("positions: must not be empty")
-        keys = {"symbol", "side", "entry_price", "quantity", "mark_price", "maintenance_margin_rate",
-                "maintenance_amount"}
+        keys = {
+            "symbol",
+            "side",
+            "entry_price",
+            "quantity",
+            "mark_price",
+            "maintenance_margin_rate",
+            "maintenance_amount",
+        }
         cols = {}
         for i, p in enumerate(positions):
             if not isinstance(p, dict):

@@ -107,8 +107,10 @@ def table_from_rows(rows: Any, *, basis: str = "notional", source: str = "user s
                 raise ValueError(f"tiers[{i}].{k}: must be a finite number")
             cols[k].append(float(v))
     floors, caps = np.array(cols["notional_floor"]), np.array(cols["notional_cap"])
-    lev, mmr, amt = np.array(cols["max_leverage"]), np.array(cols["maintenance_margin_rate"]), np.array(
-        cols["maintenance_amount"]
+    lev, mmr, amt = (
+        np.array(cols["max_leverage"]),
+        np.array(cols["maintenance_margin_rate"]),
+        np.array(cols["maintenance_amount"]),
     )
     if floors[0] != 0:
         raise ValueError("tiers[0].notional_floor: the first tier must start at 0")

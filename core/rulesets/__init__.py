@@ -49,7 +49,7 @@ class Ruleset:
 
 def get_ruleset(exchange: str) -> Ruleset:
     """The ruleset of ``exchange``; ``ValueError`` naming ``exchange`` if unknown."""
-    from . import binance, bybit, generic, gate, hyperliquid, okx
+    from . import binance, bybit, gate, generic, hyperliquid, okx
 
     table = {
         "binance": binance.RULESET,
