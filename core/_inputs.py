@@ -52,7 +52,7 @@ def side_array(side: Any) -> np.ndarray:
     if arr.dtype == bool:
         raise ValueError("side: must be long or short (or +1 / -1), not a boolean")
     if arr.dtype.kind in "iuf":
-        return arr
+        return np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
     raise ValueError("side: must be long or short")
 
 
@@ -87,7 +87,7 @@ def broadcast(named: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, 
         if arr.size == 1:
             flat[name] = arr.reshape(1)
         elif arr.shape == shape:
-            flat[name] = arr.reshape(-1)
+            flat[name] = np.ascontiguousarray(arr).reshape(-1)  # no copy when already contiguous
         else:
             flat[name] = np.ascontiguousarray(np.broadcast_to(arr, shape)).reshape(-1)
     return shape, flat

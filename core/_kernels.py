@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Row error codes (0 = valid); core.liquidation maps them to argument names and messages.
 ERR_SIDE = 1
@@ -37,24 +37,35 @@ W_IMPLIED_LEVERAGE = 8
 W_RETIER_FAILED = 16
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _at(a, i):
     return a[0] if a.shape[0] == 1 else a[i]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
+def _put(a, i, v):
+    """Write ``a[i] = v``; a length-1 array is an output the caller did not ask for (only row 0 writes
+    it, so threads never share its cache line)."""
+    if a.shape[0] != 1:
+        a[i] = v
+    elif i == 0:
+        a[0] = v
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _lookup(floors, caps, value):
-    """0-based tier for ``floor <= value < cap``; ``len`` when beyond the last cap."""
+    """0-based tier for ``floor <= value < cap``; ``len`` when beyond the last cap. Counts the floors at
+    or below ``value`` without branching, so random tiers cost no branch mispredictions."""
     nt = floors.shape[0]
-    if value >= caps[nt - 1]:
-        return nt
     k = 0
-    while k + 1 < nt and value >= floors[k + 1]:
-        k += 1
+    for j in range(1, nt):
+        k += value >= floors[j]
+    if value >= caps[nt - 1]:
+        k = nt
     return k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _value(inverse, q, cs, price):
     """Position value at ``price``: quote units (linear) or coin (inverse, ``q·cs/price``)."""
     if inverse:
@@ -62,7 +73,7 @@ def _value(inverse, q, cs, price):
     return q * price
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _solve(inverse, s, q, cs, ep, margin, a, b):
     """Price P with ``margin + PnL(P) = a·value(P) + b``; NaN where none is positive and finite.
 
@@ -80,221 +91,241 @@ def _solve(inverse, s, q, cs, ep, margin, a, b):
     return math.nan
 
 
-@njit(cache=True)
-def liquidation_nb(
-    n,
-    side,
-    entry,
-    qty,
-    lev,
-    margin,
-    mark,
-    wallet,
-    other,
-    mmr_o,
-    amt_o,
-    fee,
-    csize,
-    floors,
-    caps,
-    t_maxlev,
-    t_mmr,
-    t_amt,
-    inverse,
-    cross,
-    entry_basis,
-    retier,
-    fee_in_mm,
-    close_fee,
-    qty_basis,
-    lp_out,
-    bp_out,
-    notional_out,
-    im_out,
-    mm_out,
-    mmr_out,
-    amt_out,
-    tier_out,
-    maxlev_out,
-    dist_out,
-    liq_tier_out,
-    flags_out,
-    err_out,
-):
-    nt = floors.shape[0]
-    for i in range(n):
-        err = 0
-        flags = 0
-        s = _at(side, i)
-        ep = _at(entry, i)
-        q = _at(qty, i)
-        L = _at(lev, i)
-        mg = _at(margin, i)
-        mk = _at(mark, i)
-        f = _at(fee, i)
-        cs = _at(csize, i) if inverse else 1.0
-        mo = _at(mmr_o, i)
-        ao = _at(amt_o, i)
-        if math.isnan(mk):
-            mk = ep
-        if s != 1 and s != -1:
-            err = ERR_SIDE
-        elif not (ep > 0.0 and ep < math.inf):
-            err = ERR_ENTRY
-        elif not (q > 0.0 and q < math.inf):
-            err = ERR_QTY
-        elif not (mk > 0.0 and mk < math.inf):
-            err = ERR_MARK
-        elif not (f >= 0.0 and f < 1.0):
-            err = ERR_FEE
-        elif inverse and not (cs > 0.0 and cs < math.inf):
-            err = ERR_CSIZE
-        elif not math.isnan(L) and not (L >= 1.0 and L < math.inf):
-            err = ERR_LEV
-        elif not math.isnan(mo) and not (mo >= 0.0 and mo < 1.0):
-            err = ERR_MMR
-        elif not math.isnan(ao) and not (ao > -math.inf and ao < math.inf):
-            err = ERR_AMOUNT
-        n_entry = _value(inverse, q, cs, ep)
-        n_mark = _value(inverse, q, cs, mk)
-        mmr = math.nan
-        amt = math.nan
-        mmr_m = math.nan
-        amt_m = math.nan
-        maxlev = math.nan
-        t = -1
-        if err == 0:
-            if not math.isnan(mo):
-                mmr = mo
-                amt = 0.0 if math.isnan(ao) else ao
-                mmr_m = mmr
-                amt_m = amt
-            else:
-                size = q * cs if qty_basis else n_entry
-                t = _lookup(floors, caps, size)
-                tm = _lookup(floors, caps, q * cs if qty_basis else n_mark)
-                if t >= nt or tm >= nt:
-                    err = ERR_TOO_LARGE
+def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis):
+    """Compile the kernel for one ruleset configuration. The flags are closure constants, so numba
+    removes the branches a configuration never takes (and caches each configuration on disk)."""
+
+    @njit(cache=True, parallel=True, error_model="numpy")
+    def liquidation_nb(
+        n,
+        side,
+        entry,
+        qty,
+        lev,
+        margin,
+        mark,
+        wallet,
+        other,
+        mmr_o,
+        amt_o,
+        fee,
+        csize,
+        floors,
+        caps,
+        t_maxlev,
+        t_mmr,
+        t_amt,
+        lp_out,
+        bp_out,
+        notional_out,
+        im_out,
+        mm_out,
+        mmr_out,
+        amt_out,
+        tier_out,
+        maxlev_out,
+        dist_out,
+        liq_tier_out,
+        flags_out,
+        err_out,
+    ):
+        nt = floors.shape[0]
+        for i in prange(n):
+            err = 0
+            flags = 0
+            s = _at(side, i)
+            ep = _at(entry, i)
+            q = _at(qty, i)
+            L = _at(lev, i)
+            mg = _at(margin, i)
+            mk = _at(mark, i)
+            f = _at(fee, i)
+            cs = _at(csize, i) if inverse else 1.0
+            mo = _at(mmr_o, i)
+            ao = _at(amt_o, i)
+            if math.isnan(mk):
+                mk = ep
+            if s * s != 1.0:  # branch-free test of s in (1, -1): side is random per row
+                err = ERR_SIDE
+            elif not (ep > 0.0 and ep < math.inf):
+                err = ERR_ENTRY
+            elif not (q > 0.0 and q < math.inf):
+                err = ERR_QTY
+            elif not (mk > 0.0 and mk < math.inf):
+                err = ERR_MARK
+            elif not (f >= 0.0 and f < 1.0):
+                err = ERR_FEE
+            elif inverse and not (cs > 0.0 and cs < math.inf):
+                err = ERR_CSIZE
+            elif not math.isnan(L) and not (L >= 1.0 and L < math.inf):
+                err = ERR_LEV
+            elif not math.isnan(mo) and not (mo >= 0.0 and mo < 1.0):
+                err = ERR_MMR
+            elif not math.isnan(ao) and not (ao > -math.inf and ao < math.inf):
+                err = ERR_AMOUNT
+            n_entry = _value(inverse, q, cs, ep)
+            n_mark = _value(inverse, q, cs, mk)
+            mmr = math.nan
+            amt = math.nan
+            mmr_m = math.nan
+            amt_m = math.nan
+            maxlev = math.nan
+            t = -1
+            if err == 0:
+                if not math.isnan(mo):
+                    mmr = mo
+                    amt = 0.0 if math.isnan(ao) else ao
+                    mmr_m = mmr
+                    amt_m = amt
                 else:
-                    mmr = t_mmr[t]
-                    amt = t_amt[t]
-                    maxlev = t_maxlev[t]
-                    mmr_m = t_mmr[tm]
-                    amt_m = t_amt[tm]
-        if err == 0 and not math.isnan(L) and not math.isnan(maxlev) and L > maxlev * (1.0 + 1e-12):
-            err = ERR_LEV_MAX
-        m = math.nan
-        if err == 0:
-            if cross:
-                w = _at(wallet, i)
-                o = _at(other, i)
-                if not (w >= 0.0 and w < math.inf):
-                    err = ERR_WALLET
-                elif not (o > -math.inf and o < math.inf):
-                    err = ERR_OTHER
-                else:
-                    m = w + o
-            elif not math.isnan(mg):
-                if not (mg > 0.0 and mg < math.inf):
-                    err = ERR_MARGIN
-                else:
-                    m = mg
-                    if math.isnan(L) and not math.isnan(maxlev) and n_entry / mg > maxlev * (1.0 + 1e-12):
-                        flags |= W_IMPLIED_LEVERAGE
-            elif not math.isnan(L):
-                m = n_entry / L
-            else:
-                err = ERR_LEV_MISSING
-        err_out[i] = err
-        if err != 0:
-            lp_out[i] = math.nan
-            bp_out[i] = math.nan
-            notional_out[i] = math.nan
-            im_out[i] = math.nan
-            mm_out[i] = math.nan
-            mmr_out[i] = math.nan
-            amt_out[i] = math.nan
-            tier_out[i] = 0
-            maxlev_out[i] = math.nan
-            dist_out[i] = math.nan
-            liq_tier_out[i] = 0
-            flags_out[i] = 0
-            continue
-        fl = f if fee_in_mm else 0.0
-        liq_t = t
-        if entry_basis:
-            mm_const = mmr * n_entry - amt
-            fc = f if close_fee else 0.0
-            bp = _solve(inverse, s, q, cs, ep, m, fc, 0.0)
-            b = mm_const
-            if fc > 0.0 and not math.isnan(bp):
-                b += fc * _value(inverse, q, cs, bp)
-            lp = _solve(inverse, s, q, cs, ep, m, 0.0, b)
-            mm = mm_const
-        else:
-            bp = _solve(inverse, s, q, cs, ep, m, fl, 0.0)
-            lp = _solve(inverse, s, q, cs, ep, m, mmr + fl, -amt)
-            if retier and t >= 0 and not qty_basis and not math.isnan(lp):
-                t_lp = _lookup(floors, caps, _value(inverse, q, cs, lp))
-                if t_lp != t:
-                    found = False
-                    for k in range(nt):
-                        cand = _solve(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
-                        if not math.isnan(cand) and _lookup(floors, caps, _value(inverse, q, cs, cand)) == k:
-                            lp = cand
-                            liq_t = k
-                            found = True
-                            break
-                    if found:
-                        flags |= W_TIER_CHANGED
+                    size = q * cs if qty_basis else n_entry
+                    t = _lookup(floors, caps, size)
+                    tm = t if (qty_basis or mk == ep) else _lookup(floors, caps, n_mark)
+                    if t >= nt or tm >= nt:
+                        err = ERR_TOO_LARGE
                     else:
-                        flags |= W_RETIER_FAILED
-            mm = mmr_m * n_mark - amt_m
-        if math.isnan(lp):
-            flags |= W_NO_LIQUIDATION
+                        mmr = t_mmr[t]
+                        amt = t_amt[t]
+                        maxlev = t_maxlev[t]
+                        mmr_m = t_mmr[tm]
+                        amt_m = t_amt[tm]
+            if err == 0 and not math.isnan(L) and not math.isnan(maxlev) and L > maxlev * (1.0 + 1e-12):
+                err = ERR_LEV_MAX
+            m = math.nan
+            if err == 0:
+                if cross:
+                    w = _at(wallet, i)
+                    o = _at(other, i)
+                    if not (w >= 0.0 and w < math.inf):
+                        err = ERR_WALLET
+                    elif not (o > -math.inf and o < math.inf):
+                        err = ERR_OTHER
+                    else:
+                        m = w + o
+                elif not math.isnan(mg):
+                    if not (mg > 0.0 and mg < math.inf):
+                        err = ERR_MARGIN
+                    else:
+                        m = mg
+                        if math.isnan(L) and not math.isnan(maxlev) and n_entry / mg > maxlev * (1.0 + 1e-12):
+                            flags |= W_IMPLIED_LEVERAGE
+                elif not math.isnan(L):
+                    m = n_entry / L
+                else:
+                    err = ERR_LEV_MISSING
+            lp = math.nan
+            bp = math.nan
+            mm = math.nan
             dist = math.nan
-        else:
-            dist = s * (mk - lp) / mk * 100.0
-            if dist <= 0.0:
-                flags |= W_BEYOND_MARK
-        lp_out[i] = lp
-        bp_out[i] = bp
-        notional_out[i] = n_mark
-        im_out[i] = n_entry / L if not math.isnan(L) else (mg if not cross else math.nan)
-        mm_out[i] = mm
-        mmr_out[i] = mmr
-        amt_out[i] = amt
-        tier_out[i] = t + 1
-        maxlev_out[i] = maxlev
-        dist_out[i] = dist
-        liq_tier_out[i] = liq_t + 1
-        flags_out[i] = flags
+            liq_t = t
+            if err != 0:
+                n_entry = n_mark = mmr = amt = maxlev = math.nan
+                t = liq_t = -1
+                flags = 0
+            else:
+                fl = f if fee_in_mm else 0.0
+                liq_t = t
+                if entry_basis:
+                    mm_const = mmr * n_entry - amt
+                    fc = f if close_fee else 0.0
+                    bp = _solve(inverse, s, q, cs, ep, m, fc, 0.0)
+                    b = mm_const
+                    if fc > 0.0 and not math.isnan(bp):
+                        b += fc * _value(inverse, q, cs, bp)
+                    lp = _solve(inverse, s, q, cs, ep, m, 0.0, b)
+                    mm = mm_const
+                else:
+                    bp = _solve(inverse, s, q, cs, ep, m, fl, 0.0)
+                    lp = _solve(inverse, s, q, cs, ep, m, mmr + fl, -amt)
+                    if retier and t >= 0 and not qty_basis:
+                        # Solve with the tier that holds at the liquidation price. A NaN with the entry tier
+                        # can still have a solution in a lower tier (smaller maintenance amount).
+                        stale = math.isnan(lp)
+                        if not stale:
+                            v_lp = _value(inverse, q, cs, lp)
+                            stale = v_lp < floors[t] or v_lp >= caps[t]
+                        if stale:
+                            had_price = not math.isnan(lp)
+                            found = False
+                            for k in range(nt):
+                                cand = _solve(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
+                                if not math.isnan(cand) and _lookup(floors, caps, _value(inverse, q, cs, cand)) == k:
+                                    lp = cand
+                                    liq_t = k
+                                    found = True
+                                    break
+                            if found:
+                                flags |= W_TIER_CHANGED
+                            elif had_price:
+                                flags |= W_RETIER_FAILED
+                    mm = mmr_m * n_mark - amt_m
+                if math.isnan(lp):
+                    flags |= W_NO_LIQUIDATION
+                    dist = math.nan
+                else:
+                    dist = s * (mk - lp) / mk * 100.0
+                    if dist <= 0.0:
+                        flags |= W_BEYOND_MARK
+            _put(err_out, i, err)
+            _put(lp_out, i, lp)
+            _put(bp_out, i, bp)
+            _put(notional_out, i, n_mark)
+            _put(im_out, i, n_entry / L if not math.isnan(L) else (mg if not cross and err == 0 else math.nan))
+            _put(mm_out, i, mm)
+            _put(mmr_out, i, mmr)
+            _put(amt_out, i, amt)
+            _put(tier_out, i, t + 1)
+            _put(maxlev_out, i, maxlev)
+            _put(dist_out, i, dist)
+            _put(liq_tier_out, i, liq_t + 1)
+            _put(flags_out, i, flags)
+
+    return liquidation_nb
 
 
-@njit(cache=True)
-def copy_pass_nb(arrays_out, arrays_in):  # pragma: no cover - benchmark baseline helper
-    for j in range(len(arrays_in)):
-        a = arrays_in[j]
-        o = arrays_out[j]
-        for i in range(a.shape[0]):
-            o[i] = a[i]
+_KERNELS: dict[tuple[bool, ...], object] = {}
 
 
-def empty_outputs(n: int) -> dict[str, np.ndarray]:
-    f8 = (
-        "liquidation_price",
-        "bankruptcy_price",
-        "notional",
-        "initial_margin",
-        "maintenance_margin",
-        "maintenance_margin_rate",
-        "maintenance_amount",
-        "max_leverage",
-        "distance_pct",
+def liquidation_kernel(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis):
+    """The compiled kernel for a configuration (built once per process, loaded from numba's cache)."""
+    key = (
+        bool(inverse),
+        bool(cross),
+        bool(entry_basis),
+        bool(retier),
+        bool(fee_in_mm),
+        bool(close_fee),
+        bool(qty_basis),
     )
-    out = {k: np.empty(n, dtype=np.float64) for k in f8}
-    out["tier"] = np.empty(n, dtype=np.int16)
-    out["liquidation_tier"] = np.empty(n, dtype=np.int16)
-    out["warning_flags"] = np.empty(n, dtype=np.uint8)
-    out["error_code"] = np.empty(n, dtype=np.uint8)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = _build(*key)
+    return kernel
+
+
+OUTPUT_FIELDS = (
+    "liquidation_price",
+    "bankruptcy_price",
+    "notional",
+    "initial_margin",
+    "maintenance_margin",
+    "maintenance_margin_rate",
+    "maintenance_amount",
+    "tier",
+    "max_leverage",
+    "distance_pct",
+    "liquidation_tier",
+    "warning_flags",
+    "error_code",
+)
+_SMALL_INTS = {"tier": np.int16, "liquidation_tier": np.int16, "warning_flags": np.uint8, "error_code": np.uint8}
+
+
+def empty_outputs(n: int, fields: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """Output buffers in kernel argument order: length ``n`` for the wanted fields (all when ``fields`` is
+    None; ``error_code`` always), length 1 for the others (the kernel skips them)."""
+    out = {}
+    for name in OUTPUT_FIELDS:
+        size = n if (fields is None or name in fields or name == "error_code") else 1
+        out[name] = np.empty(size, dtype=_SMALL_INTS.get(name, np.float64))
     return out

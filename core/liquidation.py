@@ -182,6 +182,7 @@ def liquidation_price(
     taker_fee_rate: Any = None,
     other_positions: Any = None,
     raise_errors: bool = True,
+    fields: Any = None,
 ) -> dict[str, Any]:
     """Liquidation price, bankruptcy price and margins of one or many positions (broadcast together).
 
@@ -212,6 +213,8 @@ def liquidation_price(
     other_positions : cross only: the other positions sharing the wallet, as
         ``{maintenance_margin, unrealized_pnl}`` or full positions.
     raise_errors : if False, invalid rows give NaN and a non-zero ``error_code`` instead of raising.
+    fields : optional subset of the output names to compute (e.g. ``("liquidation_price", "tier")``); the
+        kernel then writes only those arrays, which is what makes very large batches cheap. Default: all.
 
     Returns
     -------
@@ -264,8 +267,18 @@ def liquidation_price(
         raise ValueError("maintenance_amount: only used together with maintenance_margin_rate")
     shape, a = broadcast(args)
     n = int(np.prod(shape)) if shape else 1
-    out = K.empty_outputs(n)
-    K.liquidation_nb(
+    wanted = _wanted(fields)
+    out = K.empty_outputs(n, wanted)
+    kernel = K.liquidation_kernel(
+        contract_type == "inverse",
+        cross,
+        rules.mm_basis == "entry",
+        rules.retier,
+        rules.fee_in_mm,
+        rules.close_fee_in_mm,
+        use_table.basis == "quantity",
+    )
+    kernel(
         n,
         a["side"],
         a["entry_price"],
@@ -284,32 +297,27 @@ def liquidation_price(
         use_table.max_leverage,
         use_table.mmr,
         use_table.amount,
-        contract_type == "inverse",
-        cross,
-        rules.mm_basis == "entry",
-        rules.retier,
-        rules.fee_in_mm,
-        rules.close_fee_in_mm,
-        use_table.basis == "quantity",
-        out["liquidation_price"],
-        out["bankruptcy_price"],
-        out["notional"],
-        out["initial_margin"],
-        out["maintenance_margin"],
-        out["maintenance_margin_rate"],
-        out["maintenance_amount"],
-        out["tier"],
-        out["max_leverage"],
-        out["distance_pct"],
-        out["liquidation_tier"],
-        out["warning_flags"],
-        out["error_code"],
+        *out.values(),
     )
+    if wanted is not None:
+        out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
     if raise_errors:
         _raise_first_error(out["error_code"], shape, a)
     res = unflatten(out, shape, _INT_FIELDS)
-    res["warnings"] = describe_warnings(res["warning_flags"])
+    if "warning_flags" in res:
+        res["warnings"] = describe_warnings(res["warning_flags"])
     return res
+
+
+def _wanted(fields: Any) -> frozenset[str] | None:
+    if fields is None:
+        return None
+    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        raise ValueError("fields: must be a list of output names")
+    unknown = set(fields) - set(K.OUTPUT_FIELDS)
+    if unknown:
+        raise ValueError(f"fields: unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(K.OUTPUT_FIELDS)}")
+    return frozenset(fields)
 
 
 def _raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, np.ndarray]) -> None:

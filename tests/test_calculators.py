@@ -187,3 +187,13 @@ def test_binance_btcusdt_2026_table_matches_reference() -> None:
         421_482_000,
     ]
     assert core.tiers_for("binance", "BTCUSDT", notional=300_000)["tier"] == 2  # a floor belongs to the higher tier
+
+
+def test_retier_finds_a_price_the_entry_tier_misses() -> None:
+    # 16.2466 BTC long @ 82,247 at ~1.0009x: with the entry tier (0.65 %, cum 1,500) the formula gives a
+    # negative price, but at ~71.7 the notional is in tier 1 (cum 0), where margin balance = MM holds.
+    q, ep, lev = 16.246644367255406, 82247.11592478614, 1.0008692310742142
+    res = core.liquidation_price(side="long", entry_price=ep, quantity=q, leverage=lev)
+    lp = res["liquidation_price"]
+    assert res["liquidation_tier"] == 1 and lp == pytest.approx(71.7165261507925, rel=1e-9)
+    assert q * ep / lev + q * (lp - ep) == pytest.approx(q * lp * 0.004, rel=1e-9)

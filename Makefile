@@ -1,0 +1,38 @@
+# liqrisk — every target creates .venv and installs the project by itself on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install serve test bench lint fuzz loadtest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m core.warmup
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	LIQRISK_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'api:create_app()'
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest tests/bench --benchmark-enable --benchmark-only \
+		--benchmark-json=.benchmarks/latest.json --benchmark-columns=min,median,mean,max,rounds
+	$(BIN)/python tests/bench/report.py .benchmarks/latest.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,73 @@
+"""Compile (or load from numba's on-disk cache) every kernel configuration the rulesets can ask for, so
+that no request or test pays numba's compile time. ``python -m core.warmup`` is run by ``make install``
+and the Dockerfile; gunicorn's master calls :func:`warm_up` before forking workers.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from . import _kernels as K
+from .rulesets import get_ruleset
+from .tiers import EXCHANGES
+
+
+def configurations() -> list[tuple[bool, ...]]:
+    """Distinct kernel configurations over exchanges × contract types × margin modes × tier bases."""
+    configs = set()
+    for exchange in EXCHANGES:
+        rules = get_ruleset(exchange)
+        for inverse in (False, True):
+            for cross in (False, True):
+                for qty_basis in (False, True) if exchange == "okx" else (False,):
+                    configs.add(
+                        (
+                            inverse,
+                            cross,
+                            rules.mm_basis == "entry",
+                            rules.retier,
+                            rules.fee_in_mm,
+                            rules.close_fee_in_mm,
+                            qty_basis,
+                        )
+                    )
+    return sorted(configs)
+
+
+def warm_up(verbose: bool = False) -> float:
+    """Compile or load every configuration; returns the seconds it took."""
+    start = time.perf_counter()
+    one = np.ones(1)
+    nan = np.full(1, np.nan)
+    table = (np.zeros(1), np.full(1, np.inf), np.full(1, 100.0), np.full(1, 0.01), np.zeros(1))
+    for config in configurations():
+        t0 = time.perf_counter()
+        out = K.empty_outputs(1)
+        K.liquidation_kernel(*config)(
+            1,
+            one,
+            one * 100,
+            one,
+            one * 10,
+            nan,
+            nan,
+            one * 1000,
+            one * 0,
+            nan,
+            nan,
+            one * 0,
+            one,
+            *table,
+            *out.values(),
+        )
+        if verbose:
+            print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    seconds = warm_up(verbose="-v" in sys.argv)
+    print(f"liqrisk: {len(configurations())} kernel configurations ready in {seconds:.1f} s", file=sys.stderr)
