@@ -9,15 +9,19 @@ import sys
 def main(path: str) -> None:
     data = json.load(open(path))
     stats = {b["name"]: b["stats"] for b in data["benchmarks"]}
-    print(f"machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
-          f"{data['machine_info'].get('cpu', {}).get('count', '?')} cores")
+    print(
+        f"machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
+        f"{data['machine_info'].get('cpu', {}).get('count', '?')} cores"
+    )
     for name, s in stats.items():
         print(f"{name:45s} min {s['min'] * 1e3:9.3f} ms   median {s['median'] * 1e3:9.3f} ms")
 
     def ratio(a: str, b: str, label: str) -> None:
         if a in stats and b in stats:
-            print(f"{label}: {stats[a]['min'] / stats[b]['min']:.2f}x (min), "
-                  f"{stats[a]['median'] / stats[b]['median']:.2f}x (median)")
+            print(
+                f"{label}: {stats[a]['min'] / stats[b]['min']:.2f}x (min), "
+                f"{stats[a]['median'] / stats[b]['median']:.2f}x (median)"
+            )
 
     ratio("test_isolated_full_result", "test_baseline_copy_pass", "1M isolated, full result / copy pass")
     ratio("test_isolated_price_and_tier", "test_baseline_copy_pass", "1M isolated, price+tier / copy pass")
