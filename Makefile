@@ -32,6 +32,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis

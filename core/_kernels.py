@@ -8,9 +8,18 @@ Every array argument is 1-D with length 1 (a broadcast scalar, read at index 0) 
 from __future__ import annotations
 
 import math
+import os
+import threading
 
 import numpy as np
-from numba import njit, prange
+
+# numba's "workqueue" thread pool is fork-safe (GNU OpenMP is not: a gunicorn worker or a
+# multiprocessing child of a process that ran a parallel kernel aborts). It is not safe for concurrent
+# launches from several Python threads, so kernel calls hold KERNEL_LOCK.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+KERNEL_LOCK = threading.Lock()
+
+from numba import njit, prange  # noqa: E402  (after the threading layer is chosen)
 
 # Row error codes (0 = valid); core.liquidation maps them to argument names and messages.
 ERR_SIDE = 1
@@ -28,6 +37,7 @@ ERR_FEE = 12
 ERR_CSIZE = 13
 ERR_TOO_LARGE = 14
 ERR_OTHER = 15
+ERR_OVERFLOW = 16
 
 # Warning bit flags.
 W_TIER_CHANGED = 1
@@ -165,6 +175,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis)
                 err = ERR_AMOUNT
             n_entry = _value(inverse, q, cs, ep)
             n_mark = _value(inverse, q, cs, mk)
+            if err == 0 and not (n_entry > 0.0 and n_entry < math.inf and n_mark > 0.0 and n_mark < math.inf):
+                err = ERR_OVERFLOW
             mmr = math.nan
             amt = math.nan
             mmr_m = math.nan

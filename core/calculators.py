@@ -45,6 +45,7 @@ def _out(shape: tuple[int, ...], **fields: np.ndarray) -> dict[str, Any]:
     return res
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def pnl(
     *,
     side: Any,
@@ -126,6 +127,7 @@ def _check_side(s: np.ndarray) -> None:
     check("side", s, (s == 1) | (s == -1), "must be long or short (+1 / -1)")
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def target_price(
     *,
     side: Any,
@@ -160,6 +162,7 @@ def target_price(
     return _out(shape, target_price=tp)
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def max_open(
     *,
     side: Any,
@@ -244,6 +247,7 @@ def max_open(
     return res
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def average_entry(
     *,
     fills: Any = None,
@@ -288,6 +292,7 @@ def average_entry(
     return {"average_entry_price": avg, "total_quantity": total}
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def break_even_price(
     *,
     side: Any,
@@ -343,6 +348,7 @@ def break_even_price(
     return _out(shape, break_even_price=be)
 
 
+@np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def funding_payments(
     *,
     side: Any,

@@ -58,6 +58,7 @@ ERRORS = {
     K.ERR_CSIZE: ("contract_size", "must be a finite number > 0"),
     K.ERR_TOO_LARGE: ("quantity", "the position is larger than the last tier's cap"),
     K.ERR_OTHER: ("other_positions", "must sum to finite maintenance margin and unrealised PnL"),
+    K.ERR_OVERFLOW: ("quantity", "quantity x price is outside the range that can be computed (overflow or underflow)"),
 }
 
 WARNINGS = {
@@ -246,8 +247,8 @@ def liquidation_price(
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
     if table is None and maintenance_margin_rate is None:
         raise ValueError("maintenance_margin_rate: required when no tier table is known")
-    use_table = table if maintenance_margin_rate is None else None
-    if use_table is None:  # dummy one-tier table; the override is used for every row
+    use_table = table
+    if use_table is None:  # dummy one-tier table; the MMR override is used for every row
         use_table = TierTable(np.zeros(1), np.full(1, np.inf), np.full(1, np.nan), np.zeros(1), np.zeros(1))
     args = {
         "side": side_array(side),
@@ -260,9 +261,14 @@ def liquidation_price(
         "other_positions": np.asarray(other, dtype=np.float64),
         "maintenance_margin_rate": as_float("maintenance_margin_rate", maintenance_margin_rate),
         "maintenance_amount": as_float("maintenance_amount", maintenance_amount),
-        "taker_fee_rate": as_float("taker_fee_rate", fee),
+        "taker_fee_rate": _fill(as_float("taker_fee_rate", fee), rules.default_taker_fee),
         "contract_size": as_float("contract_size", contract_size, default=1.0),
     }
+    if contract_type == "inverse" and np.isnan(args["contract_size"]).any():
+        default_cs = _default_contract_size(exchange, symbol)
+        if default_cs is None:
+            raise ValueError("contract_size: required for an inverse contract the ruleset does not know")
+        args["contract_size"] = _fill(args["contract_size"], default_cs)
     if maintenance_amount is not None and maintenance_margin_rate is None:
         raise ValueError("maintenance_amount: only used together with maintenance_margin_rate")
     shape, a = broadcast(args)
@@ -278,27 +284,28 @@ def liquidation_price(
         rules.close_fee_in_mm,
         use_table.basis == "quantity",
     )
-    kernel(
-        n,
-        a["side"],
-        a["entry_price"],
-        a["quantity"],
-        a["leverage"],
-        a["margin"],
-        a["mark_price"],
-        a["wallet_balance"],
-        a["other_positions"],
-        a["maintenance_margin_rate"],
-        a["maintenance_amount"],
-        a["taker_fee_rate"],
-        a["contract_size"],
-        use_table.floors,
-        use_table.caps,
-        use_table.max_leverage,
-        use_table.mmr,
-        use_table.amount,
-        *out.values(),
-    )
+    with K.KERNEL_LOCK:
+        kernel(
+            n,
+            a["side"],
+            a["entry_price"],
+            a["quantity"],
+            a["leverage"],
+            a["margin"],
+            a["mark_price"],
+            a["wallet_balance"],
+            a["other_positions"],
+            a["maintenance_margin_rate"],
+            a["maintenance_amount"],
+            a["taker_fee_rate"],
+            a["contract_size"],
+            use_table.floors,
+            use_table.caps,
+            use_table.max_leverage,
+            use_table.mmr,
+            use_table.amount,
+            *out.values(),
+        )
     if wanted is not None:
         out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
     if raise_errors:
@@ -320,11 +327,23 @@ def _wanted(fields: Any) -> frozenset[str] | None:
     return frozenset(fields)
 
 
+def _fill(arr: np.ndarray, default: float) -> np.ndarray:
+    """NaN entries ("not given" in a batch row) replaced by ``default``; no copy when there are none."""
+    return np.where(np.isnan(arr), default, arr) if np.isnan(arr).any() else arr
+
+
+def _default_contract_size(exchange: str, symbol: str | None) -> float | None:
+    try:
+        return instrument(exchange, symbol).contract_size if symbol else None
+    except ValueError:
+        return None
+
+
 def _raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, np.ndarray]) -> None:
     if not codes.any():
         return
     i = int(np.argmax(codes != 0))
-    field, message = ERRORS[int(codes[i])]
+    field, message = ERRORS.get(int(codes[i]), ("body", "the position could not be computed"))
     where = first_bad((codes != 0).reshape(shape)) if shape else ""
     if codes[i] == K.ERR_LEV_MAX:
         lev = a["leverage"][0 if a["leverage"].size == 1 else i]
@@ -392,6 +411,7 @@ def position_margin(
     return {"maintenance_margin": res["maintenance_margin"], "unrealized_pnl": upnl}
 
 
+@np.errstate(all="ignore")
 def portfolio_liquidation(
     *,
     wallet_balance: float,
@@ -429,7 +449,7 @@ def portfolio_liquidation(
         ``maintenance_margin``, ``maintenance_margin_rate``, ``maintenance_amount``, ``tier``,
         ``unrealized_pnl``, ``notional``; account: ``wallet_balance``, ``margin_balance`` (wallet +
         unrealised PnL), ``maintenance_margin`` (total), ``margin_ratio`` (total MM / margin balance;
-        liquidation at 1), ``warnings``.
+        liquidation at 1; NaN when the margin balance is <= 0), ``warnings``.
     """
     choice("position_mode", position_mode, POSITION_MODES)
     rules = get_ruleset(exchange)
@@ -521,7 +541,7 @@ def portfolio_liquidation(
     if np.any(np.isnan(lp)):
         warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_NO_LIQUIDATION], strict=True)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = total_mm / margin_balance if margin_balance > 0 else np.inf
+        ratio = total_mm / margin_balance if margin_balance > 0 else np.nan
     return {
         "symbol": sym.astype(str),
         "side": np.where(s > 0, "long", "short"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numba
 import numpy as np
 
 from . import _kernels as K
@@ -37,8 +38,12 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
-def warm_up(verbose: bool = False) -> float:
-    """Compile or load every configuration; returns the seconds it took."""
+def warm_up(verbose: bool = False, run: bool = False) -> float:
+    """Compile every configuration, or load it from numba's on-disk cache; returns the seconds taken.
+
+    With ``run=False`` (what gunicorn's master uses) the kernels are only compiled/loaded, never executed,
+    so no worker thread pool exists before the workers fork (numba's OpenMP layer is not fork-safe).
+    """
     start = time.perf_counter()
     one = np.ones(1)
     nan = np.full(1, np.nan)
@@ -46,7 +51,7 @@ def warm_up(verbose: bool = False) -> float:
     for config in configurations():
         t0 = time.perf_counter()
         out = K.empty_outputs(1)
-        K.liquidation_kernel(*config)(
+        args = (
             1,
             one,
             one * 100,
@@ -63,6 +68,11 @@ def warm_up(verbose: bool = False) -> float:
             *table,
             *out.values(),
         )
+        kernel = K.liquidation_kernel(*config)
+        if run:
+            kernel(*args)
+        else:
+            kernel.compile(tuple(numba.typeof(a) for a in args))
         if verbose:
             print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return time.perf_counter() - start

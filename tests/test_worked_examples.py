@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from worked_examples import BINANCE_2020_BTCUSDT_TIERS, BRACKET_CASES, CASES, Case
 
 import core
+from worked_examples import BINANCE_2020_BTCUSDT_TIERS, BRACKET_CASES, CASES, Case
 
 FORMS = ("scalar", "0d", "nd")
 ND = (2, 3)

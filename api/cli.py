@@ -1,0 +1,27 @@
+"""``liqrisk serve``: run the API under gunicorn with the repository's gunicorn.conf.py settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
+    p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"))
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    argv = ["gunicorn", "--bind", args.bind]
+    if conf.is_file():
+        argv += ["-c", str(conf)]
+    if args.workers:
+        argv += ["--workers", str(args.workers)]
+    argv.append("api:create_app()")
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    return 0  # pragma: no cover

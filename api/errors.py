@@ -1,0 +1,124 @@
+"""RFC 9457 problem details for every error (``application/problem+json``), registered once.
+
+Body: ``{"type", "title", "status", "detail", "errors": {"<field path>": ["message", ...]}}``. No
+response carries a stack trace or an internal path; unexpected exceptions become a 500 problem whose
+detail says nothing about the code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("liqrisk.api")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and per-field messages."""
+
+    def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None, title: str | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or {}
+        self.title = title
+
+
+TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    errors: dict[str, Any] | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {
+        "type": f"https://liqrisk.dev/problems/{status}",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "errors": errors or {},
+    }
+    resp = Response(orjson.dumps(body), status=status, mimetype=PROBLEM)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict → ``{"positions[0].side": ["..."]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            out.update(flatten_messages(value, path))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "body"] = list(messages)
+    elif isinstance(messages, list):
+        for i, m in enumerate(messages):
+            out.update(flatten_messages(m, f"{prefix}[{i}]"))
+    else:
+        out[prefix or "body"] = [str(messages)]
+    return out
+
+
+def from_value_error(exc: ValueError, prefix: str = "") -> ApiError:
+    """A core ``ValueError("field: message")`` → 422 naming the field (404 for unknown exchange/symbol)."""
+    text = str(exc)
+    field, _, message = text.partition(": ")
+    if not message or " " in field:
+        field, message = "body", text
+    status = 404 if field in ("exchange", "symbol") and "unknown" in message else 422
+    path = f"{prefix}.{field}" if prefix and field != "body" else field
+    return ApiError(status, text, {path: [message]})
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return problem(exc.status, exc.detail, exc.errors, exc.title)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        errors = flatten_messages(exc.messages)
+        return problem(422, "the request has invalid fields: " + ", ".join(sorted(errors)), errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        detail = {
+            404: "no such route",
+            405: "method not allowed on this route",
+            413: "the request body is larger than this service accepts",
+        }.get(status, exc.description or TITLES.get(status, "error"))
+        errors = {"body": [detail]} if status == 413 else {}
+        resp = problem(status, detail, errors, exc.name)
+        for k, v in exc.get_headers():  # keeps Allow (405) and Retry-After (429)
+            if k.lower() not in ("content-type", "content-length"):
+                resp.headers[k] = v
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "an internal error occurred; it has been logged")

@@ -1,0 +1,44 @@
+"""Helpers shared by the route modules: load a schema from the JSON body, call a core function and turn
+its ValueError (or an overflowing result) into a problem response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from marshmallow import Schema
+
+from ..errors import ApiError, from_value_error
+from ..jsonio import body
+from ..schemas.base import drop_none
+
+
+def load(schema: Schema) -> dict[str, Any]:
+    return drop_none(schema.load(body()))
+
+
+def call(
+    fn: Callable[..., dict[str, Any]], prefix: str = "", nullable: tuple[str, ...] = (), **kwargs: Any
+) -> dict[str, Any]:
+    """``fn(**kwargs)``. A ValueError becomes a 422/404 naming the field. A result that is not finite where
+    the contract promises a number (inputs so near the float range that products overflow or underflow)
+    becomes a 422; NaN stays only in the ``nullable`` fields, where it means "none" (JSON null)."""
+    try:
+        result = fn(**kwargs)
+    except ValueError as exc:
+        raise from_value_error(exc, prefix) from None
+    bad = []
+    for k, v in result.items():
+        if not isinstance(v, float | np.ndarray) or np.asarray(v).dtype.kind != "f":
+            continue
+        arr = np.asarray(v)
+        if np.isinf(arr).any() or (k not in nullable and np.isnan(arr).any()):
+            bad.append(k)
+    if bad:
+        raise ApiError(
+            422,
+            "the inputs are too large or too small to compute: " + ", ".join(bad),
+            {"body": [f"{k} is out of the computable range; use values nearer 1" for k in bad]},
+        )
+    return result

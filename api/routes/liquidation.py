@@ -1,0 +1,92 @@
+"""Liquidation routes: one position, a columnar batch, and a cross-margin portfolio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+import core
+
+from .. import batch
+from ..errors import ApiError
+from ..jsonio import body, respond
+from ..schemas.position import PortfolioSchema, PositionSchema
+from ._common import call, load
+
+bp = Blueprint("liquidation", __name__, url_prefix="/v1")
+
+position_schema = PositionSchema()
+portfolio_schema = PortfolioSchema()
+
+SINGLE_FIELDS = (
+    "liquidation_price",
+    "bankruptcy_price",
+    "notional",
+    "initial_margin",
+    "maintenance_margin",
+    "maintenance_margin_rate",
+    "maintenance_amount",
+    "tier",
+    "liquidation_tier",
+    "max_leverage",
+    "distance_pct",
+    "warnings",
+)
+
+
+NULLABLE = ("liquidation_price", "bankruptcy_price", "initial_margin", "max_leverage", "distance_pct")
+
+
+@bp.post("/liquidation-price")
+def liquidation_price():
+    data = load(position_schema)
+    res = call(core.liquidation_price, nullable=NULLABLE, **data)
+    out: dict[str, Any] = {k: res[k] for k in SINGLE_FIELDS}
+    for k in ("tier", "liquidation_tier"):
+        out[k] = out[k] or None  # 0 = an MMR override, no tier
+    out["exchange"] = data.get("exchange", "binance")
+    return respond(out)
+
+
+@bp.post("/liquidation-price/batch")
+def liquidation_price_batch():
+    data = body()
+    unknown = sorted(set(data) - {"positions", "fields"})
+    if unknown:
+        raise ApiError(422, "unknown fields", {k: ["unknown field"] for k in unknown})
+    if "positions" not in data:
+        raise ApiError(422, "positions is required", {"positions": ["required"]})
+    fields = data.get("fields")
+    if fields is not None and (
+        not isinstance(fields, list) or not all(isinstance(f, str) for f in fields) or not fields
+    ):
+        raise ApiError(
+            422, "fields must be a non-empty list of output names", {"fields": ["must be a list of strings"]}
+        )
+    return respond(batch.price(data["positions"], current_app.config["MAX_BATCH_ROWS"], fields))
+
+
+@bp.post("/portfolio/liquidation")
+def portfolio_liquidation():
+    data = load(portfolio_schema)
+    res = call(core.portfolio_liquidation, nullable=("liquidation_price", "margin_ratio"), **data)
+    per_position = (
+        "symbol",
+        "side",
+        "liquidation_price",
+        "maintenance_margin",
+        "maintenance_margin_rate",
+        "maintenance_amount",
+        "tier",
+        "unrealized_pnl",
+        "notional",
+    )
+    positions = [
+        {k: (res[k][i].item() if hasattr(res[k][i], "item") else res[k][i]) for k in per_position}
+        for i in range(len(res["symbol"]))
+    ]
+    for p in positions:
+        p["tier"] = p["tier"] or None
+    account = ("wallet_balance", "margin_balance", "total_maintenance_margin", "margin_ratio", "warnings")
+    return respond({"positions": positions, **{k: res[k] for k in account}})

@@ -1,0 +1,34 @@
+"""gunicorn settings for liqrisk (``make serve``, the Dockerfile and the load test use this file).
+
+Sync workers, one per core: the engine is CPU-bound numpy/numba code, so one request per process is the
+fastest arrangement, and each worker is pinned to one BLAS/numba thread so workers do not fight over
+cores. ``preload_app`` imports the app and loads every compiled kernel once in the master; workers
+fork with them already in memory. Override with ``LIQRISK_*`` environment variables.
+"""
+
+import multiprocessing
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+bind = os.environ.get("LIQRISK_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("LIQRISK_WORKERS", multiprocessing.cpu_count()))
+worker_class = "sync"
+preload_app = True
+timeout = int(os.environ.get("LIQRISK_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 2
+max_requests = int(os.environ.get("LIQRISK_MAX_REQUESTS", "20000"))
+max_requests_jitter = int(os.environ.get("LIQRISK_MAX_REQUESTS_JITTER", "2000"))
+backlog = 2048
+accesslog = os.environ.get("LIQRISK_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """Compile or load every numba kernel before the app is loaded and the workers fork."""
+    from core.warmup import warm_up
+
+    server.log.info("liqrisk: kernels ready in %.2f s", warm_up())

@@ -1,0 +1,151 @@
+"""Serving: gunicorn with the repository's config answers on loopback; the Dockerfile's install and
+start commands work when replayed outside Docker; the calculator routes do not import the backtester."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _serve(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, **env, "LIQRISK_BIND": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_gunicorn_serves_the_app_on_loopback() -> None:
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc, base = _serve([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], ROOT, {"LIQRISK_WORKERS": "2"})
+    try:
+        _wait(base + "/healthz", proc)
+        status, body = _post(
+            base + "/v1/liquidation-price",
+            {
+                "side": "long",
+                "entry_price": 20000,
+                "quantity": 1,
+                "leverage": 50,
+                "exchange": "bybit",
+                "maintenance_margin_rate": 0.005,
+            },
+        )
+        assert status == 200 and body["liquidation_price"] == 19700
+        status, body = _post(base + "/v1/liquidation-price", {"side": "long"})
+        assert status == 422 and "entry_price" in body["errors"]
+    finally:
+        _stop(proc)
+
+
+def test_calculator_routes_do_not_import_the_backtester() -> None:
+    code = (
+        "import sys; from api import create_app, TestConfig; c = create_app(TestConfig).test_client(); "
+        "c.post('/v1/liquidation-price', json={'side': 'long', 'entry_price': 1e5, 'quantity': 1, 'leverage': 5}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('vectorbt', 'backtest', 'pandas')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _dockerfile() -> tuple[list[str], list[str], list[str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    copies = re.findall(r"^COPY\s+(.+)$", text, re.M)
+    runs = re.findall(r"^RUN\s+(.+)$", text, re.M)
+    cmd = json.loads(re.search(r"^CMD\s+(\[.+\])$", text, re.M).group(1))
+    return copies, runs, cmd
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list the tracked files")
+def test_dockerfile_install_and_start_replayed_outside_docker(tmp_path) -> None:
+    """Copy what the Dockerfile copies, run its pip/warm-up commands in a fresh virtualenv and start its
+    CMD; /healthz must answer. (No Docker engine runs here; `make lint` checks the file with hadolint.)"""
+    copies, runs, cmd = _dockerfile()
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    for line in copies:
+        *sources, dest = line.split()
+        for src in sources:
+            target = app_dir / dest if dest not in ("./", ".") else app_dir / Path(src).name
+            path = ROOT / src
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(path, target)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "NUMBA_CACHE_DIR": str(tmp_path / "nb"),
+        "VIRTUAL_ENV": str(venv),
+    }
+    env.pop("PYTHONPATH", None)
+    for run in runs:
+        for step in run.split("&&"):
+            argv = shlex.split(step)
+            if argv[:1] in (["useradd"], ["chown"]):
+                continue  # user management needs root inside an image; not part of the install
+            subprocess.run(argv, cwd=app_dir, env=env, check=True, capture_output=True, timeout=1200)
+    proc, base = _serve(
+        cmd, app_dir, {k: env[k] for k in ("PATH", "NUMBA_CACHE_DIR", "VIRTUAL_ENV")} | {"LIQRISK_WORKERS": "1"}
+    )
+    try:
+        _wait(base + "/healthz", proc, timeout=120)
+        status, body = _post(
+            base + "/v1/pnl", {"side": "long", "entry_price": 100, "exit_price": 110, "quantity": 1, "leverage": 10}
+        )
+        assert status == 200 and body["roe"] == pytest.approx(1.0)
+        with urllib.request.urlopen(base + "/openapi.yaml") as resp:
+            assert resp.read().startswith(b"openapi: 3.1")
+    finally:
+        _stop(proc)
