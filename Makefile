@@ -37,3 +37,6 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+loadtest: $(STAMP)
+	$(BIN)/python scripts/loadtest.py

@@ -1,4 +1,5 @@
-"""``liqrisk serve``: run the API under gunicorn with the repository's gunicorn.conf.py settings."""
+"""The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
+gunicorn.conf.py settings), and the backtester's commands once that package provides them."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ def _serve(args: argparse.Namespace) -> int:
     argv.append("api:create_app()")
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core import cli as core_cli
+
+    parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    core_cli.register(sub)
+    register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -63,8 +63,11 @@ def broadcast(named: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, 
     different non-scalar shape are materialised. Mismatched shapes raise ``ValueError`` naming the two
     arguments that disagree.
     """
+    shapes = {a.shape for a in named.values() if a.ndim}
+    if not shapes:  # all scalars: the common single-position call, no numpy broadcasting machinery
+        return (), {name: arr.reshape(1) for name, arr in named.items()}
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in named.values()))
+        shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes, ())
     except ValueError:
         shape = None
     if shape is None:

@@ -101,11 +101,11 @@ def _solve(inverse, s, q, cs, ep, margin, a, b):
     return math.nan
 
 
-def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis):
+def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis, parallel):
     """Compile the kernel for one ruleset configuration. The flags are closure constants, so numba
     removes the branches a configuration never takes (and caches each configuration on disk)."""
 
-    @njit(cache=True, parallel=True, error_model="numpy")
+    @njit(cache=True, parallel=parallel, error_model="numpy")
     def liquidation_nb(
         n,
         side,
@@ -139,6 +139,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis)
         flags_out,
         err_out,
     ):
+        _ = parallel  # a closure variable, so the serial and parallel builds get distinct cache entries
         nt = floors.shape[0]
         for i in prange(n):
             err = 0
@@ -298,7 +299,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis)
 _KERNELS: dict[tuple[bool, ...], object] = {}
 
 
-def liquidation_kernel(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis):
+def liquidation_kernel(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis, parallel=False):
     """The compiled kernel for a configuration (built once per process, loaded from numba's cache)."""
     key = (
         bool(inverse),
@@ -308,6 +309,7 @@ def liquidation_kernel(inverse, cross, entry_basis, retier, fee_in_mm, close_fee
         bool(fee_in_mm),
         bool(close_fee),
         bool(qty_basis),
+        bool(parallel),
     )
     kernel = _KERNELS.get(key)
     if kernel is None:
@@ -341,3 +343,6 @@ def empty_outputs(n: int, fields: frozenset[str] | None = None) -> dict[str, np.
         size = n if (fields is None or name in fields or name == "error_code") else 1
         out[name] = np.empty(size, dtype=_SMALL_INTS.get(name, np.float64))
     return out
+
+
+SCALAR_OUTPUTS = empty_outputs(1)  # reused by single-position calls, under KERNEL_LOCK

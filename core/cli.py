@@ -2,8 +2,8 @@
 result as JSON (field names as in the HTTP API). Values are parsed as JSON when they parse (numbers,
 lists, objects), else taken as strings: ``--fills '[{"price": 100, "quantity": 1}]'``.
 
-Other sub-commands (``serve``, ``backtest``, ``sweep``) are added by the API and backtest packages when
-installed.
+The ``liqrisk`` console script (:mod:`api.cli`) adds ``serve`` (and the backtester's commands); core
+itself imports neither api nor backtest.
 """
 
 from __future__ import annotations
@@ -78,34 +78,25 @@ def calc(name: str, tokens: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
-    sub = parser.add_subparsers(dest="command", required=True)
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``calc`` to a ``liqrisk`` argument parser."""
     p_calc = sub.add_parser("calc", help="run a calculator and print its result as JSON")
     p_calc.add_argument(
         "calculator",
-        help="liquidation-price, portfolio-liquidation, pnl, target-price, max-open, "
-        "average-entry, break-even, funding, tiers",
+        help="liquidation-price, portfolio-liquidation, pnl, target-price, max-open, average-entry, break-even, "
+        "funding, tiers",
     )
     p_calc.add_argument("fields", nargs=argparse.REMAINDER, help="--<field> <value> pairs")
-    for extra in _extra_commands():
-        extra(sub)
+    p_calc.set_defaults(func=lambda args: calc(args.calculator, args.fields))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.cli calc ...`` (the ``liqrisk`` command, in :mod:`api.cli`, adds serve/backtest)."""
+    parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
     args = parser.parse_args(argv)
-    if args.command == "calc":
-        return calc(args.calculator, args.fields)
     return int(args.func(args) or 0)
-
-
-def _extra_commands() -> list[Callable[[Any], None]]:
-    """Sub-command registrars of the optional packages (api, backtest), imported lazily."""
-    out = []
-    for mod in ("api.cli", "backtest.cli"):
-        try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
-            continue
-        out.append(module.register)
-    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

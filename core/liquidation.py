@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import _kernels as K
@@ -81,6 +82,9 @@ WARNINGS = {
         "no tier is consistent at the liquidation price; the entry tier was used",
     ),
 }
+
+# Below this many rows the serial kernel wins: launching numba's thread pool costs ~0.2 ms.
+PARALLEL_MIN_ROWS = 50_000
 
 _INT_FIELDS = ("tier", "liquidation_tier", "warning_flags", "error_code")
 
@@ -274,7 +278,6 @@ def liquidation_price(
     shape, a = broadcast(args)
     n = int(np.prod(shape)) if shape else 1
     wanted = _wanted(fields)
-    out = K.empty_outputs(n, wanted)
     kernel = K.liquidation_kernel(
         contract_type == "inverse",
         cross,
@@ -283,8 +286,11 @@ def liquidation_price(
         rules.fee_in_mm,
         rules.close_fee_in_mm,
         use_table.basis == "quantity",
+        parallel=n >= PARALLEL_MIN_ROWS and numba.get_num_threads() > 1,
     )
     with K.KERNEL_LOCK:
+        # One position: reuse the preallocated buffers (read into Python scalars before the lock is released)
+        out = K.SCALAR_OUTPUTS if shape == () and wanted is None else K.empty_outputs(n, wanted)
         kernel(
             n,
             a["side"],
@@ -306,11 +312,11 @@ def liquidation_price(
             use_table.amount,
             *out.values(),
         )
-    if wanted is not None:
-        out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
+        if wanted is not None:
+            out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
+        res = unflatten(out, shape, _INT_FIELDS)
     if raise_errors:
-        _raise_first_error(out["error_code"], shape, a)
-    res = unflatten(out, shape, _INT_FIELDS)
+        _raise_first_error(np.asarray(res["error_code"]).reshape(-1), shape, a)
     if "warning_flags" in res:
         res["warnings"] = describe_warnings(res["warning_flags"])
     return res

@@ -17,14 +17,15 @@ from .tiers import EXCHANGES
 
 
 def configurations() -> list[tuple[bool, ...]]:
-    """Distinct kernel configurations over exchanges × contract types × margin modes × tier bases."""
+    """Distinct kernel configurations over exchanges × contract types × margin modes × tier bases, each
+    serial (small batches) and parallel (large ones)."""
     configs = set()
     for exchange in EXCHANGES:
         rules = get_ruleset(exchange)
         for inverse in (False, True):
             for cross in (False, True):
                 for qty_basis in (False, True) if exchange == "okx" else (False,):
-                    configs.add(
+                    configs.update(
                         (
                             inverse,
                             cross,
@@ -33,7 +34,9 @@ def configurations() -> list[tuple[bool, ...]]:
                             rules.fee_in_mm,
                             rules.close_fee_in_mm,
                             qty_basis,
+                            parallel,
                         )
+                        for parallel in (False, True)
                     )
     return sorted(configs)
 

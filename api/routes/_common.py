@@ -3,6 +3,7 @@ its ValueError (or an overflowing result) into a problem response."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,11 +31,12 @@ def call(
         raise from_value_error(exc, prefix) from None
     bad = []
     for k, v in result.items():
-        if not isinstance(v, float | np.ndarray) or np.asarray(v).dtype.kind != "f":
-            continue
-        arr = np.asarray(v)
-        if np.isinf(arr).any() or (k not in nullable and np.isnan(arr).any()):
-            bad.append(k)
+        if isinstance(v, float):
+            if not math.isfinite(v) and (k not in nullable or math.isinf(v)):
+                bad.append(k)
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            if np.isinf(v).any() or (k not in nullable and np.isnan(v).any()):
+                bad.append(k)
     if bad:
         raise ApiError(
             422,

@@ -18,6 +18,7 @@ The closed forms live in :mod:`core.liquidation`; each module below cites its ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 MM_BASES = ("mark", "entry")
 
@@ -49,9 +50,17 @@ class Ruleset:
 
 def get_ruleset(exchange: str) -> Ruleset:
     """The ruleset of ``exchange``; ``ValueError`` naming ``exchange`` if unknown."""
+    try:
+        return _registry()[exchange]
+    except (KeyError, TypeError):
+        raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(_registry())}") from None
+
+
+@cache
+def _registry() -> dict[str, Ruleset]:
     from . import binance, bybit, gate, generic, hyperliquid, okx
 
-    table = {
+    return {
         "binance": binance.RULESET,
         "bybit": bybit.RULESET,
         "okx": okx.RULESET,
@@ -59,7 +68,3 @@ def get_ruleset(exchange: str) -> Ruleset:
         "hyperliquid": hyperliquid.RULESET,
         "generic": generic.RULESET,
     }
-    try:
-        return table[exchange]
-    except (KeyError, TypeError):
-        raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(table)}") from None
