@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 import core
-from core import _kernels as K
-from core.liquidation import ERRORS
+from core.liquidation import ERRORS, RESULT_FIELDS
 
 from .errors import ApiError
 
@@ -41,7 +40,7 @@ CATEGORICAL = {
     "position_mode": ("one_way", "hedge"),
 }
 REQUIRED = ("side", "entry_price", "quantity")
-OUTPUTS = tuple(f for f in K.OUTPUT_FIELDS if f not in ("error_code",))
+OUTPUTS = (*RESULT_FIELDS, "warning_flags")
 
 
 class RowErrors:

@@ -116,6 +116,11 @@ def pnl(
     )
 
 
+def _price_or_nan(price: np.ndarray) -> np.ndarray:
+    """A price where it is positive and finite, NaN ("no such price") elsewhere."""
+    return np.where(np.isfinite(price) & (price > 0), price, np.nan)
+
+
 def _leverage(leverage: Any) -> np.ndarray:
     lev = as_float("leverage", require("leverage", leverage))
     with np.errstate(invalid="ignore"):
@@ -156,10 +161,8 @@ def target_price(
     )
     _check_side(a["side"])
     s, ep, r = a["side"], a["entry_price"], a["target_roe"] / a["leverage"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tp = ep * (1.0 + s * r) if ct == "linear" else s * ep / (s - r)
-    tp = np.where(np.isfinite(tp) & (tp > 0), tp, np.nan)
-    return _out(shape, target_price=tp)
+    tp = ep * (1.0 + s * r) if ct == "linear" else s * ep / (s - r)
+    return _out(shape, target_price=_price_or_nan(tp))
 
 
 @np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
@@ -338,14 +341,12 @@ def break_even_price(
     s, ep, fo, fc, F, q = (
         a[k] for k in ("side", "entry_price", "open_fee_rate", "close_fee_rate", "funding_paid", "quantity")
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if ct == "linear":
-            be = np.where(s > 0, (ep * q * (1 + fo) + F) / (q * (1 - fc)), (ep * q * (1 - fo) - F) / (q * (1 + fc)))
-        else:
-            v = q * a["contract_size"]
-            be = np.where(s > 0, v * (1 + fc) / (v / ep * (1 - fo) - F), v * (1 - fc) / (v / ep * (1 + fo) + F))
-    be = np.where(np.isfinite(be) & (be > 0), be, np.nan)
-    return _out(shape, break_even_price=be)
+    if ct == "linear":
+        be = np.where(s > 0, (ep * q * (1 + fo) + F) / (q * (1 - fc)), (ep * q * (1 - fo) - F) / (q * (1 + fc)))
+    else:
+        v = q * a["contract_size"]
+        be = np.where(s > 0, v * (1 + fc) / (v / ep * (1 - fo) - F), v * (1 - fc) / (v / ep * (1 + fo) + F))
+    return _out(shape, break_even_price=_price_or_nan(be))
 
 
 @np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned

@@ -83,6 +83,9 @@ WARNINGS = {
     ),
 }
 
+#: The result arrays of :func:`liquidation_price` (besides ``warnings``, ``warning_flags``, ``error_code``).
+RESULT_FIELDS = tuple(f for f in K.OUTPUT_FIELDS if f not in ("warning_flags", "error_code"))
+
 # Below this many rows the serial kernel wins: launching numba's thread pool costs ~0.2 ms.
 PARALLEL_MIN_ROWS = 50_000
 

@@ -88,6 +88,21 @@ def test_calc_null_for_no_liquidation(capsys) -> None:
 def test_liqrisk_command_has_calc_and_serve(capsys) -> None:
     from api.cli import main as liqrisk
 
-    assert liqrisk(["calc", "target-price", "--side", "long", "--entry_price", "100", "--leverage", "10",
-                    "--target_roe", "0.5"]) == 0
+    assert (
+        liqrisk(
+            [
+                "calc",
+                "target-price",
+                "--side",
+                "long",
+                "--entry_price",
+                "100",
+                "--leverage",
+                "10",
+                "--target_roe",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["target_price"] == 105

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 import core
+from core.liquidation import RESULT_FIELDS
 
 from .. import batch
 from ..errors import ApiError
@@ -19,20 +20,7 @@ bp = Blueprint("liquidation", __name__, url_prefix="/v1")
 position_schema = PositionSchema()
 portfolio_schema = PortfolioSchema()
 
-SINGLE_FIELDS = (
-    "liquidation_price",
-    "bankruptcy_price",
-    "notional",
-    "initial_margin",
-    "maintenance_margin",
-    "maintenance_margin_rate",
-    "maintenance_amount",
-    "tier",
-    "liquidation_tier",
-    "max_leverage",
-    "distance_pct",
-    "warnings",
-)
+SINGLE_FIELDS = (*RESULT_FIELDS, "warnings")
 
 
 NULLABLE = ("liquidation_price", "bankruptcy_price", "initial_margin", "max_leverage", "distance_pct")
