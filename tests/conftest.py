@@ -13,3 +13,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real market data not found at {SHARED_DATA} (it ships beside the repo, not in it)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def client():
+    from api import TestConfig, create_app
+
+    return create_app(TestConfig).test_client()

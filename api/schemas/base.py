@@ -55,7 +55,8 @@ POSITION_MODES = ("one_way", "hedge")
 
 
 def exchange_field(**kwargs: Any) -> fields.String:
-    return fields.String(load_default="binance", validate=validate.OneOf(EXCHANGES), **kwargs)
+    kwargs.setdefault("load_default", "binance")
+    return fields.String(validate=validate.OneOf(EXCHANGES), **kwargs)
 
 
 class TierSchema(Base):

@@ -100,3 +100,41 @@ def test_python_scalar_loop_20k(benchmark, positions) -> None:
 def test_vectorised_20k(benchmark, positions) -> None:
     sub = {k: v[:20_000] for k, v in positions.items()}
     benchmark(core.liquidation_price, **sub)
+
+
+# --- risk analytics (issue 4) ---------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="risk")
+def test_probability_closed_form_1m(benchmark, positions) -> None:
+    lp = core.liquidation_price(**positions, fields=("liquidation_price", "error_code"))["liquidation_price"]
+    res = benchmark(
+        core.liquidation_probability,
+        side=positions["side"],
+        mark_price=positions["entry_price"],
+        liquidation_price=lp,
+        volatility=0.6,
+        horizon_hours=24.0,
+    )
+    assert res["probability"].shape == (len(lp),)
+
+
+@pytest.mark.benchmark(group="risk")
+def test_probability_monte_carlo_100k_paths_168_steps(benchmark) -> None:
+    res = benchmark.pedantic(
+        core.liquidation_probability,
+        kwargs=dict(
+            side="long",
+            mark_price=100_000.0,
+            liquidation_price=90452.26,
+            volatility=0.6,
+            horizon_hours=168.0,
+            model="student_t",
+            degrees_of_freedom=3.0,
+            paths=100_000,
+            monitoring_minutes=60.0,
+        ),
+        rounds=3,
+        iterations=1,
+    )
+    assert 0.15 < res["probability"] < 0.25

@@ -1,0 +1,379 @@
+"""Risk analytics of one or many positions: the probability of being liquidated within a horizon, and
+position sizing for a fixed risk at a stop.
+
+Sources: ``shared/reference/risk-models.md`` §3 — first passage of geometric Brownian motion with drift
+(reflection principle + Girsanov), the Broadie–Glasserman–Kou continuity correction for discrete
+monitoring (Mathematical Finance 7(4) 1997, 325–348, β = −ζ(1/2)/√(2π) ≈ 0.5826), variance-matched
+Student-t increments for fat tails (Monte Carlo), and RiskMetrics' EWMA volatility (λ = 0.94).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._inputs import as_float, broadcast, check, choice, positive, rate, side_array
+from .liquidation import liquidation_price as _liquidation_price
+
+BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
+HOURS_PER_YEAR = 365.0 * 24.0
+MODELS = ("gbm", "student_t")
+VOL_METHODS = ("ewma", "realized")
+#: score bands in 20-point steps (the 5-light ADL indicator precedent, risk-models.md §3.4)
+BANDS = ("very_low", "low", "moderate", "high", "very_high")
+
+
+def _norm_cdf(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(x)
+
+
+def estimate_volatility(closes: Any, periods_per_year: float, method: str = "ewma", lam: float = 0.94) -> float:
+    """Annualised volatility (decimal) of log returns of ``closes``.
+
+    ``ewma``: RiskMetrics exponentially weighted variance, ``σ²_t = λσ²_{t−1} + (1 − λ) r²_t`` seeded with
+    the first return's square, λ = 0.94; ``realized``: sample standard deviation. Both scaled by
+    ``√periods_per_year`` (8,760 for hourly bars, 365 for daily).
+    """
+    choice("volatility_method", method, VOL_METHODS)
+    c = positive("closes", as_float("closes", closes))
+    if c.ndim != 1 or c.size < 3:
+        raise ValueError("closes: need a 1-D series of at least 3 prices")
+    if not (np.isfinite(periods_per_year) and periods_per_year > 0):
+        raise ValueError("periods_per_year: must be a finite number > 0")
+    r = np.diff(np.log(c))
+    if method == "realized":
+        var = float(np.var(r, ddof=1))
+    else:
+        weights = (1 - lam) * lam ** np.arange(r.size - 1, -1, -1, dtype=float)
+        var = float(np.sum(weights * r**2) + lam**r.size * r[0] ** 2)
+    return math.sqrt(var * periods_per_year)
+
+
+def _gbm_first_passage(b: np.ndarray, nu: np.ndarray, sigma: np.ndarray, t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """P(the log price moves ``b`` > 0 towards the barrier within ``t`` years); ``s`` = +1 long (barrier
+    below), −1 short (barrier above); ``nu`` = μ − σ²/2 (risk-models.md §3.1)."""
+    vol = sigma * np.sqrt(t)
+    drift = -s * nu  # drift towards the barrier
+    with np.errstate(over="ignore", invalid="ignore"):
+        expo = np.exp(np.minimum(2.0 * drift * b / sigma**2, 700.0))
+        p = _norm_cdf((-b + drift * t) / vol) + expo * _norm_cdf((-b - drift * t) / vol)
+    return np.clip(np.where(np.isfinite(p), p, 1.0), 0.0, 1.0)
+
+
+def liquidation_probability(
+    *,
+    side: Any,
+    mark_price: Any,
+    liquidation_price: Any = None,
+    volatility: Any = None,
+    closes: Any = None,
+    periods_per_year: float | None = None,
+    volatility_method: str = "ewma",
+    horizon_hours: Any = 24.0,
+    drift: Any = 0.0,
+    model: str = "gbm",
+    monitoring_minutes: Any = None,
+    degrees_of_freedom: float = 4.0,
+    paths: int = 20_000,
+    seed: int = 0,
+    **position: Any,
+) -> dict[str, Any]:
+    """Probability that the mark price reaches the liquidation price within a horizon.
+
+    Parameters
+    ----------
+    side : "long"/"short" (or ±1).
+    mark_price : current mark price (quote per base unit).
+    liquidation_price : the position's liquidation price; or give the position's fields
+        (``entry_price``, ``quantity``, ``leverage``, ``exchange``, ``symbol``, ...) and it is computed with
+        :func:`core.liquidation_price`. NaN (no liquidation price) gives probability 0.
+    volatility : annualised volatility of the mark price (decimal, 0.6 = 60 %); or
+    closes, periods_per_year, volatility_method : a close-price series to estimate it from (``ewma``,
+        RiskMetrics λ = 0.94, or ``realized``); the estimate is returned as ``volatility``.
+    horizon_hours : horizon (> 0).
+    drift : annualised μ in dS = μS dt + σS dW (decimal; default 0).
+    model : ``gbm`` (closed form) or ``student_t`` (seeded Monte Carlo, variance-matched t increments with
+        ``degrees_of_freedom`` > 2, ``paths`` paths, steps of ``monitoring_minutes`` (default 60)).
+    monitoring_minutes : for ``gbm``, apply the Broadie–Glasserman–Kou correction for a barrier checked
+        every that many minutes (bar-by-bar checks); default: continuous monitoring.
+
+    Returns
+    -------
+    dict
+        ``probability`` (0–1), ``standard_error`` (Monte Carlo only, else 0), ``distance_sigmas``
+        (ln-distance to liquidation / (σ√T); NaN without a liquidation price), ``score`` (0–100,
+        = 100 × probability), ``band`` (very_low < 20 ≤ low < 40 ≤ moderate < 60 ≤ high < 80 ≤ very_high),
+        ``volatility``, ``liquidation_price``.
+    """
+    choice("model", model, MODELS)
+    if liquidation_price is None:
+        if not position:
+            raise ValueError("liquidation_price: give it, or the position (entry_price, quantity, leverage, ...)")
+        for key in ("entry_price", "quantity"):
+            if position.get(key) is None:
+                raise ValueError(f"{key}: required to compute the liquidation price (or give liquidation_price)")
+        try:
+            lp = _liquidation_price(side=side, mark_price=mark_price, fields=("liquidation_price",), **position)[
+                "liquidation_price"
+            ]
+        except TypeError as exc:  # an argument liquidation_price does not take
+            raise ValueError(f"body: {exc}") from None
+    else:
+        if position:
+            raise ValueError(f"{sorted(position)[0]}: give either liquidation_price or the position, not both")
+        lp = as_float("liquidation_price", liquidation_price)
+        with np.errstate(invalid="ignore"):
+            check("liquidation_price", lp, np.isnan(lp) | (np.isfinite(lp) & (lp > 0)), "must be a finite number > 0")
+    if volatility is None:
+        if closes is None:
+            raise ValueError("volatility: give the annualised volatility, or closes and periods_per_year")
+        if periods_per_year is None:
+            raise ValueError("periods_per_year: required with closes (8760 for hourly bars, 365 for daily)")
+        volatility = estimate_volatility(closes, float(periods_per_year), volatility_method)
+    shape, a = broadcast(
+        {
+            "side": side_array(side),
+            "mark_price": positive("mark_price", as_float("mark_price", mark_price)),
+            "liquidation_price": np.asarray(lp, dtype=float),
+            "volatility": positive("volatility", as_float("volatility", volatility)),
+            "horizon_hours": positive("horizon_hours", as_float("horizon_hours", horizon_hours)),
+            "drift": as_float("drift", drift),
+        }
+    )
+    check("side", a["side"], (a["side"] == 1) | (a["side"] == -1), "must be long or short (+1 / -1)")
+    check("drift", a["drift"], np.isfinite(a["drift"]) & (np.abs(a["drift"]) <= 100), "must be a finite number")
+    n = int(np.prod(shape)) if shape else 1
+    s, mk, liq, sigma = (np.broadcast_to(a[k], n) for k in ("side", "mark_price", "liquidation_price", "volatility"))
+    t = np.broadcast_to(a["horizon_hours"], n) / HOURS_PER_YEAR
+    mu = np.broadcast_to(a["drift"], n)
+    nu = mu - sigma**2 / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = s * np.log(mk / liq)  # log-distance to the barrier; > 0 while it is ahead of the mark price
+    has_lp = ~np.isnan(liq)
+    reached = has_lp & (b <= 0)
+    stderr = np.zeros(n)
+    if model == "gbm":
+        b_eff = b
+        if monitoring_minutes is not None:
+            dt = float(positive("monitoring_minutes", as_float("monitoring_minutes", monitoring_minutes))) / (
+                60.0 * HOURS_PER_YEAR
+            )
+            b_eff = b + BGK_BETA * sigma * math.sqrt(dt)  # barrier shifted away from the price
+        prob = _gbm_first_passage(np.where(has_lp & ~reached, b_eff, 1.0), nu, sigma, t, s)
+    else:
+        prob, stderr = _student_t_first_passage(
+            b,
+            nu,
+            sigma,
+            t,
+            s,
+            has_lp & ~reached,
+            degrees_of_freedom,
+            int(paths),
+            int(seed),
+            60.0 if monitoring_minutes is None else float(monitoring_minutes),
+        )
+    prob = np.where(~has_lp, 0.0, np.where(reached, 1.0, prob))
+    stderr = np.where(has_lp & ~reached, stderr, 0.0)
+    with np.errstate(invalid="ignore"):
+        dist = np.where(has_lp, np.maximum(b, 0.0) / (sigma * np.sqrt(t)), np.nan)
+    score = 100.0 * prob
+    band_idx = np.minimum((score // 20).astype(int), 4)
+    out = {
+        "probability": prob,
+        "standard_error": stderr,
+        "distance_sigmas": dist,
+        "score": score,
+        "band": np.array(BANDS)[band_idx],
+        "volatility": sigma,
+        "liquidation_price": liq,
+    }
+    if shape == ():
+        return {k: (str(v[0]) if k == "band" else float(v[0])) for k, v in out.items()}
+    return {k: np.asarray(v).reshape(shape) for k, v in out.items()}
+
+
+def _student_t_first_passage(b, nu, sigma, t, s, live, dof, paths, seed, step_minutes):
+    """Monte Carlo first passage with variance-matched Student-t log-return steps
+    (scale σ√Δt·√((ν−2)/ν)), common random numbers across positions, checked at every step."""
+    if not (math.isfinite(dof) and dof > 2):
+        raise ValueError("degrees_of_freedom: must be > 2 (variance-matched t needs a finite variance)")
+    if not 100 <= paths <= 1_000_000:
+        raise ValueError("paths: must be between 100 and 1,000,000")
+    if not (math.isfinite(step_minutes) and step_minutes > 0):
+        raise ValueError("monitoring_minutes: must be a finite number > 0")
+    n = b.shape[0]
+    prob = np.zeros(n)
+    stderr = np.zeros(n)
+    rng = np.random.default_rng(seed)
+    scale = math.sqrt((dof - 2.0) / dof)
+    groups: dict[tuple[float, float, float], list[int]] = {}
+    for i in np.flatnonzero(live):
+        groups.setdefault((float(sigma[i]), float(nu[i]), float(t[i])), []).append(int(i))
+    for (sig, drift, horizon), rows in groups.items():
+        steps = max(1, int(round(horizon * HOURS_PER_YEAR * 60.0 / step_minutes)))
+        dt = horizon / steps
+        low = np.full(paths, np.inf)  # running minimum of the log path (longs)
+        high = np.full(paths, -np.inf)  # running maximum (shorts)
+        x = np.zeros(paths)
+        chunk = max(1, 4_000_000 // paths)  # bound memory: at most ~32 MB of increments at a time
+        for start in range(0, steps, chunk):
+            k = min(chunk, steps - start)
+            inc = drift * dt + sig * math.sqrt(dt) * scale * rng.standard_t(dof, size=(k, paths))
+            path = x + np.cumsum(inc, axis=0)
+            np.minimum(low, path.min(axis=0), out=low)
+            np.maximum(high, path.max(axis=0), out=high)
+            x = path[-1]
+        low.sort()
+        high.sort()
+        rows_a = np.asarray(rows)
+        for side_sign, extreme in ((1.0, low), (-1.0, high)):
+            sel = rows_a[s[rows_a] == side_sign]
+            if sel.size == 0:
+                continue
+            if side_sign > 0:  # long: hit when min x <= -b
+                hits = np.searchsorted(extreme, -b[sel], side="right")
+            else:  # short: hit when max x >= b
+                hits = paths - np.searchsorted(extreme, b[sel], side="left")
+            p = hits / paths
+            prob[sel] = p
+            stderr[sel] = np.sqrt(p * (1 - p) / paths)
+    return prob, stderr
+
+
+def position_size(
+    *,
+    equity: Any,
+    risk_fraction: Any,
+    side: Any,
+    entry_price: Any,
+    stop_price: Any,
+    exchange: str = "binance",
+    symbol: str | None = None,
+    leverage: Any = None,
+    open_fee_rate: Any = 0.0,
+    close_fee_rate: Any = 0.0,
+    liquidation_buffer: float = 0.005,
+    maintenance_margin_rate: Any = None,
+    maintenance_amount: Any = None,
+) -> dict[str, Any]:
+    """Size a linear position so that a stop-out loses exactly ``risk_fraction`` of ``equity``, and find
+    the leverage that keeps the liquidation price beyond the stop.
+
+    Loss at the stop per unit (fees included): ``|EP − stop| + EP·f_open + stop·f_close``;
+    ``quantity = equity·risk_fraction / loss per unit``. ``max_leverage_beyond_stop`` is the highest
+    leverage (≤ the tier's maximum) whose isolated liquidation price still lies beyond the stop by
+    ``liquidation_buffer`` (decimal of the stop price); ``recommended_leverage`` (our convention, not an
+    exchange's) is the highest whole leverage at which the liquidation price is at least twice as far from
+    entry as the stop. ``liquidation_price`` is at ``leverage`` if given, else at the recommended one.
+
+    Raises
+    ------
+    ValueError
+        ``stop_price`` on the wrong side of entry; ``leverage`` whose liquidation price comes before the
+        stop (the position would be liquidated first); the usual range errors.
+    """
+    eq = positive("equity", as_float("equity", equity))
+    rf = as_float("risk_fraction", risk_fraction)
+    with np.errstate(invalid="ignore"):
+        check("risk_fraction", rf, np.isfinite(rf) & (rf > 0) & (rf <= 1), "must be a decimal in (0, 1]")
+    s = side_array(side)
+    check("side", np.asarray(s), (np.asarray(s) == 1) | (np.asarray(s) == -1), "must be long or short")
+    ep = positive("entry_price", as_float("entry_price", entry_price))
+    stop = positive("stop_price", as_float("stop_price", stop_price))
+    fo = rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0))
+    fc = rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0))
+    shape, a = broadcast(
+        {
+            "equity": eq,
+            "risk_fraction": rf,
+            "side": np.asarray(s, dtype=float),
+            "entry_price": ep,
+            "stop_price": stop,
+            "open_fee_rate": fo,
+            "close_fee_rate": fc,
+        }
+    )
+    n = int(np.prod(shape)) if shape else 1
+    eq, rf, s, ep, stop, fo, fc = (
+        np.broadcast_to(a[k], n)
+        for k in ("equity", "risk_fraction", "side", "entry_price", "stop_price", "open_fee_rate", "close_fee_rate")
+    )
+    check(
+        "stop_price",
+        stop,
+        (s * (ep - stop) > 0).reshape(shape),
+        "must be below entry_price for a long and above it for a short",
+    )
+    if not (0 <= liquidation_buffer < 1):
+        raise ValueError("liquidation_buffer: must be a decimal in [0, 1)")
+    loss_per_unit = np.abs(ep - stop) + ep * fo + stop * fc
+    qty = eq * rf / loss_per_unit
+    common = dict(
+        exchange=exchange,
+        symbol=symbol,
+        side=s,
+        entry_price=ep,
+        quantity=qty,
+        maintenance_margin_rate=maintenance_margin_rate,
+        maintenance_amount=maintenance_amount,
+    )
+    cap = _liquidation_price(**common, leverage=1.0, fields=("max_leverage",))["max_leverage"]
+    cap = np.where(np.isnan(cap), 125.0, cap)  # an MMR override has no tier cap: search up to 125x
+
+    def lp_at(lev: np.ndarray) -> np.ndarray:
+        return _liquidation_price(**common, leverage=lev, fields=("liquidation_price",))["liquidation_price"]
+
+    def highest(limit_distance: np.ndarray) -> np.ndarray:
+        """Largest leverage in [1, cap] with |EP − LP| >= limit_distance (LP moves toward entry as leverage
+        rises, so bisection)."""
+        lo, hi = np.ones(n), cap.astype(float).copy()
+        ok_hi = _beyond(lp_at(hi), ep, s, limit_distance)
+        ok_lo = _beyond(lp_at(lo), ep, s, limit_distance)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            ok = _beyond(lp_at(mid), ep, s, limit_distance)
+            lo = np.where(ok, mid, lo)
+            hi = np.where(ok, hi, mid)
+        return np.where(ok_hi, cap, np.where(ok_lo, lo, np.nan))
+
+    stop_gap = np.abs(ep - stop) + stop * liquidation_buffer
+    max_lev = highest(stop_gap)
+    recommended = np.floor(highest(2.0 * np.abs(ep - stop)))
+    recommended = np.where(np.isnan(recommended), np.nan, np.maximum(recommended, 1.0))
+    if leverage is not None:
+        lev = as_float("leverage", leverage)
+        with np.errstate(invalid="ignore"):
+            check("leverage", lev, np.isfinite(lev) & (lev >= 1), "must be a finite number >= 1")
+        lev = np.broadcast_to(lev, n)
+        liq = lp_at(lev)
+        bad = ~_beyond(liq, ep, s, stop_gap)
+        if bad.any():
+            i = int(np.argmax(bad))
+            where = "" if shape == () else f" (first at index {i})"
+            raise ValueError(
+                f"leverage: at {lev[i]:g}x the position is liquidated at {liq[i]:.8g}, before the stop at "
+                f"{stop[i]:.8g}; use at most {max_lev[i]:.4g}x{where}"
+            )
+    else:
+        liq = np.where(np.isnan(recommended), np.nan, lp_at(np.where(np.isnan(recommended), 1.0, recommended)))
+    out = {
+        "quantity": qty,
+        "notional": qty * ep,
+        "risk_amount": eq * rf,
+        "max_leverage_beyond_stop": max_lev,
+        "recommended_leverage": recommended,
+        "liquidation_price": liq,
+    }
+    if shape == ():
+        return {k: float(v[0]) for k, v in out.items()}
+    return {k: np.asarray(v).reshape(shape) for k, v in out.items()}
+
+
+def _beyond(lp: np.ndarray, ep: np.ndarray, s: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """True where the liquidation price is at least ``distance`` from entry on the losing side (or absent)."""
+    return np.isnan(lp) | (s * (ep - lp) >= distance)
