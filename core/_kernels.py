@@ -256,13 +256,17 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                         stale = math.isnan(lp)
                         if not stale:
                             v_lp = _value(inverse, q, cs, lp)
-                            stale = v_lp < floors[t] or v_lp >= caps[t]
+                            stale = v_lp < floors[t] or (v_lp >= caps[t] and t < nt - 1)
                         if stale:
                             had_price = not math.isnan(lp)
                             found = False
                             for k in range(nt):
                                 cand = _solve(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
-                                if not math.isnan(cand) and _lookup(floors, caps, _value(inverse, q, cs, cand)) == k:
+                                # past the last cap the last tier applies (the cap only limits opening)
+                                if (
+                                    not math.isnan(cand)
+                                    and min(_lookup(floors, caps, _value(inverse, q, cs, cand)), nt - 1) == k
+                                ):
                                     lp = cand
                                     liq_t = k
                                     found = True

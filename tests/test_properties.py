@@ -53,6 +53,7 @@ def _maintenance(
         mm = _value(inverse, q, cs, ep) * t["maintenance_margin_rate"] - t["maintenance_amount"]
         return mm + (fee * _value(inverse, q, cs, bp) if rules.close_fee_in_mm and fee > 0 else 0.0)
     lookup = basis_value if basis_value is not None else _value(inverse, q, cs, price if rules.retier else ep)
+    lookup = min(lookup, table["tiers"][-1]["notional_cap"] * (1 - 1e-12))  # past the last cap: the last tier
     t = core.tiers_for(exchange, symbol, notional=lookup)
     a = t["maintenance_margin_rate"] + (fee if rules.fee_in_mm else 0.0)
     return _value(inverse, q, cs, price) * a - t["maintenance_amount"]
