@@ -1,0 +1,40 @@
+"""Market routes: squeeze score and liquidation summary."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from core import market
+
+from ..errors import ApiError
+from ..jsonio import respond
+from ..schemas.market import LiquidationSummarySchema, SqueezeScoreSchema
+from ._common import call, load
+
+bp = Blueprint("market", __name__, url_prefix="/v1/market")
+
+squeeze_schema = SqueezeScoreSchema()
+summary_schema = LiquidationSummarySchema()
+
+
+@bp.post("/squeeze-score")
+def squeeze_score():
+    data = load(squeeze_schema)
+    series = data.pop("series")
+    try:
+        return respond(call(market.squeeze_score, **series, **data))
+    except ApiError as err:  # name series fields by their path in the request
+        err.errors = {(f"series.{k}" if k in series else k): v for k, v in err.errors.items()}
+        raise
+
+
+@bp.post("/liquidation-summary")
+def liquidation_summary():
+    data = load(summary_schema)
+    if "events" not in data and ("long_liquidations" not in data or "short_liquidations" not in data):
+        raise ApiError(
+            422,
+            "give long_liquidations and short_liquidations per asset, or events",
+            {"long_liquidations": ["required without events"]},
+        )
+    return respond(call(market.liquidation_summary, nullable=("long_share", "short_share"), **data))
