@@ -6,6 +6,7 @@ numpy arrays broadcast together, and returns a dict named like the JSON response
 
 from .calculators import average_entry, break_even_price, funding_payments, max_open, pnl, target_price
 from .liquidation import liquidation_price, portfolio_liquidation
+from .liquidation_clusters import cascade, liquidation_map
 from .market import liquidation_summary, squeeze_score
 from .risk import liquidation_probability, position_size
 from .tiers import tiers_for
@@ -24,4 +25,6 @@ __all__ = [
     "position_size",
     "squeeze_score",
     "liquidation_summary",
+    "liquidation_map",
+    "cascade",
 ]

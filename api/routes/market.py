@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from core import market
+from core import liquidation_clusters, market
 
 from ..errors import ApiError
 from ..jsonio import respond
-from ..schemas.market import LiquidationSummarySchema, SqueezeScoreSchema
+from ..schemas.market import CascadeSchema, LiquidationMapSchema, LiquidationSummarySchema, SqueezeScoreSchema
 from ._common import call, load
 
 bp = Blueprint("market", __name__, url_prefix="/v1/market")
 
 squeeze_schema = SqueezeScoreSchema()
 summary_schema = LiquidationSummarySchema()
+map_schema = LiquidationMapSchema()
+cascade_schema = CascadeSchema()
 
 
 @bp.post("/squeeze-score")
@@ -38,3 +40,13 @@ def liquidation_summary():
             {"long_liquidations": ["required without events"]},
         )
     return respond(call(market.liquidation_summary, nullable=("long_share", "short_share"), **data))
+
+
+@bp.post("/liquidation-map")
+def liquidation_map():
+    return respond(call(liquidation_clusters.liquidation_map, **load(map_schema)))
+
+
+@bp.post("/cascade")
+def cascade():
+    return respond(call(liquidation_clusters.cascade, nullable=("amplification",), **load(cascade_schema)))

@@ -49,3 +49,41 @@ class LiquidationSummarySchema(Base):
     window = fields.String(validate=validate.OneOf(("rolling_24h", "calendar_day")))
     end_time_ms = Number()
     dominance_threshold = Number()
+
+
+class LiquidationMapSchema(Base):
+    close = fields.List(Number(), required=True, validate=validate.Length(min=2, max=100_000))
+    open_interest = fields.List(Number(), required=True, validate=validate.Length(min=2, max=100_000))
+    high = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
+    low = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
+    long_share = Number()
+    taker_buy_volume = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
+    taker_sell_volume = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
+    leverage = fields.List(Number(), validate=validate.Length(min=1, max=20))
+    leverage_weights = fields.List(Number(), validate=validate.Length(min=1, max=20))
+    exchange = fields.String(validate=validate.OneOf(("binance", "bybit", "okx", "gate", "hyperliquid", "generic")))
+    symbol = Text()
+    maintenance_margin_rate = Number()
+    position_notional = Number()
+    bucket_size = Number()
+    current_price = Number()
+
+
+class CascadeSchema(Base):
+    start_price = Number(required=True)
+    shock_pct = Number(required=True)
+    cluster_price = fields.List(Number(), required=True, validate=validate.Length(min=1, max=100_000))
+    cluster_notional = fields.List(Number(), required=True, validate=validate.Length(min=1, max=100_000))
+    cluster_side = fields.List(
+        fields.String(validate=validate.OneOf(("long", "short"))),
+        required=True,
+        validate=validate.Length(min=1, max=100_000),
+    )
+    depth_per_pct = Number()
+    impact_model = fields.String(validate=validate.OneOf(("linear", "sqrt")))
+    sqrt_coefficient = Number()
+    daily_volatility = Number()
+    daily_volume = Number()
+    resilience = Number()
+    absorbed_share = Number()
+    max_steps = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000))

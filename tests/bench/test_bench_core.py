@@ -138,3 +138,39 @@ def test_probability_monte_carlo_100k_paths_168_steps(benchmark) -> None:
         iterations=1,
     )
     assert 0.15 < res["probability"] < 0.25
+
+
+@pytest.mark.benchmark(group="risk")
+def test_liquidation_map_one_year_hourly(benchmark) -> None:
+    rng = np.random.default_rng(11)
+    n = 8760
+    close = 60_000 * np.exp(np.cumsum(0.006 * rng.standard_normal(n)))
+    spread = close * 0.004 * rng.random(n)
+    oi = 8e9 * np.exp(np.cumsum(0.01 * rng.standard_normal(n)))
+    res = benchmark.pedantic(
+        core.liquidation_map,
+        kwargs=dict(close=close, high=close + spread, low=close - spread, open_interest=oi),
+        rounds=3,
+        iterations=1,
+    )
+    assert res["total_long_notional"] > 0
+
+
+@pytest.mark.benchmark(group="risk")
+def test_cascade_10k_clusters(benchmark) -> None:
+    rng = np.random.default_rng(12)
+    n = 10_000
+    side = np.where(rng.random(n) < 0.5, "long", "short")
+    price = np.where(side == "long", rng.uniform(60_000, 99_500, n), rng.uniform(100_500, 140_000, n))
+    res = benchmark(
+        core.cascade,
+        start_price=100_000,
+        shock_pct=-3,
+        cluster_price=price,
+        cluster_notional=rng.uniform(1e5, 2e7, n),
+        cluster_side=side,
+        depth_per_pct=200e6,
+        absorbed_share=0.3,
+        resilience=0.5,
+    )
+    assert res["steps"] > 0
