@@ -85,9 +85,10 @@ def squeeze_score(
     Returns
     -------
     dict
-        ``short_squeeze_score``, ``long_squeeze_score`` (0–100), ``regime`` (``short_squeeze_setup``,
-        ``short_squeeze_underway``, ``long_squeeze_risk``, ``long_squeeze_underway`` or ``neutral``: a side
-        ≥ 60 and above the other), ``components`` (raw values), ``weights``.
+        ``score`` (the larger side's score), ``short_squeeze_score``, ``long_squeeze_score`` (0–100),
+        ``regime`` (``short_squeeze_setup``, ``short_squeeze_underway``, ``long_squeeze_risk``,
+        ``long_squeeze_underway`` or ``neutral``: a side ≥ 60 and above the other), ``components`` (raw
+        values), ``weights``.
     """
     c = positive("close", as_float("close", close))
     f = finite("funding_rate", as_float("funding_rate", funding_rate))
@@ -171,6 +172,7 @@ def squeeze_score(
     else:
         regime = "neutral"
     return {
+        "score": max(short_score, long_score),
         "short_squeeze_score": short_score,
         "long_squeeze_score": long_score,
         "regime": regime,
