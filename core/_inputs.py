@@ -145,11 +145,3 @@ def rate(name: str, arr: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         check(name, arr, np.isfinite(arr) & (arr >= 0) & (arr < 1), "must be a decimal rate in [0, 1)")
     return arr
-
-
-def to_scalar(x: Any) -> Any:
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        return x.item()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x

@@ -370,11 +370,6 @@ def describe_warnings(flags: Any) -> Any:
     return {code: np.flatnonzero(flat & bit) for bit, (code, _) in WARNINGS.items() if (flat & bit).any()}
 
 
-def error_messages(codes: np.ndarray) -> dict[int, tuple[str, str]]:
-    """Map of the error codes present in ``codes`` to ``(field, message)``."""
-    return {int(c): ERRORS[int(c)] for c in np.unique(codes) if c}
-
-
 def position_margin(
     *,
     exchange: str = "binance",
