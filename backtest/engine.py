@@ -260,10 +260,11 @@ def simulate(
     maintenance_margin_rate: float | None = None,
     deadline: float | None = None,
 ) -> SimResult:
-    """Run the simulator. ``frame`` holds 1-D bar arrays (open, high, low, close, mark_open, mark_high, mark_low,
-    funding_rate); ``entries``/``exits`` are bars × signal-columns booleans; ``sig_col[c]``/``exit_col[c]`` pick the
-    entry/exit column of simulation column ``c`` (default: the same index). Per-column parameters broadcast to the number
-    of simulation columns: ``side`` (+1 long, −1 short), ``leverage``, ``stop_pct``/``take_profit_pct``
+    """Run the simulator. ``frame`` holds 1-D bar arrays (open, high, low, close, mark_open, mark_high,
+    mark_low, funding_rate); ``entries``/``exits`` are bars × signal-columns booleans; ``sig_col[c]`` and
+    ``exit_col[c]`` pick the entry/exit column of simulation column ``c`` (default: the same index).
+    Per-column parameters broadcast to the number of simulation columns: ``side`` (+1 long, −1 short),
+    ``leverage``, ``stop_pct``/``take_profit_pct``
     (decimal distance from entry; NaN or 0 = none), ``time_stop`` (bars; 0 = none), ``size_value``.
     ``exchange``/``symbol`` (or ``maintenance_margin_rate``) select the liquidation rules of :mod:`core`.
     ``deadline`` (``time.monotonic()`` value) raises ``TimeoutError`` when passed between rounds.

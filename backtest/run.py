@@ -14,7 +14,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,6 @@ import pandas as pd
 from . import engine as E
 from . import metrics as M
 from . import signals as S
-from .data import timeframe_seconds
 
 SIM_DEFAULTS: dict[str, Any] = {
     "side": "long",
@@ -181,7 +181,7 @@ def sweep(
     if not keys or any(len(v) == 0 for v in values):
         raise ValueError("grid: at least one field with at least one value")
     combos = list(itertools.product(*values))
-    cfgs = [strategy({**base, **dict(zip(keys, c))}) for c in combos]
+    cfgs = [strategy({**base, **dict(zip(keys, c, strict=True))}) for c in combos]
     n = len(frame)
 
     def signal_table(names, fn):
@@ -192,7 +192,7 @@ def sweep(
             col[j] = uniq.setdefault(key, len(uniq))
         mats = []
         for key in uniq:
-            p = dict(zip(names, key[1:]))
+            p = dict(zip(names, key[1:], strict=True))
             mats.append(np.asarray(fn(frame, key[0], **p), dtype=bool).reshape(n, -1)[:, 0])
         return np.ascontiguousarray(np.stack(mats, axis=1)), col
 
@@ -225,7 +225,7 @@ def sweep(
         done = sl.stop
         if progress:
             progress(done)
-    table = pd.DataFrame([dict(zip(keys, c)) for c in combos])
+    table = pd.DataFrame([dict(zip(keys, c, strict=True)) for c in combos])
     for k, v in rows.items():
         table[k] = v
     return table
