@@ -1,5 +1,5 @@
 """The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
-gunicorn.conf.py settings), and the backtester's commands once that package provides them."""
+gunicorn.conf.py settings), and the backtester's ``backtest`` and ``sweep`` (from :mod:`backtest.cli`)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backtest import cli as bt_cli
     from core import cli as core_cli
 
     parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
     sub = parser.add_subparsers(dest="command", required=True)
     core_cli.register(sub)
     register(sub)
+    bt_cli.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
