@@ -17,6 +17,7 @@ COPY backtest ./backtest
 
 RUN pip install --no-cache-dir . \
     && python -m core.warmup \
+    && python -m backtest.warmup \
     && chown -R liqrisk:liqrisk /app
 
 USER 10001

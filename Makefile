@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m core.warmup
+	$(BIN)/python -m backtest.warmup
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -32,3 +32,7 @@ def on_starting(server):
     from core.warmup import warm_up
 
     server.log.info("liqrisk: kernels ready in %.2f s", warm_up())
+    if os.environ.get("LIQRISK_BACKTEST_WARMUP", "1") != "0":  # vectorbt + the simulator, shared by the forks
+        from backtest.warmup import warm_up as warm_backtest
+
+        server.log.info("liqrisk: backtester ready in %.2f s", warm_backtest())

@@ -20,13 +20,14 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.from_object(config or Config)
     app.json.sort_keys = False
-    from .routes import calculators, docs, liquidation, market, meta, risk
+    from .routes import backtests, calculators, docs, liquidation, market, meta, risk
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(liquidation.bp)
     app.register_blueprint(calculators.bp)
     app.register_blueprint(risk.bp)
     app.register_blueprint(market.bp)
+    app.register_blueprint(backtests.bp)
     app.register_blueprint(docs.bp)
     errors.register(app)
     return app

@@ -24,6 +24,10 @@ class Config:
     MAX_LIST_ITEMS = _int("LIQRISK_MAX_LIST_ITEMS", 10_000)
     #: most nesting levels in a JSON body (400 beyond)
     MAX_JSON_DEPTH = _int("LIQRISK_MAX_JSON_DEPTH", 32)
+    #: most bars in one backtest (413 beyond)
+    BACKTEST_MAX_BARS = _int("LIQRISK_BACKTEST_MAX_BARS", 250_000)
+    #: run-time budget of one backtest in seconds (422 beyond); keep it below gunicorn's worker timeout
+    BACKTEST_TIMEOUT = _int("LIQRISK_BACKTEST_TIMEOUT", 30)
     TESTING = False
 
 
@@ -31,3 +35,4 @@ class TestConfig(Config):
     TESTING = True
     MAX_BATCH_ROWS = 1_000
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024
+    BACKTEST_MAX_BARS = 20_000

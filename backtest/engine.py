@@ -272,10 +272,12 @@ def simulate(
     t0 = time.perf_counter()
     o = np.ascontiguousarray(frame["open"], dtype=np.float64)
     n = o.shape[0]
-    entries = np.ascontiguousarray(entries, dtype=np.bool_).reshape(n, -1)
-    exits = np.ascontiguousarray(exits, dtype=np.bool_).reshape(n, -1)
-    if exits.shape[0] != n or entries.shape[0] != n:
-        raise ValueError("entries: one row per bar")
+    entries = np.ascontiguousarray(entries, dtype=np.bool_)
+    exits = np.ascontiguousarray(exits, dtype=np.bool_)
+    for name, a in (("entries", entries), ("exits", exits)):
+        if a.ndim not in (1, 2) or a.shape[0] != n:
+            raise ValueError(f"{name}: one row per bar ({n}), got shape {a.shape}")
+    entries, exits = entries.reshape(n, -1), exits.reshape(n, -1)
     lens = [np.size(x) for x in (side, leverage, stop_pct, take_profit_pct, time_stop, size_value, sig_col)
             if x is not None]  # fmt: skip
     ncol = max([entries.shape[1] if sig_col is None else 1] + lens)

@@ -84,7 +84,7 @@ def _exits_1d(open_, high, low, close, liq, exit_fraction, peak_window, rsi_wind
         rng = high - low
         wick = high - np.maximum(open_, close)
         resistance = _rolling(high, breakout_window, "max", shift=1)
-        out |= (rng > 0) & (wick >= wick_ratio * rng) & (high >= (1 - near_pct) * resistance)
+        out |= (rng > 0) & (wick >= wick_ratio * rng) & (high >= resistance - near_pct * np.abs(resistance))
     return out
 
 

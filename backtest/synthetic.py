@@ -108,7 +108,7 @@ def synthetic_market(
         lp = price * (1 + sign * (1 / LEVERAGE_MIX - 0.005))
         res = core.cascade(start_price=price, shock_pct=shock if shock * sign > 0 else 0.1 * sign,
                            cluster_price=lp, cluster_notional=notional, cluster_side=[side] * lp.size,
-                           depth_per_pct=0.012 * oi_base[i] * price)  # fmt: skip
+                           depth_per_pct=0.02 * oi_base[i] * price)  # fmt: skip
         extra = np.log(res["final_price"] / price)
         liq_notional = res["liquidated_short_notional"] if crowd_short else res["liquidated_long_notional"]
         w = np.array([0.5, 0.3, 0.2])

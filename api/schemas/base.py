@@ -78,3 +78,14 @@ def drop_none(data: dict[str, Any]) -> dict[str, Any]:
 def require_one(data: dict[str, Any], *names: str) -> None:
     if not any(data.get(n) is not None for n in names):
         raise ValidationError(f"give one of {', '.join(names)}", names[0])
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true/false only (marshmallow's Boolean also takes "yes", 1, "on"...)."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
