@@ -118,11 +118,13 @@ def _times(path: str, df: pd.DataFrame, column: str, offset: int) -> pd.Datetime
     """Parse a time column given as ms epoch (or s epoch) or ISO-8601 text, mixed formats allowed; UTC."""
     text = df[column].str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all():
-        unit = "ms" if numeric.abs().max() > 1e11 else "s"
-        out = pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True)
-    else:
-        out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    is_num = numeric.notna().to_numpy()
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if is_num.any():
+        unit = "ms" if numeric[is_num].abs().max() > 1e11 else "s"
+        out[is_num] = pd.to_datetime(numeric[is_num].astype("int64"), unit=unit, utc=True)
+    if not is_num.all():
+        out[~is_num] = pd.to_datetime(text[~is_num], utc=True, errors="coerce", format="mixed")
     bad = np.flatnonzero(out.isna().to_numpy())
     if bad.size:
         i = int(bad[0])

@@ -1,0 +1,123 @@
+"""``liqrisk backtest`` / ``liqrisk sweep`` and ``POST /v1/backtests`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from api.cli import main
+from backtest.metrics import METRICS
+
+
+def test_backtest_cli_json_report_png_and_trades(tmp_path, capsys):
+    html, png, trades = tmp_path / "r.html", tmp_path / "r.png", tmp_path / "t.csv"
+    argv = ["backtest", "--bars", "3000", "--leverage", "5", "--stop-pct", "off", "--json", "--report", str(html),
+            "--png", str(png), "--trades", str(trades)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) == set(METRICS)
+    assert html.read_text().count("plotly") > 10 and "<table>" in html.read_text()
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert trades.read_text().splitlines()[0].startswith("column,side,entry_time")
+
+
+def test_backtest_cli_rejects_bad_options(capsys):
+    assert main(["backtest", "--bars", "500", "--leverage", "0.5"]) == 2
+    assert "leverage" in capsys.readouterr().err
+    assert main(["backtest", "--data", "/nonexistent/folder"]) == 2
+    with pytest.raises(SystemExit):
+        main(["backtest", "--leverage", "lots"])
+
+
+def test_sweep_cli_json(capsys):
+    assert main(["sweep", "--bars", "3000", "--leverage", "2,5", "--surge-mult", "0,3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 4 and "is_sharpe" in out["results"][0] and "oos_sharpe" in out["results"][0]
+    assert set(out["overfitting"]) >= {"rank_correlation", "best_in_sample", "its_out_of_sample"}
+
+
+def test_sweep_cli_table_with_progress(capsys, tmp_path):
+    assert main(["sweep", "--bars", "2000", "--breakout-window", "24,48", "--split", "0", "--csv",
+                 str(tmp_path / "s.csv")]) == 0  # fmt: skip
+    cap = capsys.readouterr()
+    assert "breakout_window" in cap.out and "sharpe" in cap.out and "combo" in cap.err
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 3
+
+
+def test_backtest_cli_on_real_data(shared_data, capsys):
+    folder = shared_data / "binance_um_perp_btc_eth_sol_2025"
+    argv = ["backtest", "--data", str(folder), "--symbol", "SOL", "--timeframe", "1h", "--json", "--start",
+            "2025-09-01", "--end", "2025-11-30", "--funding-threshold", "-0.0005"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["trades"] >= 0
+
+
+def bars(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    p = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    o = np.r_[100.0, p[:-1]]
+    return {
+        "time": [1.7e12 + i * 3.6e6 for i in range(n)],
+        "open": o.tolist(),
+        "high": (np.maximum(o, p) * 1.002).tolist(),
+        "low": (np.minimum(o, p) * 0.998).tolist(),
+        "close": p.tolist(),
+        "funding_rate": [(-0.001 if i % 8 == 0 else None) for i in range(n)],
+    }
+
+
+def test_http_backtest_on_the_builtin_dataset(client):
+    payload = {"dataset": {"name": "synthetic", "bars": 3000, "seed": 3}, "equity_points": 50,
+               "strategy": {"leverage": 5, "stop_pct": None}}  # fmt: skip
+    r = client.post("/v1/backtests", json=payload)
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert set(body["metrics"]) == set(METRICS)
+    assert len(body["equity"]["time"]) <= 51 and body["equity"]["time"][-1] == body["end"]
+    assert body["metrics"]["trades"] == len(body["trades"])
+    assert body["strategy"]["leverage"] == 5 and body["strategy"]["stop_pct"] is None
+
+
+def test_http_backtest_on_uploaded_bars(client):
+    r = client.post("/v1/backtests", json={"bars": bars(), "include_trades": False,
+                                           "strategy": {"surge_mult": 0, "breakout_window": 12, "symbol": "SOLUSDT",
+                                                        "funding_threshold": None}})  # fmt: skip
+    assert r.status_code == 200, r.json
+    assert r.json["trades"] == [] and r.json["metrics"]["trades"] > 0
+    assert any("mark-price" in w for w in r.json["warnings"])
+
+
+@pytest.mark.parametrize(
+    "payload,status,field",
+    [
+        ({"dataset": {"name": "synthetic", "bars": 50_000}}, 413, "dataset.bars"),
+        ({"dataset": {"name": "synthetic"}, "bars": bars()}, 422, "dataset"),
+        ({}, 422, "dataset"),
+        ({"dataset": {"name": "binance"}}, 422, "dataset.name"),
+        ({"dataset": {"name": "synthetic"}, "strategy": {"leverage": 200}}, 422, "strategy.leverage"),
+        ({"dataset": {"name": "synthetic"}, "strategy": {"leverage": "5"}}, 422, "strategy.leverage"),
+        ({"dataset": {"name": "synthetic"}, "strategy": {"hold_bars": 1.5}}, 422, "strategy.hold_bars"),
+        ({"dataset": {"name": "synthetic"}, "strategy": {"bogus": 1}}, 422, "strategy.bogus"),
+        ({"dataset": {"name": "synthetic"}, "strategy": {"size_mode": "risk", "stop_pct": None}}, 422,
+         "strategy.stop_pct"),
+        ({"dataset": {"name": "synthetic", "bars": 500}, "strategy": {"symbol": "NOPEUSDT"}}, 404, "strategy.symbol"),
+        ({"bars": {**bars(), "close": bars()["close"][:-1]}}, 422, "bars.close"),
+        ({"bars": {**bars(), "time": bars()["time"][::-1]}}, 422, "bars.time"),
+        ({"bars": {**bars(), "low": [0.0] * 300}}, 422, "bars.low"),
+        ({"dataset": {"name": "synthetic"}, "include_trades": "yes"}, 422, "include_trades"),
+    ],
+)  # fmt: skip
+def test_http_backtest_bad_input(client, payload, status, field):
+    r = client.post("/v1/backtests", json=payload)
+    assert r.status_code == status, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert field in r.json["errors"], r.json
+
+
+def test_http_backtest_time_budget(client):
+    client.application.config["BACKTEST_TIMEOUT"] = 0
+    r = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 5000},
+                                           "strategy": {"surge_mult": 0, "funding_threshold": None}})  # fmt: skip
+    assert r.status_code == 422 and "budget" in r.json["detail"]

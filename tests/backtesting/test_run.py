@@ -1,0 +1,139 @@
+"""Strategy configs, one run, sweeps (a sweep row equals the single run), and real-data cases: the
+10 Oct 2025 crash and the SOL negative-funding days after it (skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import core
+from backtest import data as D
+from backtest import engine as E
+from backtest import run as R
+from backtest.metrics import METRICS
+from backtest.synthetic import synthetic_market
+
+
+@pytest.fixture(scope="module")
+def market():
+    return synthetic_market(bars=6000, seed=5)
+
+
+def test_synthetic_market_is_seeded_and_has_cascade_squeezes():
+    a, b = synthetic_market(bars=3000, seed=1), synthetic_market(bars=3000, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(synthetic_market(bars=3000, seed=2))
+    events = synthetic_market(bars=8760, seed=7).attrs["events"]
+    assert {e["side"] for e in events} == {"long", "short"}
+    assert any(e["liquidated_notional"] > 0 for e in events)
+    assert (a["high"] >= a[["open", "close"]].max(axis=1)).all() and (a["low"] > 0).all()
+    assert a["funding_rate"].notna().sum() == 3000 // 8
+
+
+@pytest.mark.parametrize(
+    "config,field",
+    [
+        ({"leverage": 0.5}, "leverage"),
+        ({"leverage": float("nan")}, "leverage"),
+        ({"side": "up"}, "side"),
+        ({"breakout_window": 2.5}, "breakout_window"),
+        ({"size_value": 2.0}, "size_value"),
+        ({"size_mode": "risk", "stop_pct": None}, "stop_pct"),
+        ({"nope": 1}, "nope"),
+        ({"rsi_level": "70"}, "rsi_level"),
+    ],
+)
+def test_strategy_rejects_bad_values_naming_the_field(config, field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        R.strategy(config)
+
+
+def test_run_backtest_result(market):
+    res = R.run_backtest(market, {"leverage": 5.0})
+    m = res["metrics"]
+    assert set(m) == set(METRICS)
+    assert m["trades"] == len(res["trades"]) > 0
+    assert res["equity"].shape == (len(market),) and (res["equity"] >= 0).all()
+    assert m["total_return"] == pytest.approx(res["equity"][-1] / 10_000 - 1)
+    for t in res["trades"]:
+        assert t["exit_reason"] in E.REASONS
+        lp = core.liquidation_price(side=t["side"], entry_price=t["entry_price"], quantity=t["quantity"],
+                                    leverage=5.0, symbol="BTCUSDT")["liquidation_price"]  # fmt: skip
+        assert t["liquidation_price"] == lp
+    short = R.run_backtest(market, {"side": "short"})
+    assert all(t["side"] == "short" for t in short["trades"])
+
+
+def test_sweep_rows_equal_single_runs(market):
+    grid = {"breakout_window": [24, 48], "leverage": [2.0, 10.0], "stop_pct": [0.02, None]}
+    table = R.sweep(market, grid, split=None, chunk=3)
+    assert len(table) == 8
+    for _, row in table.iterrows():
+        cfg = {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k]) for k in grid}
+        single = R.run_backtest(market, cfg)["metrics"]
+        for k in ("total_return", "trades", "fees_paid", "funding_paid", "liquidations"):
+            assert row[k] == pytest.approx(single[k]), (cfg, k)
+
+
+def test_sweep_in_and_out_of_sample(market):
+    done = []
+    table = R.sweep(market, {"surge_mult": [0.0, 2.0, 3.0], "leverage": [2.0, 5.0]}, split=0.6, progress=done.append)
+    assert done[-1] == 6
+    assert {f"is_{m}" for m in METRICS} <= set(table) and {f"oos_{m}" for m in METRICS} <= set(table)
+    report = R.overfitting(table)
+    assert -1 <= report["rank_correlation"] <= 1 or np.isnan(report["rank_correlation"])
+    with pytest.raises(ValueError, match="split"):
+        R.sweep(market, {"leverage": [2.0]}, split=0.99)
+    with pytest.raises(ValueError, match="grid"):
+        R.sweep(market, {})
+
+
+def _sol(shared_data):
+    folder = shared_data / "binance_um_perp_btc_eth_sol_2025"
+    frame, _, warnings = D.load_dataset(str(folder), "SOL", "1h")
+    assert not any("mark-price" in w for w in warnings)
+    return frame
+
+
+def _force(frame, entry_time, exit_time=None):
+    n = len(frame)
+    en = np.zeros(n, dtype=bool)
+    ex = np.zeros(n, dtype=bool)
+    en[frame.index.get_loc(pd.Timestamp(entry_time, tz="UTC")) - 1] = True  # fills at this bar's open
+    if exit_time:
+        ex[frame.index.get_loc(pd.Timestamp(exit_time, tz="UTC")) - 1] = True
+    return en, ex
+
+
+def test_10_oct_2025_crash_liquidates_a_10x_sol_long_at_core_price(shared_data):
+    frame = _sol(shared_data)
+    en, ex = _force(frame, "2025-10-10 12:00", "2025-10-11 00:00")
+    bars = R.bar_arrays(frame)
+    res = E.simulate(bars, en, ex, side=1, leverage=[10.0, 2.0], symbol="SOLUSDT", stop_pct=np.nan,
+                     fee_rate=0.0005, slippage=0.0)  # fmt: skip
+    liq = [t for t in res.trades if t[E.T_COL] == 0][0]
+    assert E.REASONS[int(liq[E.T_REASON])] == "liquidation"
+    lp = core.liquidation_price(side="long", entry_price=liq[E.T_ENTRY], quantity=liq[E.T_QTY], leverage=10,
+                                symbol="SOLUSDT")["liquidation_price"]  # fmt: skip
+    assert liq[E.T_EXIT] == lp
+    hit = frame.index[int(liq[E.T_EXIT_BAR])]
+    assert pd.Timestamp("2025-10-10 13:00", tz="UTC") <= hit <= pd.Timestamp("2025-10-10 21:00", tz="UTC")
+    lows = frame["mark_low"].to_numpy()
+    assert lows[int(liq[E.T_EXIT_BAR])] <= lp < lows[int(liq[E.T_ENTRY_BAR]) : int(liq[E.T_EXIT_BAR])].min()
+    assert liq[E.T_PNL] == pytest.approx(-liq[E.T_MARGIN] - liq[E.T_QTY] * liq[E.T_ENTRY] * 0.0005 - liq[E.T_FUNDING])
+    survivor = [t for t in res.trades if t[E.T_COL] == 1][0]  # 2x: the 37 % crash does not reach −50 %
+    assert E.REASONS[int(survivor[E.T_REASON])] == "signal"
+
+
+def test_sol_negative_funding_days_make_a_short_pay(shared_data):
+    frame = _sol(shared_data)
+    en, ex = _force(frame, "2025-10-10 23:00", "2025-10-13 01:00")
+    res = E.simulate(R.bar_arrays(frame), en, ex, side=-1, leverage=2.0, symbol="SOLUSDT", fee_rate=0.0,
+                     slippage=0.0)  # fmt: skip
+    (t,) = res.trades[:1]
+    held = frame.loc["2025-10-11 00:00":"2025-10-13 00:00"]
+    rates = held["funding_rate"].dropna()
+    assert len(rates) == 7 and (rates < 0).all() and rates.min() < -0.002
+    expected = float((-1 * t[E.T_QTY] * held["mark_open"][rates.index] * rates).sum())
+    assert t[E.T_FUNDING] == pytest.approx(expected) and expected > 0  # shorts pay when the rate is negative
