@@ -15,6 +15,9 @@ def main(path: str) -> None:
     )
     for name, s in stats.items():
         print(f"{name:45s} min {s['min'] * 1e3:9.3f} ms   median {s['median'] * 1e3:9.3f} ms")
+    for b in data["benchmarks"]:
+        if b.get("extra_info"):
+            print(f"  {b['name']}: {json.dumps(b['extra_info'])}")
 
     def ratio(a: str, b: str, label: str) -> None:
         if a in stats and b in stats:
