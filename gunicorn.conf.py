@@ -8,9 +8,16 @@ fork with them already in memory. Override with ``LIQRISK_*`` environment variab
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# Prometheus multiprocess mode: each worker writes its samples here and /metrics merges them. It must be set
+# before the app (and prometheus_client) is imported, which preload_app does right after this file.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="liqrisk-metrics-")
 
 bind = os.environ.get("LIQRISK_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LIQRISK_WORKERS", multiprocessing.cpu_count()))
@@ -28,7 +35,11 @@ loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 
 
 def on_starting(server):
-    """Compile or load every numba kernel before the app is loaded and the workers fork."""
+    """Compile or load every numba kernel before the app is loaded and the workers fork; start with empty
+    metric files (a restart begins counting afresh)."""
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
     from core.warmup import warm_up
 
     server.log.info("liqrisk: kernels ready in %.2f s", warm_up())
@@ -36,3 +47,11 @@ def on_starting(server):
         from backtest.warmup import warm_up as warm_backtest
 
         server.log.info("liqrisk: backtester ready in %.2f s", warm_backtest())
+
+
+def child_exit(server, worker):
+    """A worker that exits (max_requests recycling, crash) leaves its counters in the merge but its live gauges
+    are dropped (prometheus_client multiprocess docs)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors
+from . import errors, limits, observability, security
 from .config import Config, TestConfig
 
 __all__ = ["create_app", "Config", "TestConfig"]
@@ -30,4 +30,12 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(backtests.bp)
     app.register_blueprint(docs.bp)
     errors.register(app)
+    observability.install(app)  # request id and timer first, so every response (401/413/429 too) has them
+    limits.install(app)  # rate limits before the key check, so guessing keys is throttled too
+    security.install(app)
+    if app.config["TRUSTED_PROXIES"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app

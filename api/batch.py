@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from flask import g
 
 import core
 from core.liquidation import ERRORS, RESULT_FIELDS
@@ -201,6 +202,7 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, np.ndarray], Ro
 
 def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, Any]:
     n, cols, errors = parse(positions, max_rows)
+    g.batch_rows = n  # for the liqrisk_batch_rows histogram and the access log
     wanted = tuple(fields) if fields else OUTPUTS
     if fields:
         unknown = sorted(set(fields) - set(OUTPUTS))

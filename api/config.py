@@ -12,6 +12,18 @@ def _int(name: str, default: int) -> int:
         return default
 
 
+def _str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in os.environ.get(name, "").split(",") if x.strip())
+
+
 class Config:
     """Service settings. Every value can be set with the environment variable of the same name
     prefixed ``LIQRISK_`` (e.g. ``LIQRISK_MAX_BATCH_ROWS``)."""
@@ -28,6 +40,28 @@ class Config:
     BACKTEST_MAX_BARS = _int("LIQRISK_BACKTEST_MAX_BARS", 250_000)
     #: run-time budget of one backtest in seconds (422 beyond); keep it below gunicorn's worker timeout
     BACKTEST_TIMEOUT = _int("LIQRISK_BACKTEST_TIMEOUT", 30)
+    #: body limits per route (bytes, 413 beyond); the batch route takes MAX_CONTENT_LENGTH
+    MAX_BODY_DEFAULT = _int("LIQRISK_MAX_BODY_DEFAULT", 1024 * 1024)
+    MAX_BODY_SERIES = _int("LIQRISK_MAX_BODY_SERIES", 16 * 1024 * 1024)  # risk and market routes (long series)
+    MAX_BODY_BACKTEST = _int("LIQRISK_MAX_BODY_BACKTEST", 64 * 1024 * 1024)
+    #: per-client rate limits (flask-limiter syntax); a client is its API key, else its IP address
+    RATE_LIMIT_ENABLED = _bool("LIQRISK_RATE_LIMIT_ENABLED", True)
+    RATE_LIMIT = _str("LIQRISK_RATE_LIMIT", "6000/minute;200/second")
+    #: stricter limit for the expensive routes (batch, backtests, Monte Carlo, liquidation map)
+    RATE_LIMIT_HEAVY = _str("LIQRISK_RATE_LIMIT_HEAVY", "120/minute")
+    #: where counters live: memory:// is per worker process (N workers allow N x the limit); set a shared
+    #: store such as redis://host:6379/0 to count across workers and machines
+    RATE_LIMIT_STORAGE = _str("LIQRISK_RATE_LIMIT_STORAGE", "memory://")
+    #: API keys (comma-separated; plain keys or sha256:<hex digest>); empty = no key required
+    API_KEYS = _list("LIQRISK_API_KEYS")
+    #: browser origins allowed by CORS (comma-separated; * for any); empty = no CORS headers
+    CORS_ORIGINS = _list("LIQRISK_CORS_ORIGINS")
+    #: send Strict-Transport-Security (only when served over TLS, e.g. behind a terminating proxy)
+    HSTS = _bool("LIQRISK_HSTS", False)
+    #: number of proxies in front whose X-Forwarded-For to trust for the client address (0 = none)
+    TRUSTED_PROXIES = _int("LIQRISK_TRUSTED_PROXIES", 0)
+    #: one JSON line per request on stdout (logger liqrisk.access)
+    ACCESS_LOG = _bool("LIQRISK_JSON_ACCESS_LOG", True)
     TESTING = False
 
 
@@ -36,3 +70,7 @@ class TestConfig(Config):
     MAX_BATCH_ROWS = 1_000
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024
     BACKTEST_MAX_BARS = 20_000
+    RATE_LIMIT_ENABLED = False
+    API_KEYS: tuple[str, ...] = ()
+    CORS_ORIGINS: tuple[str, ...] = ()
+    ACCESS_LOG = False

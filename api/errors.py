@@ -32,6 +32,7 @@ class ApiError(Exception):
 
 TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
@@ -39,6 +40,7 @@ TITLES = {
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -110,8 +112,13 @@ def register(app: Flask) -> None:
             404: "no such route",
             405: "method not allowed on this route",
             413: "the request body is larger than this service accepts",
+            429: f"too many requests: the limit is {exc.description}; retry after Retry-After seconds",
         }.get(status, exc.description or TITLES.get(status, "error"))
-        errors = {"body": [detail]} if status == 413 else {}
+        errors: dict[str, list[str]] = {}
+        if status == 413:
+            errors = {"body": [detail]}
+        elif status == 429:
+            errors = {"client": [f"limit {exc.description}"]}
         resp = problem(status, detail, errors, exc.name)
         for k, v in exc.get_headers():  # keeps Allow (405) and Retry-After (429)
             if k.lower() not in ("content-type", "content-length"):

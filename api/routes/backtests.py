@@ -14,6 +14,7 @@ from flask import Blueprint, current_app
 
 from ..errors import ApiError, from_value_error
 from ..jsonio import respond
+from ..observability import BACKTEST_BARS, BACKTEST_SECONDS
 from ..schemas.backtests import BacktestSchema
 from ._common import load
 
@@ -56,6 +57,8 @@ def backtests():
     except ValueError as exc:
         prefix = "" if str(exc).startswith("bars.") else "strategy"
         raise from_value_error(exc, prefix) from None
+    BACKTEST_SECONDS.observe(result["seconds"])
+    BACKTEST_BARS.observe(len(frame))
     trades = result["trades"] if data.get("include_trades", True) else []
     return respond(
         {

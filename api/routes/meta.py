@@ -6,14 +6,16 @@ import math
 from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 import core
 from core.rulesets import get_ruleset
 from core.tiers import EXCHANGES, symbols
 
-from ..errors import ApiError, from_value_error
+from .. import limits
+from ..errors import ApiError, from_value_error, problem
 from ..jsonio import respond
+from ..observability import metrics_text
 
 bp = Blueprint("meta", __name__)
 
@@ -30,6 +32,29 @@ def spec_text() -> str:
 @bp.get("/healthz")
 def healthz():
     return respond({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the engine answers a known position correctly (a 10x BTCUSDT long at 10,000 liquidates at
+    (10,000 − 1,000)/(1 − 0.004)) and the shared rate-limit store, when one is configured, answers. 503 problem
+    otherwise. ``/healthz`` is liveness only."""
+    checks = {"engine": False, "rate_limit_storage": limits.storage_ok(current_app)}
+    try:
+        lp = core.liquidation_price(side="long", entry_price=10_000.0, quantity=1.0, leverage=10.0, symbol="BTCUSDT")
+        checks["engine"] = abs(lp["liquidation_price"] - 9_036.144578313253) < 1e-6
+    except Exception:  # any failure means not ready
+        checks["engine"] = False
+    if all(checks.values()):
+        return respond({"status": "ready", "checks": checks})
+    bad = [k for k, v in checks.items() if not v]
+    return problem(503, "not ready: " + ", ".join(bad), {k: ["failing"] for k in bad}, "Service Unavailable")
+
+
+@bp.get("/metrics")
+def metrics():
+    text, content_type = metrics_text()
+    return Response(text, content_type=content_type)
 
 
 @bp.get("/openapi.yaml")

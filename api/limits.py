@@ -1,0 +1,84 @@
+"""Request limits: a body-size limit per route and per-client rate limiting (flask-limiter).
+
+Body limits: single-position calculators take ``MAX_BODY_DEFAULT`` (1 MiB), the risk and market routes
+``MAX_BODY_SERIES`` (16 MiB, long series), ``POST /v1/backtests`` ``MAX_BODY_BACKTEST`` (64 MiB) and the batch
+route ``MAX_CONTENT_LENGTH`` (128 MiB); beyond, a 413 problem naming ``body``. Werkzeug enforces the limit
+while reading, so a chunked body without Content-Length is cut off too.
+
+Rate limits (https://flask-limiter.readthedocs.io): every route ``RATE_LIMIT`` per client, the expensive ones
+(batch, backtests, Monte Carlo probability, liquidation map, cascade) also ``RATE_LIMIT_HEAVY``. A client is its
+API key when one is sent, else its IP address (``TRUSTED_PROXIES`` > 0 trusts that many X-Forwarded-For hops).
+Counters live in ``RATE_LIMIT_STORAGE``: ``memory://`` keeps them in each gunicorn worker (so N workers let
+a client through N times the limit); ``redis://`` shares them across workers and machines. A 429 is a problem
+response with ``Retry-After`` and the ``X-RateLimit-*`` headers. If the shared store is down, requests are
+let through (and ``/readyz`` reports it) rather than failing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from .security import key_is_valid, presented_key
+
+HEAVY = ("liquidation.batch", "backtests.backtests", "risk.liquidation_probability", "market.liquidation_map",
+         "market.cascade")  # fmt: skip
+SERIES_PREFIXES = ("risk.", "market.", "liquidation.portfolio")
+EXEMPT = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "docs.")
+
+
+def body_limit(app: Flask, endpoint: str | None) -> int:
+    cfg = app.config
+    if endpoint == "liquidation.batch":
+        return cfg["MAX_CONTENT_LENGTH"]
+    if endpoint == "backtests.backtests":
+        return cfg["MAX_BODY_BACKTEST"]
+    if endpoint and endpoint.startswith(SERIES_PREFIXES):
+        return cfg["MAX_BODY_SERIES"]
+    return cfg["MAX_BODY_DEFAULT"]
+
+
+def client_key() -> str:
+    """The rate-limit identity: the API key (hashed) when a valid one is sent, else the client address (so
+    rotating made-up keys does not escape the limit)."""
+    key = presented_key()
+    if key and key_is_valid(current_app, key):
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return "ip:" + (get_remote_address() or "unknown")
+
+
+def install(app: Flask) -> Limiter:
+    @app.before_request
+    def _body_limit():
+        request.max_content_length = min(body_limit(app, request.endpoint), app.config["MAX_CONTENT_LENGTH"])
+
+    limiter = Limiter(
+        client_key,
+        app=app,
+        default_limits=[app.config["RATE_LIMIT"]],
+        storage_uri=app.config["RATE_LIMIT_STORAGE"],
+        headers_enabled=True,
+        swallow_errors=True,
+        enabled=app.config["RATE_LIMIT_ENABLED"],
+        strategy="fixed-window",
+    )
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith(EXEMPT) or endpoint == "static":
+            limiter.exempt(view)
+        elif endpoint in HEAVY:
+            app.view_functions[endpoint] = limiter.limit(app.config["RATE_LIMIT_HEAVY"])(view)
+    app.extensions["liqrisk_limiter"] = limiter
+    return limiter
+
+
+def storage_ok(app: Flask) -> bool:
+    limiter = app.extensions.get("liqrisk_limiter")
+    if limiter is None or not app.config["RATE_LIMIT_ENABLED"]:
+        return True
+    try:
+        return bool(limiter.storage.check())
+    except Exception:  # a store that cannot even be asked is not ready
+        return False

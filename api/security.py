@@ -1,0 +1,103 @@
+"""Optional API keys, CORS from an allow-list, and security headers on every response.
+
+* ``LIQRISK_API_KEYS``: when set, every route but ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.yaml``,
+  ``/docs`` and CORS preflights needs ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; else 401 problem
+  with ``WWW-Authenticate``. Keys may be given as ``sha256:<hex>`` so the plain key need not sit in the
+  environment; comparison is constant-time (``hmac.compare_digest``).
+* ``LIQRISK_CORS_ORIGINS``: origins allowed to call from a browser (``*`` for any). Allowed origins get
+  ``Access-Control-Allow-Origin`` (echoed, with ``Vary: Origin``); preflights get the methods and headers; others
+  get no CORS headers (the browser blocks them). https://fetch.spec.whatwg.org/#http-cors-protocol
+* Security headers (OWASP Secure Headers): ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
+  ``Referrer-Policy: no-referrer``, a Content-Security-Policy (``default-src 'none'`` for API responses; the
+  Swagger UI page gets what it needs from its own origin), ``Cache-Control: no-store`` on ``/v1`` answers, and
+  HSTS when ``LIQRISK_HSTS`` is on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Flask, Response, request
+
+from .errors import problem
+
+OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "docs.")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")  # fmt: skip
+EXPOSED = "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+
+
+def _digests(keys: tuple[str, ...]) -> list[bytes]:
+    out = []
+    for k in keys:
+        if k.startswith("sha256:"):
+            out.append(bytes.fromhex(k[7:]))
+        else:
+            out.append(hashlib.sha256(k.encode()).digest())
+    return out
+
+
+def presented_key() -> str | None:
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+def key_is_valid(app: Flask, key: str) -> bool:
+    got = hashlib.sha256(key.encode()).digest()
+    ok = False
+    for d in app.extensions.get("liqrisk_key_digests", ()):
+        ok |= hmac.compare_digest(got, d)  # no early exit: the time does not depend on which key matched
+    return ok
+
+
+def _preflight() -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+
+def install(app: Flask) -> None:
+    digests = app.extensions["liqrisk_key_digests"] = _digests(app.config["API_KEYS"])
+    origins = set(app.config["CORS_ORIGINS"])
+
+    @app.before_request
+    def _require_key():
+        if not digests or _preflight() or (request.endpoint or "").startswith(OPEN):
+            return None
+        key = presented_key()
+        challenge = {"WWW-Authenticate": 'ApiKey, Bearer realm="liqrisk"'}
+        if key is None:
+            detail = "this service needs an API key: send X-API-Key or Authorization: Bearer"
+            return problem(401, detail, {"X-API-Key": ["required"]}, "Unauthorized", challenge)
+        if not key_is_valid(app, key):
+            errors = {"X-API-Key": ["not a valid key"]}
+            return problem(401, "the API key is not valid", errors, "Unauthorized", challenge)
+        return None
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        h = resp.headers
+        origin = request.headers.get("Origin")
+        if origin and origins and ("*" in origins or origin in origins):
+            h["Access-Control-Allow-Origin"] = origin
+            h.add("Vary", "Origin")
+            h["Access-Control-Expose-Headers"] = EXPOSED
+            if _preflight():
+                h["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+                h["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization, X-Request-ID"
+                h["Access-Control-Max-Age"] = "600"
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        docs = request.path.startswith("/docs")
+        h.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+        if request.path.startswith("/v1"):
+            h["Cache-Control"] = "no-store"
+        if app.config["HSTS"]:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return resp
