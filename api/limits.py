@@ -24,15 +24,15 @@ from flask_limiter.util import get_remote_address
 
 from .security import key_is_valid, presented_key
 
-HEAVY = ("liquidation.batch", "backtests.backtests", "risk.liquidation_probability", "market.liquidation_map",
+HEAVY = ("liquidation.liquidation_price_batch", "backtests.backtests", "risk.liquidation_probability", "market.liquidation_map",
          "market.cascade")  # fmt: skip
 SERIES_PREFIXES = ("risk.", "market.", "liquidation.portfolio")
-EXEMPT = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "docs.")
+EXEMPT = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
 
 
 def body_limit(app: Flask, endpoint: str | None) -> int:
     cfg = app.config
-    if endpoint == "liquidation.batch":
+    if endpoint == "liquidation.liquidation_price_batch":
         return cfg["MAX_CONTENT_LENGTH"]
     if endpoint == "backtests.backtests":
         return cfg["MAX_BODY_BACKTEST"]

@@ -22,7 +22,7 @@ from flask import Flask, Response, request
 
 from .errors import problem
 
-OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "docs.")
+OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")  # fmt: skip

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,37 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
         assert status == 200 and body["liquidation_price"] == 19700
         status, body = _post(base + "/v1/liquidation-price", {"side": "long"})
         assert status == 422 and "entry_price" in body["errors"]
+        for _ in range(30):  # spread over both workers
+            urllib.request.urlopen(base + "/healthz", timeout=5).read()
+        with urllib.request.urlopen(base + "/readyz", timeout=5) as resp:
+            assert json.loads(resp.read())["status"] == "ready"
+        started = time.monotonic()
+        status, body = _post(base + "/v1/backtests", {"dataset": {"name": "synthetic", "bars": 2000}})
+        assert status == 200 and body["metrics"]["trades"] >= 0
+        assert time.monotonic() - started < 5  # compiled in the master before the fork, not on this request
+        with ThreadPoolExecutor(4) as pool:  # concurrent slow requests: both workers must take some
+            got = list(pool.map(lambda _: _post(base + "/v1/backtests", {"dataset": {"name": "synthetic"}}), range(8)))
+        assert all(status == 200 for status, _ in got)
+        # whichever worker answers the scrape, the counts are the whole server's
+        for _ in range(4):
+            text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+            assert _sample(text, 'liqrisk_http_requests_total{method="GET",route="/healthz",status="200"}') == 31
+            ok = 'liqrisk_http_requests_total{method="POST",route="/v1/liquidation-price",status="200"}'
+            assert _sample(text, ok) == 1
+            assert _sample(text, ok.replace("200", "422")) == 1
+            assert _sample(text, "liqrisk_backtest_duration_seconds_count") == 9
     finally:
         _stop(proc)
+    lines = [json.loads(line) for line in proc.stdout.read().splitlines() if line.startswith('{"ts"')]
+    assert len({x["pid"] for x in lines if x["route"] == "/v1/backtests"}) == 2  # both workers logged JSON lines
+    assert all(len(x["request_id"]) == 32 for x in lines)
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_calculator_routes_do_not_import_the_backtester() -> None:
