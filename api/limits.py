@@ -24,8 +24,13 @@ from flask_limiter.util import get_remote_address
 
 from .security import key_is_valid, presented_key
 
-HEAVY = ("liquidation.liquidation_price_batch", "backtests.backtests", "risk.liquidation_probability", "market.liquidation_map",
-         "market.cascade")  # fmt: skip
+HEAVY = (
+    "liquidation.liquidation_price_batch",
+    "backtests.backtests",
+    "risk.liquidation_probability",
+    "market.liquidation_map",
+    "market.cascade",
+)
 SERIES_PREFIXES = ("risk.", "market.", "liquidation.portfolio")
 EXEMPT = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
 

@@ -57,8 +57,8 @@ def test_rate_limit_429_problem_with_retry_after():
 def test_a_client_is_its_valid_api_key_else_its_address():
     c = app_with(RATE_LIMIT_ENABLED=True, RATE_LIMIT="2/minute", API_KEYS=("alpha", "beta")).test_client()
     for key in ("alpha", "beta"):
-        assert [c.post("/v1/pnl", json=PNL, headers={"X-API-Key": key}).status_code for _ in range(3)] == [200, 200,
-                                                                                                          429]  # fmt: skip
+        codes = [c.post("/v1/pnl", json=PNL, headers={"X-API-Key": key}).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
     # made-up keys count against the address, so rotating them does not escape the limit
     codes = [c.post("/v1/pnl", json=PNL, headers={"X-API-Key": f"guess{i}"}).status_code for i in range(3)]
     assert codes == [401, 401, 429]
@@ -147,7 +147,9 @@ def test_cors_allow_list_and_preflight():
     assert "Access-Control-Allow-Origin" not in create_app(TestConfig).test_client().post(
         "/v1/pnl", json=PNL, headers={"Origin": "https://app.example"}).headers  # fmt: skip
     star = app_with(CORS_ORIGINS=("*",)).test_client()
-    assert star.get("/healthz", headers={"Origin": "https://a.b"}).headers["Access-Control-Allow-Origin"] == "https://a.b"
+    assert (
+        star.get("/healthz", headers={"Origin": "https://a.b"}).headers["Access-Control-Allow-Origin"] == "https://a.b"
+    )
 
 
 def test_security_headers_everywhere(client):
@@ -183,8 +185,8 @@ def test_request_id_and_json_access_log(capsys):
     assert r.headers["X-Request-ID"] == "abc-123.X_y"
     bad = c.post("/v1/pnl", json=PNL, headers={"X-Request-ID": "has spaces and \u00e9" + "x" * 200})
     assert len(bad.headers["X-Request-ID"]) == 32  # replaced by a fresh id
-    c.post("/v1/liquidation-price/batch", json={"positions": {"side": ["long", "short"], "entry_price": [1.0, 2.0],
-                                                              "quantity": [1.0, 1.0], "leverage": [2.0, 2.0]}})  # fmt: skip
+    cols = {"side": ["long", "short"], "entry_price": [1.0, 2.0], "quantity": [1.0, 1.0], "leverage": [2.0, 2.0]}
+    c.post("/v1/liquidation-price/batch", json={"positions": cols})
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     first = lines[0]
     assert first["request_id"] == "abc-123.X_y" and first["route"] == "/v1/pnl" and first["status"] == 200
@@ -205,8 +207,8 @@ def test_metrics_count_requests_batches_and_backtests(client):
     before_bt = sample("liqrisk_backtest_duration_seconds_count")
     for _ in range(3):
         client.post("/v1/pnl", json=PNL)
-    client.post("/v1/liquidation-price/batch", json={"positions": [{"side": "long", "entry_price": 1.0,
-                                                                     "quantity": 1.0, "leverage": 2.0}] * 5})  # fmt: skip
+    row = {"side": "long", "entry_price": 1.0, "quantity": 1.0, "leverage": 2.0}
+    client.post("/v1/liquidation-price/batch", json={"positions": [row] * 5})
     client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}})
     assert sample(key) == before + 3
     assert sample(rows) == rows_before + 5
