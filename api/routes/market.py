@@ -33,11 +33,12 @@ def squeeze_score():
 @bp.post("/liquidation-summary")
 def liquidation_summary():
     data = load(summary_schema)
-    if "events" not in data and ("long_liquidations" not in data or "short_liquidations" not in data):
+    missing = [k for k in ("long_liquidations", "short_liquidations") if k not in data]
+    if "events" not in data and missing:
         raise ApiError(
             422,
             "give long_liquidations and short_liquidations per asset, or events",
-            {"long_liquidations": ["required without events"]},
+            {k: ["required without events"] for k in missing},
         )
     return respond(call(market.liquidation_summary, nullable=("long_share", "short_share"), **data))
 

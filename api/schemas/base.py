@@ -24,16 +24,19 @@ class Number(fields.Field):
     default_error_messages = {
         "invalid": "must be a number (not a string or a boolean)",
         "finite": "must be a finite number",
+        "range": "must be at most 1e300 in size",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("invalid")
         if isinstance(value, int) and abs(value) > 1e300:
-            raise self.make_error("finite")
+            raise self.make_error("range")
         out = float(value)
         if not math.isfinite(out):
             raise self.make_error("finite")
+        if abs(out) > 1e300:  # the contract's bound for every number: products of such values overflow
+            raise self.make_error("range")
         return out
 
 
