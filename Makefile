@@ -22,7 +22,13 @@ serve: $(STAMP)
 	LIQRISK_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'api:create_app()'
 
 test: $(STAMP)
+	@command -v redis-server >/dev/null || scripts/ensure-redis.sh || \
+		echo "redis-server unavailable: the shared rate-limit test will skip"
 	$(BIN)/python -m pytest
+
+# schemathesis over every operation with 200 examples per operation and phase (the test run uses 15)
+fuzz: $(STAMP)
+	LIQRISK_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest tests/http_api/test_spec.py -k conforms
 
 bench: $(STAMP)
 	mkdir -p .benchmarks
