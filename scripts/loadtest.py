@@ -1,6 +1,9 @@
 """Load test (``make loadtest``): start gunicorn on loopback with the repository's config, drive it with
 wrk, and print throughput and latency for ``/healthz`` and a single-position liquidation request, the
-cold start (launch to first answered request) and end-to-end batch times (request to parsed response).
+cold start (launch to first answered request), end-to-end batch times (request to parsed response), and a
+soak (default 60 s at 64 connections) mixing single, batch and risk requests, with every worker's RSS before
+and after. The server runs with rate limiting off (the test measures the engine, not the limiter) and worker
+recycling off (so RSS growth is the same processes'), with the JSON access log on (to /dev/null).
 
 Every request goes to 127.0.0.1 only; each wrk run is bounded by ``--duration``. Figures are printed,
 never asserted: they go into the issue notes.
@@ -55,7 +58,14 @@ def ensure_wrk() -> str:
 
 
 def start_server(port: int, workers: int) -> tuple[subprocess.Popen, float]:
-    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": str(workers), "LIQRISK_ACCESS_LOG": ""}
+    env = {
+        **os.environ,
+        "LIQRISK_BIND": f"127.0.0.1:{port}",
+        "LIQRISK_WORKERS": str(workers),
+        "LIQRISK_ACCESS_LOG": "",
+        "LIQRISK_RATE_LIMIT_ENABLED": "0",
+        "LIQRISK_MAX_REQUESTS": "0",
+    }
     gunicorn = Path(sys.executable).parent / "gunicorn"
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -135,12 +145,82 @@ def batch_timing(port: int, n: int) -> dict:
     return {"rows": n, "body_mb": round(len(payload) / 1e6, 1), "seconds": round(best, 3)}
 
 
+MIX_LUA = r"""
+-- soak mix: 60 % single liquidation price, 10 % batch of 100, 20 % liquidation probability, 10 % position size
+local single = '{"exchange":"binance","symbol":"BTCUSDT","side":"long","entry_price":100000,"quantity":0.5,"leverage":20}'
+local sides, prices, qty, lev = {}, {}, {}, {}
+for i = 1, 100 do
+  sides[i] = (i % 2 == 0) and '"long"' or '"short"'
+  prices[i] = tostring(20000 + i * 900)
+  qty[i] = tostring(0.01 * i)
+  lev[i] = tostring(2 + (i % 40))
+end
+local batch = '{"positions":{"side":[' .. table.concat(sides, ",") .. '],"entry_price":[' .. table.concat(prices, ",")
+  .. '],"quantity":[' .. table.concat(qty, ",") .. '],"leverage":[' .. table.concat(lev, ",") .. ']}}'
+local risk = '{"side":"long","mark_price":100000,"liquidation_price":90452.26,"volatility":0.6,"horizon_hours":168}'
+local size = '{"equity":10000,"risk_fraction":0.01,"side":"long","entry_price":100000,"stop_price":98000}'
+local plan = {
+  {"/v1/liquidation-price", single}, {"/v1/liquidation-price", single}, {"/v1/liquidation-price", single},
+  {"/v1/liquidation-price", single}, {"/v1/liquidation-price", single}, {"/v1/liquidation-price", single},
+  {"/v1/liquidation-price/batch", batch},
+  {"/v1/risk/liquidation-probability", risk}, {"/v1/risk/liquidation-probability", risk},
+  {"/v1/risk/position-size", size},
+}
+local n = 0
+local headers = {["Content-Type"] = "application/json"}
+request = function()
+  n = n + 1
+  local p = plan[(n % #plan) + 1]
+  return wrk.format("POST", p[1], headers, p[2])
+end
+"""
+
+
+def worker_rss_mb(master: int) -> dict[int, float]:
+    """Resident memory (MiB) of each gunicorn worker, read from /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        ppid = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))
+        rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if ppid == master and rss:
+            out[int(entry)] = round(int(rss.group(1)) / 1024, 1)
+    return out
+
+
+def soak(wrk: str, base: str, master: int, connections: int, duration: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(MIX_LUA)
+    run_wrk(wrk, base, connections, 10, 2, lua.name)  # warm every route in every worker first
+    before = worker_rss_mb(master)
+    result = run_wrk(wrk, base, connections, duration, 2, lua.name)
+    after = worker_rss_mb(master)
+    growth = {pid: round((after[pid] / before[pid] - 1) * 100, 2) for pid in before if pid in after}
+    return {
+        **result,
+        "duration_s": duration,
+        "connections": connections,
+        "mix": "60% single, 10% batch(100), 20% probability, 10% position size",
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "rss_growth_pct": growth,
+        "same_workers": sorted(before) == sorted(after),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--soak", type=int, default=60, help="soak seconds (0 = skip)")
+    parser.add_argument("--soak-connections", type=int, default=64)
     args = parser.parse_args()
     wrk = ensure_wrk()
     port = free_port()
@@ -166,6 +246,8 @@ def main() -> None:
         results["liquidation_vs_healthz"] = round(results["liquidation_price"]["rps"] / results["healthz"]["rps"], 3)
         if not args.no_batch:
             results["batch"] = [batch_timing(port, n) for n in (100_000, 1_000_000)]
+        if args.soak:
+            results["soak"] = soak(wrk, base, proc.pid, args.soak_connections, args.soak)
     finally:
         stop_server(proc)
     print(json.dumps(results, indent=2))
