@@ -270,29 +270,29 @@ def load_funding(path: str) -> Loaded:
     return _finish(path, frame, DataReport(path, units={"funding_rate": "decimal per funding interval"}), None)
 
 
+def _binance_stats(path: str, layout: str, columns: dict[str, str], units: dict[str, str]) -> Loaded:
+    """A Binance futures-data file (``timestamp`` plus the named columns, renamed)."""
+    df = _read_csv(path)
+    first = next(iter(columns))
+    if first not in df.columns:
+        raise DataError(path, f"expected Binance {layout} layout", column=first)
+    idx = _times(path, df, "timestamp", 2)
+    frame = _numbers(path, df, tuple(columns), 2).rename(columns=columns)
+    frame.index = idx
+    return _finish(path, frame, DataReport(path, units=units), _infer_step(idx))
+
+
 def load_open_interest(path: str) -> Loaded:
     """Binance ``openInterestHist``: open_interest (base units), open_interest_value (quote)."""
-    df = _read_csv(path)
-    if "sumOpenInterest" not in df.columns:
-        raise DataError(path, "expected Binance openInterestHist layout", column="sumOpenInterest")
-    idx = _times(path, df, "timestamp", 2)
-    frame = _numbers(path, df, ("sumOpenInterest", "sumOpenInterestValue"), 2)
-    frame.columns = ["open_interest", "open_interest_value"]
-    frame.index = idx
-    units = {"open_interest": "base units", "open_interest_value": "quote"}
-    return _finish(path, frame, DataReport(path, units=units), _infer_step(idx))
+    return _binance_stats(path, "openInterestHist",
+                          {"sumOpenInterest": "open_interest", "sumOpenInterestValue": "open_interest_value"},
+                          {"open_interest": "base units", "open_interest_value": "quote"})  # fmt: skip
 
 
 def load_taker_volume(path: str) -> Loaded:
     """Binance ``takerBuySellVol``: taker_buy_base, taker_sell_base (base units)."""
-    df = _read_csv(path)
-    if "buyVol" not in df.columns:
-        raise DataError(path, "expected Binance takerBuySellVol layout", column="buyVol")
-    idx = _times(path, df, "timestamp", 2)
-    frame = _numbers(path, df, ("buyVol", "sellVol"), 2)
-    frame.columns = ["taker_buy_base", "taker_sell_base"]
-    frame.index = idx
-    return _finish(path, frame, DataReport(path, units={"taker volume": "base units"}), _infer_step(idx))
+    return _binance_stats(path, "takerBuySellVol", {"buyVol": "taker_buy_base", "sellVol": "taker_sell_base"},
+                          {"taker volume": "base units"})  # fmt: skip
 
 
 def load_liquidations(path: str) -> Loaded:

@@ -63,13 +63,6 @@ def _entries_1d(high, low, close, liq, funding, breakout_window, hold_bars, surg
     return ok
 
 
-def _entries_apply(high, low, close, liq, funding, *params):
-    out = np.zeros(close.shape, dtype=np.bool_)
-    for j in range(close.shape[1]):
-        out[:, j] = _entries_1d(high[:, j], low[:, j], close[:, j], liq[:, j], funding[:, j], *params)
-    return out
-
-
 def _exits_1d(open_, high, low, close, liq, exit_fraction, peak_window, rsi_window, rsi_level, wick_ratio,
               breakout_window, near_pct):  # fmt: skip
     out = np.zeros(close.shape, dtype=np.bool_)
@@ -88,11 +81,19 @@ def _exits_1d(open_, high, low, close, liq, exit_fraction, peak_window, rsi_wind
     return out
 
 
-def _exits_apply(open_, high, low, close, liq, *params):
-    out = np.zeros(close.shape, dtype=np.bool_)
-    for j in range(close.shape[1]):
-        out[:, j] = _exits_1d(open_[:, j], high[:, j], low[:, j], close[:, j], liq[:, j], *params)
-    return out
+def _indicator(name: str, short: str, inputs: list[str], defaults: dict[str, Any], output: str, rule):
+    """A vectorbt indicator running the 1-D ``rule`` on each column (one column per parameter combination)."""
+
+    def apply(*args):
+        series, params = args[: len(inputs)], args[len(inputs) :]
+        out = np.zeros(series[0].shape, dtype=np.bool_)
+        for j in range(out.shape[1]):
+            out[:, j] = rule(*(x[:, j] for x in series), *params)
+        return out
+
+    factory = vbt.IndicatorFactory(class_name=name, short_name=short,
+                                   input_names=inputs, param_names=list(defaults), output_names=[output])  # fmt: skip
+    return factory.from_apply_func(apply, **defaults)
 
 
 ENTRY_DEFAULTS = {
@@ -114,21 +115,10 @@ EXIT_DEFAULTS = {
     "near_pct": 0.005,
 }
 
-SqueezeEntry = vbt.IndicatorFactory(
-    class_name="SqueezeEntry",
-    short_name="squeeze_entry",
-    input_names=["high", "low", "close", "liq", "funding"],
-    param_names=list(ENTRY_DEFAULTS),
-    output_names=["entries"],
-).from_apply_func(_entries_apply, **ENTRY_DEFAULTS)
-
-SqueezeExit = vbt.IndicatorFactory(
-    class_name="SqueezeExit",
-    short_name="squeeze_exit",
-    input_names=["open", "high", "low", "close", "liq"],
-    param_names=list(EXIT_DEFAULTS),
-    output_names=["exits"],
-).from_apply_func(_exits_apply, **EXIT_DEFAULTS)
+SqueezeEntry = _indicator("SqueezeEntry", "squeeze_entry", ["high", "low", "close", "liq", "funding"],
+                          ENTRY_DEFAULTS, "entries", _entries_1d)  # fmt: skip
+SqueezeExit = _indicator("SqueezeExit", "squeeze_exit", ["open", "high", "low", "close", "liq"], EXIT_DEFAULTS,
+                         "exits", _exits_1d)  # fmt: skip
 
 
 def oriented(frame: pd.DataFrame | dict[str, Any], side: str) -> dict[str, np.ndarray]:

@@ -312,7 +312,8 @@ def position_size(
     if not (0 <= liquidation_buffer < 1):
         raise ValueError("liquidation_buffer: must be a decimal in [0, 1)")
     loss_per_unit = np.abs(ep - stop) + ep * fo + stop * fc
-    qty = eq * rf / loss_per_unit
+    with np.errstate(over="ignore"):  # overflow gives inf, which the caller reports as out of range
+        qty = eq * rf / loss_per_unit
     common = dict(
         exchange=exchange,
         symbol=symbol,
