@@ -88,10 +88,8 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
             urllib.request.urlopen(base + "/healthz", timeout=5).read()
         with urllib.request.urlopen(base + "/readyz", timeout=5) as resp:
             assert json.loads(resp.read())["status"] == "ready"
-        started = time.monotonic()
         status, body = _post(base + "/v1/backtests", {"dataset": {"name": "synthetic", "bars": 2000}})
         assert status == 200 and body["metrics"]["trades"] >= 0
-        assert time.monotonic() - started < 5  # compiled in the master before the fork, not on this request
         with ThreadPoolExecutor(4) as pool:  # concurrent slow requests: both workers must take some
             got = list(pool.map(lambda _: _post(base + "/v1/backtests", {"dataset": {"name": "synthetic"}}), range(8)))
         assert all(status == 200 for status, _ in got)
@@ -105,7 +103,10 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
             assert _sample(text, "liqrisk_backtest_duration_seconds_count") == 9
     finally:
         _stop(proc)
-    lines = [json.loads(line) for line in proc.stdout.read().splitlines() if line.startswith('{"ts"')]
+    output = proc.stdout.read()
+    # vectorbt imported and the simulator compiled in the master, before any worker took traffic
+    assert "liqrisk: backtester ready" in output.split('{"ts"')[0]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith('{"ts"')]
     assert len({x["pid"] for x in lines if x["route"] == "/v1/backtests"}) == 2  # both workers logged JSON lines
     assert all(len(x["request_id"]) == 32 for x in lines)
 
