@@ -158,6 +158,8 @@ def test_real_binance_layouts(shared_data):
     folder = shared_data / "binance_btcusdt_perp_1h_2023_2025"
     k = D.load_klines(str(folder / "BTCUSDT_fapi_klines_1h.csv"), "1h")
     assert k.report.partial_last_dropped and len(k.frame) == 24_882 and k.report.missing_bars == 0
+    prem = D.load_klines(str(folder / "BTCUSDT_premiumIndexKlines_1h.csv"), "1h")  # same layout, OHLC = premium
+    assert len(prem.frame) == 24_882 and prem.frame["close"].abs().max() < 0.05
     f = D.load_funding(str(folder / "BTCUSDT_fundingRate.csv"))
     assert len(f.frame) == 3_111
     oi = D.load_open_interest(str(folder / "BTCUSDT_openInterestHist_1h.csv"))
