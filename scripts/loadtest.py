@@ -147,7 +147,8 @@ def batch_timing(port: int, n: int) -> dict:
 
 MIX_LUA = r"""
 -- soak mix: 60 % single liquidation price, 10 % batch of 100, 20 % liquidation probability, 10 % position size
-local single = '{"exchange":"binance","symbol":"BTCUSDT","side":"long","entry_price":100000,"quantity":0.5,"leverage":20}'
+local single = '{"exchange":"binance","symbol":"BTCUSDT","side":"long",'
+  .. '"entry_price":100000,"quantity":0.5,"leverage":20}'
 local sides, prices, qty, lev = {}, {}, {}, {}
 for i = 1, 100 do
   sides[i] = (i % 2 == 0) and '"long"' or '"short"'
