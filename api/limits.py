@@ -22,7 +22,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from .security import key_is_valid, presented_key
+from .security import OPEN, key_is_valid, presented_key
 
 HEAVY = (
     "liquidation.liquidation_price_batch",
@@ -32,7 +32,6 @@ HEAVY = (
     "market.cascade",
 )
 SERIES_PREFIXES = ("risk.", "market.", "liquidation.portfolio")
-EXEMPT = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
 
 
 def body_limit(app: Flask, endpoint: str | None) -> int:
@@ -71,7 +70,7 @@ def install(app: Flask) -> Limiter:
         strategy="fixed-window",
     )
     for endpoint, view in list(app.view_functions.items()):
-        if endpoint.startswith(EXEMPT) or endpoint == "static":
+        if endpoint.startswith(OPEN):
             limiter.exempt(view)
         elif endpoint in HEAVY:
             app.view_functions[endpoint] = limiter.limit(app.config["RATE_LIMIT_HEAVY"])(view)

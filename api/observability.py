@@ -101,7 +101,7 @@ def install(app: Flask) -> None:
         rows = g.get("batch_rows")
         if rows is not None:
             BATCH_ROWS.labels(route).observe(rows)
-        if access_log.isEnabledFor(logging.INFO) and (access_log.handlers or access_log.propagate):
+        if access_log.isEnabledFor(logging.INFO):
             payload = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "level": "info",

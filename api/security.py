@@ -22,6 +22,7 @@ from flask import Flask, Response, request
 
 from .errors import problem
 
+#: endpoints open to everyone: no API key, no rate limit (probes, metrics, the spec and its docs)
 OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

@@ -17,10 +17,9 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-NUMBER_FIELDS = ("leverage", "stop_pct", "take_profit_pct", "time_stop", "size_value", "fee_rate", "slippage",
-                 "liquidation_fee_rate", "init_cash", "breakout_window", "hold_bars", "surge_mult", "surge_window",
-                 "funding_threshold", "funding_lookback", "funding_recovery", "exit_fraction", "peak_window",
-                 "rsi_window", "rsi_level", "wick_ratio", "near_pct")  # fmt: skip
+from .params import RANGES
+
+NUMBER_FIELDS = tuple(RANGES)
 
 
 def _number(text: str) -> float | None:
@@ -193,14 +192,7 @@ def _sweep(args: argparse.Namespace) -> int:
             out["overfitting"] = overfitting(table, args.sort)
         print(json.dumps(to_jsonable(out)))
         return 0
-    with_pd_options(lambda: print(table.head(args.top).to_string(index=False)))
+    print(table.head(args.top).to_string(index=False, float_format="{:.4g}".format))
     if split:
         print("\nin-sample vs out-of-sample:", json.dumps(overfitting(table, args.sort)))
     return 0
-
-
-def with_pd_options(fn) -> None:
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
-        fn()

@@ -393,9 +393,7 @@ def market_frame(
     out["funding_rate"] = np.nan
     if funding is not None and len(funding):
         f = funding["funding_rate"]
-        f = f.groupby(f.index.floor(bar)).last()
-        f = f[(f.index >= idx[0]) & (f.index <= idx[-1])]
-        out.loc[out.index.intersection(f.index), "funding_rate"] = f.reindex(out.index.intersection(f.index))
+        out["funding_rate"] = f.groupby(f.index.floor(bar)).last().reindex(idx).to_numpy()
     else:
         warnings.append("no funding data: funding is not charged")
     out["open_interest"] = np.nan
@@ -476,8 +474,6 @@ def load_dataset(folder: str, symbol: str, timeframe: str = "1h", liquidations: 
 
     mark = opt([f"{ft}-{timeframe}-mark.csv.gz", f"{pair}_markPriceKlines_{timeframe}.csv"],
                lambda p: load_ohlcv(p, timeframe))  # fmt: skip
-    if mark is None and timeframe != "1h":  # finer bars: hourly mark is too coarse to check wicks; use last price
-        pass
     fund = opt([f"{ft}-1h-funding_rate.csv.gz", f"{ft}-8h-funding_rate.csv.gz", f"{pair}_fundingRate.csv"],
                load_funding)  # fmt: skip
     oi = opt([f"{pair}_openInterestHist_{timeframe}.csv", f"{pair}_openInterestHist_1h.csv"], load_open_interest)

@@ -23,35 +23,7 @@ import pandas as pd
 from . import engine as E
 from . import metrics as M
 from . import signals as S
-
-SIM_DEFAULTS: dict[str, Any] = {
-    "side": "long",
-    "leverage": 3.0,
-    "stop_pct": 0.04,
-    "take_profit_pct": 0.12,
-    "time_stop": 72,
-    "size_mode": "fraction",
-    "size_value": 0.25,
-    "fee_rate": 0.0005,
-    "slippage": 0.0002,
-    "liquidation_fee_rate": 0.0125,
-    "init_cash": 10_000.0,
-    "exchange": "binance",
-    "symbol": "BTCUSDT",
-}
-DEFAULTS: dict[str, Any] = {**SIM_DEFAULTS, **S.ENTRY_DEFAULTS, **S.EXIT_DEFAULTS}
-INT_PARAMS = ("breakout_window", "hold_bars", "surge_window", "funding_lookback", "peak_window", "rsi_window",
-              "time_stop")  # fmt: skip
-# allowed ranges: (low, high, low inclusive)
-RANGES: dict[str, tuple[float, float]] = {
-    "leverage": (1, 125), "stop_pct": (0, 0.9), "take_profit_pct": (0, 100), "time_stop": (0, 10**7),
-    "size_value": (0, 1e6), "fee_rate": (0, 0.05), "slippage": (0, 0.05), "liquidation_fee_rate": (0, 0.1),
-    "init_cash": (0, 1e15), "breakout_window": (1, 100_000), "hold_bars": (1, 10_000), "surge_mult": (0, 1e6),
-    "surge_window": (1, 100_000), "funding_threshold": (-0.05, 0.05), "funding_lookback": (1, 100_000),
-    "funding_recovery": (0, 1), "exit_fraction": (0, 1), "peak_window": (1, 100_000), "rsi_window": (2, 10_000),
-    "rsi_level": (50, 100), "wick_ratio": (0, 1), "near_pct": (0, 1),
-}  # fmt: skip
-NULLABLE = ("stop_pct", "take_profit_pct", "funding_threshold")
+from .params import DEFAULTS, ENTRY_DEFAULTS, EXIT_DEFAULTS, NULLABLE, POSITIVE, RANGES, WHOLE_BARS
 
 
 def strategy(config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -74,9 +46,9 @@ def strategy(config: dict[str, Any] | None = None) -> dict[str, Any]:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
             raise ValueError(f"{k}: must be a finite number")
-        if not (lo <= v <= hi) or (k in ("leverage",) and v < 1) or (k in ("size_value", "init_cash") and v <= 0):
+        if not (lo <= v <= hi) or (k in POSITIVE and v <= lo):
             raise ValueError(f"{k}: must be between {lo} and {hi}")
-        if k in INT_PARAMS:
+        if k in WHOLE_BARS:
             if float(v) != int(v):
                 raise ValueError(f"{k}: must be a whole number of bars")
             cfg[k] = int(v)
@@ -129,8 +101,8 @@ def run_backtest(frame: pd.DataFrame, config: dict[str, Any] | None = None, dead
     cfg = strategy(config)
     if len(frame) < 10:
         raise ValueError("bars: at least 10 bars")
-    entry_params = {k: cfg[k] for k in S.ENTRY_DEFAULTS}
-    exit_params = {k: cfg[k] for k in S.EXIT_DEFAULTS}
+    entry_params = {k: cfg[k] for k in ENTRY_DEFAULTS}
+    exit_params = {k: cfg[k] for k in EXIT_DEFAULTS}
     entries = np.asarray(S.entry_signals(frame, cfg["side"], **entry_params), dtype=bool).reshape(len(frame), -1)
     exits = np.asarray(S.exit_signals(frame, cfg["side"], **exit_params), dtype=bool).reshape(len(frame), -1)
     res = E.simulate(
@@ -185,19 +157,22 @@ def sweep(
     n = len(frame)
 
     def signal_table(names, fn):
+        """One signal column per distinct (side, rule parameters), each side's in one vectorbt run."""
         uniq: dict[tuple, int] = {}
         col = np.empty(len(cfgs), dtype=np.int64)
         for j, c in enumerate(cfgs):
-            key = (c["side"],) + tuple(c[k] for k in names)
-            col[j] = uniq.setdefault(key, len(uniq))
-        mats = []
-        for key in uniq:
-            p = dict(zip(names, key[1:], strict=True))
-            mats.append(np.asarray(fn(frame, key[0], **p), dtype=bool).reshape(n, -1)[:, 0])
-        return np.ascontiguousarray(np.stack(mats, axis=1)), col
+            col[j] = uniq.setdefault((c["side"],) + tuple(c[k] for k in names), len(uniq))
+        mats = np.empty((n, len(uniq)), dtype=bool)
+        for side in ("long", "short"):
+            keys = [(i, key[1:]) for key, i in uniq.items() if key[0] == side]
+            if keys:
+                params = {k: [key[m] for _, key in keys] for m, k in enumerate(names)}
+                got = fn(frame, side, param_product=False, **params)
+                mats[:, [i for i, _ in keys]] = np.asarray(got, dtype=bool).reshape(n, -1)
+        return mats, col
 
-    entries, ecol = signal_table(list(S.ENTRY_DEFAULTS), S.entry_signals)
-    exits, xcol = signal_table(list(S.EXIT_DEFAULTS), S.exit_signals)
+    entries, ecol = signal_table(list(ENTRY_DEFAULTS), S.entry_signals)
+    exits, xcol = signal_table(list(EXIT_DEFAULTS), S.exit_signals)
     bars = bar_arrays(frame)
     secs = bar_seconds(frame)
     parts = [("", slice(0, n))]

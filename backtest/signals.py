@@ -34,6 +34,8 @@ import vectorbt as vbt
 
 from core.market import wilder_rsi
 
+from .params import ENTRY_DEFAULTS, EXIT_DEFAULTS
+
 
 def _rolling(x: np.ndarray, window: int, how: str, shift: int = 0) -> np.ndarray:
     s = pd.Series(x).rolling(int(window), min_periods=int(window))
@@ -95,25 +97,6 @@ def _indicator(name: str, short: str, inputs: list[str], defaults: dict[str, Any
                                    input_names=inputs, param_names=list(defaults), output_names=[output])  # fmt: skip
     return factory.from_apply_func(apply, **defaults)
 
-
-ENTRY_DEFAULTS = {
-    "breakout_window": 48,
-    "hold_bars": 2,
-    "surge_mult": 3.0,
-    "surge_window": 48,
-    "funding_threshold": -0.0003,
-    "funding_lookback": 72,
-    "funding_recovery": 0.3,
-}
-EXIT_DEFAULTS = {
-    "exit_fraction": 0.1,
-    "peak_window": 24,
-    "rsi_window": 14,
-    "rsi_level": 70.0,
-    "wick_ratio": 0.6,
-    "breakout_window": 48,
-    "near_pct": 0.005,
-}
 
 SqueezeEntry = _indicator("SqueezeEntry", "squeeze_entry", ["high", "low", "close", "liq", "funding"],
                           ENTRY_DEFAULTS, "entries", _entries_1d)  # fmt: skip

@@ -9,23 +9,30 @@ workers fork (see gunicorn.conf.py), so the first request is not slow either. Bo
 from __future__ import annotations
 
 import time
+from functools import cache
 
 from flask import Blueprint, current_app
 
 from ..errors import ApiError, from_value_error
 from ..jsonio import respond
 from ..observability import BACKTEST_BARS, BACKTEST_SECONDS
-from ..schemas.backtests import BacktestSchema
 from ._common import load
 
 bp = Blueprint("backtests", __name__, url_prefix="/v1")
 
-schema = BacktestSchema()
+
+@cache
+def _schema():
+    """Built on first use: it reads the strategy fields from the backtest package, which the calculator
+    routes never import."""
+    from ..schemas.backtests import BacktestSchema
+
+    return BacktestSchema()
 
 
 @bp.post("/backtests")
 def backtests():
-    data = load(schema)
+    data = load(_schema())
     max_bars = current_app.config["BACKTEST_MAX_BARS"]
     budget = current_app.config["BACKTEST_TIMEOUT"]
     source = data.get("dataset") or data["bars"]
@@ -45,9 +52,7 @@ def backtests():
             warnings: list[str] = []
         else:
             frame, warnings = D.frame_from_columns(data["bars"])
-        strategy = {k: v for k, v in data["strategy"].items() if v is not None or k in ("stop_pct",
-                    "take_profit_pct", "funding_threshold")}  # fmt: skip
-        result = run_backtest(frame, strategy, deadline=started + budget)
+        result = run_backtest(frame, data["strategy"], deadline=started + budget)
     except TimeoutError:
         raise ApiError(
             422,

@@ -4,46 +4,33 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from backtest import params as P
+
 from .base import Base, Number, StrictBoolean, Text, exchange_field, one_of
-
-
-def _num(lo: float, hi: float) -> Number:
-    return Number(validate=validate.Range(min=lo, max=hi), allow_none=False)
 
 
 def _bars(lo: int, hi: int) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=lo, max=hi))
 
 
-class StrategySchema(Base):
-    """Every field optional; defaults and meanings in :mod:`backtest.run` and :mod:`backtest.signals`."""
+def _number(name: str, lo: float, hi: float) -> fields.Field:
+    if name in P.WHOLE_BARS:
+        return _bars(int(lo), int(hi))
+    rng = validate.Range(min=lo, max=hi, min_inclusive=name not in P.POSITIVE)
+    return Number(validate=rng, allow_none=name in P.NULLABLE)
 
-    side = one_of("long", "short")
-    leverage = _num(1, 125)
-    stop_pct = Number(validate=validate.Range(min=0, max=0.9), allow_none=True)
-    take_profit_pct = Number(validate=validate.Range(min=0, max=100), allow_none=True)
-    time_stop = _bars(0, 10_000_000)
-    size_mode = one_of("fraction", "risk")
-    size_value = Number(validate=validate.Range(min=0, max=1e6, min_inclusive=False))
-    fee_rate = _num(0, 0.05)
-    slippage = _num(0, 0.05)
-    liquidation_fee_rate = _num(0, 0.1)
-    init_cash = Number(validate=validate.Range(min=0, max=1e15, min_inclusive=False))
-    exchange = exchange_field(load_default=None)
-    symbol = Text()
-    breakout_window = _bars(1, 100_000)
-    hold_bars = _bars(1, 10_000)
-    surge_mult = _num(0, 1e6)
-    surge_window = _bars(1, 100_000)
-    funding_threshold = Number(validate=validate.Range(min=-0.05, max=0.05), allow_none=True)
-    funding_lookback = _bars(1, 100_000)
-    funding_recovery = _num(0, 1)
-    exit_fraction = _num(0, 1)
-    peak_window = _bars(1, 100_000)
-    rsi_window = _bars(2, 10_000)
-    rsi_level = _num(50, 100)
-    wick_ratio = _num(0, 1)
-    near_pct = _num(0, 1)
+
+#: every field optional (defaults from the strategy), numbers and ranges from :mod:`backtest.params`
+StrategySchema = Base.from_dict(
+    {
+        "side": one_of("long", "short"),
+        "size_mode": one_of("fraction", "risk"),
+        "exchange": exchange_field(load_default=P.DEFAULTS["exchange"]),
+        "symbol": Text(),
+        **{name: _number(name, lo, hi) for name, (lo, hi) in P.RANGES.items()},
+    },
+    name="StrategySchema",
+)
 
 
 class DatasetSchema(Base):
