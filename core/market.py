@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ._inputs import as_float, check, finite, positive
 
@@ -22,6 +23,17 @@ HOURS_PER_YEAR = 365.0 * 24.0
 WEIGHTS = {"funding": 0.35, "open_interest": 0.25, "long_short_ratio": 0.2, "rsi": 0.2}
 LIQUIDATION_WEIGHT = 0.25
 RSI_BANDS = (70.0, 80.0, 90.0)
+
+
+@njit(cache=True)
+def wilder_smooth(x: np.ndarray, first: float, alpha: float) -> np.ndarray:
+    """``[first, s_1, s_2, ...]`` with ``s_t = (1 − alpha)·s_{t−1} + alpha·x_t`` (Wilder's smoothing): a
+    recursion over one series, compiled (a Python loop costs ~85 ms per 100,000 bars)."""
+    out = np.empty(x.size + 1)
+    out[0] = first
+    for i in range(x.size):
+        out[i + 1] = out[i] * (1.0 - alpha) + x[i] * alpha
+    return out
 
 
 def wilder_rsi(close: Any, period: int = 14) -> np.ndarray:
@@ -35,12 +47,8 @@ def wilder_rsi(close: Any, period: int = 14) -> np.ndarray:
     gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
     avg_g, avg_l = gain[:period].mean(), loss[:period].mean()
     alpha = 1.0 / period
-    rs_g = np.empty(d.size - period + 1)
-    rs_l = np.empty_like(rs_g)
-    rs_g[0], rs_l[0] = avg_g, avg_l
-    for i in range(1, rs_g.size):  # a recursive filter over one series (bars, not positions)
-        rs_g[i] = rs_g[i - 1] * (1 - alpha) + gain[period - 1 + i] * alpha
-        rs_l[i] = rs_l[i - 1] * (1 - alpha) + loss[period - 1 + i] * alpha
+    rs_g = wilder_smooth(gain[period:], avg_g, alpha)
+    rs_l = wilder_smooth(loss[period:], avg_l, alpha)
     with np.errstate(divide="ignore", invalid="ignore"):
         rsi = np.where(rs_l == 0, np.where(rs_g == 0, 50.0, 100.0), 100.0 - 100.0 / (1.0 + rs_g / rs_l))
     out[period:] = rsi

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from . import _kernels as K
+from . import market
 from .rulesets import get_ruleset
 from .tiers import EXCHANGES
 
@@ -78,6 +79,7 @@ def warm_up(verbose: bool = False, run: bool = False) -> float:
             kernel.compile(tuple(numba.typeof(a) for a in args))
         if verbose:
             print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    market.wilder_smooth.compile((numba.float64[::1], numba.float64, numba.float64))
     return time.perf_counter() - start
 
 
