@@ -333,7 +333,8 @@ def liquidation_proxy(frame: pd.DataFrame, volume_mult: float = 2.0, wick: float
     counts only when volume ≥ ``volume_mult`` × its mean over the previous ``window`` bars and the move in the
     flow's direction is at least ``wick`` of the bar's range (``high − open`` for buys, ``open − low`` for
     sells). short_liq = max(imbalance, 0) on such bars, long_liq = max(−imbalance, 0).
-    Our convention, documented in ``../shared/data/README.md`` ("What no public set here has").
+    Our convention (no public data set has intraday liquidations split by side), documented in
+    ``docs/data.md`` ("Liquidation proxy").
     """
     o, h, lo, c, v = (frame[k].to_numpy(float) for k in ("open", "high", "low", "close", "volume"))
     rng = np.maximum(h - lo, 1e-12 * np.maximum(np.abs(c), 1.0))

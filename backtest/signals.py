@@ -20,7 +20,7 @@ The long squeeze (short entry) is the mirror image: the same rules applied to ne
 support; lower wicks; RSI ≤ 100 − level), to long liquidations, and to negated funding (a high positive rate
 falling back). Every value at ``t`` uses bars up to ``t`` only (a test changes later data and checks).
 
-Practitioner thresholds (``../shared/reference/risk-models.md`` §5): funding below −0.03 %/8 h is a short-squeeze
+Practitioner thresholds (``docs/risk-models.md`` §3, §7): funding below −0.03 %/8 h is a short-squeeze
 setup, above +0.03 % a long-squeeze risk; RSI 70/30.
 """
 

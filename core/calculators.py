@@ -262,7 +262,7 @@ def average_entry(
 
     Linear: quantity-weighted mean ``Σq·p / Σq`` (Bybit example 1 @ 7,000, 0.2 @ 7,500, 0.15 @ 6,900 →
     7,062.96). Inverse: harmonic mean ``Σq / Σ(q/p)`` with q in contracts, because inverse PnL is linear in
-    ``1/price`` (liquidation-formulas.md §9; no exchange page states it).
+    ``1/price`` (no exchange page states it; ``docs/formulas.md`` §10).
 
     Parameters
     ----------
@@ -361,7 +361,8 @@ def funding_payments(
 ) -> dict[str, Any]:
     """Funding paid or received at each funding timestamp, and the total.
 
-    Source: liquidation-formulas.md §9 (Binance/Bybit/OKX funding): payment per interval = position value
+    Source: Binance "Introduction to Binance Futures Funding Rates",
+    https://www.binance.com/en/support/faq/360033525031 (Bybit and OKX alike): payment per interval = position value
     at mark price × funding rate; rate > 0 means longs pay shorts. Linear value ``Q·mark`` (quote),
     inverse ``N·CS/mark`` (coin).
 

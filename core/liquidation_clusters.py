@@ -1,9 +1,9 @@
 """Liquidation map (where the market's own liquidation levels sit) and the liquidation-cascade simulator.
 
-Sources: ``shared/reference/risk-models.md`` §1.2 (the consensus heat-map algorithm: ΔOI > 0 opens
+Sources: ``docs/risk-models.md`` §5 (the consensus heat-map algorithm: ΔOI > 0 opens
 positions split long/short over a leverage mix at the bar's close, levels are consumed when price crosses
 them and reduced proportionally when open interest falls; no vendor publishes its leverage weights, so
-ours are a documented default) and §2.5 (impact: order-book walk with linear depth ρ per 1 %,
+ours are a documented default) and §6 (impact: order-book walk with linear depth ρ per 1 %,
 ΔP/P ≈ Q/ρ; square-root law ΔP/P = Y·σ_D·√(Q/V_D); non-market absorption by insurance fund / ADL; the
 feedback loop total = shock/(1 − k)).
 """

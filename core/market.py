@@ -1,6 +1,6 @@
 """Market-crowding models: the squeeze score and the liquidation summary.
 
-Sources: ``shared/reference/risk-models.md`` §5 — funding regimes (neutral 0.01 %/8 h; beyond ±0.03 %/8 h
+Sources: ``docs/risk-models.md`` §3 — funding regimes (neutral 0.01 %/8 h; beyond ±0.03 %/8 h
 crowded; |z| > 2 against the last 30 funding periods), funding normalised to an annual rate before
 z-scoring because intervals differ (1 h Hyperliquid, 8 h Binance), the long/short ratio compared with the
 symbol's own history, Wilder's RSI(14) (overbought 70; the 80/90 "extreme" bands are **our conventions**, no

@@ -1,7 +1,7 @@
 """Risk analytics of one or many positions: the probability of being liquidated within a horizon, and
 position sizing for a fixed risk at a stop.
 
-Sources: ``shared/reference/risk-models.md`` §3 — first passage of geometric Brownian motion with drift
+Sources: ``docs/risk-models.md`` §1–2 — first passage of geometric Brownian motion with drift
 (reflection principle + Girsanov), the Broadie–Glasserman–Kou continuity correction for discrete
 monitoring (Mathematical Finance 7(4) 1997, 325–348, β = −ζ(1/2)/√(2π) ≈ 0.5826), variance-matched
 Student-t increments for fat tails (Monte Carlo), and RiskMetrics' EWMA volatility (λ = 0.94).
@@ -21,7 +21,7 @@ BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 HOURS_PER_YEAR = 365.0 * 24.0
 MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
-#: score bands in 20-point steps (the 5-light ADL indicator precedent, risk-models.md §3.4)
+#: score bands in 20-point steps (the 5-light ADL indicator precedent, docs/risk-models.md §1.5)
 BANDS = ("very_low", "low", "moderate", "high", "very_high")
 
 
@@ -55,7 +55,7 @@ def estimate_volatility(closes: Any, periods_per_year: float, method: str = "ewm
 
 def _gbm_first_passage(b: np.ndarray, nu: np.ndarray, sigma: np.ndarray, t: np.ndarray, s: np.ndarray) -> np.ndarray:
     """P(the log price moves ``b`` > 0 towards the barrier within ``t`` years); ``s`` = +1 long (barrier
-    below), −1 short (barrier above); ``nu`` = μ − σ²/2 (risk-models.md §3.1)."""
+    below), −1 short (barrier above); ``nu`` = μ − σ²/2 (docs/risk-models.md §1.1)."""
     vol = sigma * np.sqrt(t)
     drift = -s * nu  # drift towards the barrier
     with np.errstate(over="ignore", invalid="ignore"):

@@ -6,7 +6,7 @@ and after. The server runs with rate limiting off (the test measures the engine,
 recycling off (so RSS growth is the same processes'), with the JSON access log on (to /dev/null).
 
 Every request goes to 127.0.0.1 only; each wrk run is bounded by ``--duration``. Figures are printed,
-never asserted: they go into the issue notes.
+never asserted (timings depend on the machine).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Liquidation probability and position sizing (risk-models.md §3 test vectors)."""
+"""Liquidation probability and position sizing (the reference values of docs/risk-models.md §1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import core
 from core.risk import estimate_volatility
 
-# risk-models.md §3.1: BTC 100,000, 10x, MMR 0.5 %: long LP 90,452.26, short 109,452.74; sigma 60 %, mu 0
+# docs/risk-models.md §1.1: BTC 100,000, 10x, MMR 0.5 %: long LP 90,452.26, short 109,452.74; sigma 60 %, mu 0
 REFERENCE = [
     (24, "long", 90452.26, 0.00147, 3.195),
     (24, "short", 109452.74, 0.00385, None),
@@ -34,7 +34,7 @@ def test_closed_form_matches_reference(hours, side, lp, expected, d) -> None:
 
 
 def test_bgk_correction_matches_hourly_monte_carlo_reference() -> None:
-    # §3.2: 7-day long, hourly monitoring: Monte Carlo 0.22144, corrected formula 0.22146
+    # docs/risk-models.md §1.2: 7-day long, hourly monitoring: Monte Carlo 0.22144, corrected formula 0.22146
     r = core.liquidation_probability(
         side="long",
         mark_price=100_000,
@@ -66,7 +66,7 @@ def test_monte_carlo_with_thin_tails_agrees_with_bgk_formula(side, lp) -> None:
 
 
 def test_fat_tails_raise_short_horizon_risk() -> None:
-    # §3.3: 1 day, hourly steps: Gaussian 0.0011 vs t3 0.0038 (about 3.4x)
+    # docs/risk-models.md §1.3: 1 day, hourly steps: Gaussian 0.0011 vs t3 0.0038 (about 3.4x)
     kw = dict(side="long", mark_price=100_000, liquidation_price=90452.26, volatility=0.6, horizon_hours=24)
     t3 = core.liquidation_probability(**kw, model="student_t", degrees_of_freedom=3, paths=100_000, seed=1)
     gauss = core.liquidation_probability(**kw, monitoring_minutes=60)

@@ -1,4 +1,4 @@
-"""Published worked examples, copied from ``shared/reference/worked-examples.json`` with their sources.
+"""Published worked examples (exchange pages, Binance's calculator, Hyperliquid's API), each with its source.
 
 Each case names the core function, its keyword arguments (as in the HTTP API) and the expected outputs
 with a tolerance. The HTTP tests replay the same cases through the API.

@@ -62,7 +62,7 @@ class OtherPositionSchema(Base):
 
 
 class PositionSchema(Base):
-    """One position (the fields shared by the position endpoints, DESIGN.md)."""
+    """One position (the fields shared by the position endpoints, see ``openapi.yaml``)."""
 
     exchange = exchange_field()
     symbol = Text()

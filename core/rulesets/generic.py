@@ -3,8 +3,8 @@ and a taker fee that is added to the MMR in the liquidation condition).
 
 It solves ``margin + side·Q·(LP − EP) = Q·LP·(MMR + f) − maintenance_amount`` (linear; the inverse form
 uses ``1/LP``), i.e. the Binance equation with a fee term — the same closed form as OKX/Gate when
-``maintenance_amount = 0`` (see ``liquidation-formulas.md`` §1, §4, §5 and the dYdX v4 single-position
-derivation in §7: https://docs.dydx.exchange/concepts-trading/margin).
+``maintenance_amount = 0`` (``docs/formulas.md`` §3, §6, §7, §9), and the single-position solution of dYdX v4's
+margin condition, https://docs.dydx.exchange/concepts-trading/margin (our derivation; dYdX publishes none).
 """
 
 from . import Ruleset

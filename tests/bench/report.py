@@ -1,4 +1,4 @@
-"""Print the benchmark figures and the ratios the issues ask for, from pytest-benchmark's JSON."""
+"""Print the benchmark figures and their ratios to the baselines, from pytest-benchmark's JSON."""
 
 from __future__ import annotations
 

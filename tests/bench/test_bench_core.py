@@ -1,5 +1,5 @@
 """Benchmarks of the core engine (``make bench``; pytest-benchmark). No timing is asserted: the figures
-and the ratios printed by ``tests/bench/report.py`` go into the issue notes.
+and the ratios printed by ``tests/bench/report.py`` are read by people, on the machine that ran them.
 
 Baseline ("plain memory pass"): copy every input array into a new array — one read and one write of
 the same input data, which is the least any function that returns per-position arrays costs.
@@ -102,7 +102,7 @@ def test_vectorised_20k(benchmark, positions) -> None:
     benchmark(core.liquidation_price, **sub)
 
 
-# --- risk analytics (issue 4) ---------------------------------------------------------------------------
+# --- risk analytics ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.benchmark(group="risk")
