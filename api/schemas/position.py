@@ -62,7 +62,7 @@ class OtherPositionSchema(Base):
 
 
 class PositionSchema(Base):
-    """One position (the fields shared by the position endpoints, see ``openapi.yaml``)."""
+    """One position (the fields shared by the position endpoints; ``Position`` in ``openapi.yaml``)."""
 
     exchange = exchange_field()
     symbol = Text()
