@@ -170,3 +170,40 @@ def test_slug_matches_github_anchors() -> None:
         "12-discrete-monitoring-the-broadieglassermankou-correction"
     )
     assert _slug("A newcomer's path") == "a-newcomers-path"
+
+
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+TEST_NAME = re.compile(r"`(test_\w+)`")
+PYTHON_NAME = re.compile(r"`((?:core|backtest)(?:\.\w+)+)")
+CASE_ID = re.compile(r"`((?:binance|bybit)-[a-z0-9-]+)`")
+
+
+def _defined_tests() -> set[str]:
+    names = set()
+    for f in (ROOT / "tests").rglob("test_*.py"):
+        names.update(re.findall(r"^\s*def (test_\w+)", f.read_text(encoding="utf-8"), re.MULTILINE))
+    return names
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_tests_and_functions_the_docs_name_exist(doc: Path) -> None:
+    import importlib
+
+    from worked_examples import CASES
+
+    text = doc.read_text(encoding="utf-8")
+    missing = sorted(set(TEST_NAME.findall(text)) - _defined_tests())
+    missing += sorted(set(CASE_ID.findall(text)) - {c.id for c in CASES})
+    for dotted in sorted(set(PYTHON_NAME.findall(text))):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr, None)
+            if obj is None:
+                missing.append(dotted)
+            break
+    assert not missing, f"{doc.name} names what does not exist: {missing}"
