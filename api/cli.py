@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backtest import calibrate_cli
     from backtest import cli as bt_cli
     from core import cli as core_cli
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     core_cli.register(sub)
     register(sub)
     bt_cli.register(sub)
+    calibrate_cli.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -1,0 +1,121 @@
+"""``liqrisk calibrate``: replay a real dataset and score the liquidation probability against what happened
+(:mod:`backtest.calibrate`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        out = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not out or not all(math.isfinite(v) and v > 0 for v in out):
+        raise argparse.ArgumentTypeError(f"need one or more finite numbers > 0: {text!r}")
+    return out
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .calibrate import MODELS
+
+    p = sub.add_parser(
+        "calibrate",
+        help="check the liquidation probability against a real market (Brier score, reliability table)",
+        description="At each bar, for each leverage and side, open a hypothetical isolated position at the close, "
+        "predict the probability of liquidation within each horizon with each model (volatility: EWMA of past "
+        "mark closes only), and compare with whether the mark price reached the liquidation price.",
+    )
+    p.add_argument("--data", required=True, help="folder in freqtrade's or Binance's naming, or one OHLCV file")
+    p.add_argument("--symbol", default="BTCUSDT", help="e.g. SOLUSDT or SOL (default BTCUSDT)")
+    p.add_argument("--timeframe", default="1h", help="bar interval (default 1h)")
+    p.add_argument("--exchange", default="binance", help="liquidation ruleset and tiers (default binance)")
+    p.add_argument("--horizon", type=_floats, default=[24.0, 168.0], help="hours, comma-separated (default 24,168)")
+    p.add_argument("--leverage", type=_floats, default=[2.0, 3.0, 5.0, 10.0, 20.0, 50.0],
+                   help="comma-separated (default 2,3,5,10,20,50)")  # fmt: skip
+    p.add_argument("--side", type=_names, default=["long", "short"], help="long,short (default both)")
+    p.add_argument("--model", type=_names, default=list(MODELS), help=f"{','.join(MODELS)} (default all)")
+    p.add_argument("--step", type=int, default=1, help="predict at every k-th bar (default 1)")
+    p.add_argument("--notional", type=float, default=10_000.0, help="position size in quote (default 10000)")
+    p.add_argument("--lam", type=float, default=0.94, help="EWMA decay λ of the volatility (default 0.94)")
+    p.add_argument(
+        "--monitoring-minutes",
+        type=float,
+        default=None,
+        help="barrier check interval for gbm_bgk and the student_t step (default: the bar length)",
+    )
+    p.add_argument("--paths", type=int, default=1_000, help="student_t Monte Carlo paths (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="student_t seed (default 0)")
+    p.add_argument("--start", help="first bar to use (ISO date)")
+    p.add_argument("--end", help="last bar to use (ISO date)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
+    p.add_argument("--out", help="also write the JSON report to this path")
+    p.add_argument("--png", help="write a reliability diagram (PNG) to this path")
+    p.set_defaults(func=_calibrate)
+
+
+def _print_table(rep: dict[str, Any]) -> None:
+    print(f"{rep['symbol']} {rep['timeframe']} {rep['start']} → {rep['end']}: {rep['predictions']} predictions "
+          f"at {rep['bars_predicted']} bars, skipped {rep['skipped']}")  # fmt: skip
+    for model, s in rep["models"].items():
+        print(f"\n{model}: Brier {s['brier']:.4f} (base-rate forecast {s['brier_reference']:.4f}, skill "
+              f"{s['brier_skill']:.3f}), log loss {s['log_loss']:.4f}, base rate {s['base_rate']:.4f}")  # fmt: skip
+        print("  bin          count   mean predicted   observed")
+        for r in s["reliability"]:
+            if r["count"]:
+                print(f"  {r['lower']:.1f}–{r['upper']:.1f}   {r['count']:8d}   {r['mean_predicted']:14.4f}"
+                      f"   {r['observed_frequency']:8.4f}")  # fmt: skip
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from . import calibrate as C
+    from .data import load_dataset
+
+    try:
+        frame, reports, warnings = load_dataset(args.data, args.symbol, args.timeframe)
+        if args.start:
+            frame = frame[frame.index >= args.start]
+        if args.end:
+            frame = frame[frame.index <= args.end]
+        symbol = args.symbol.upper().removesuffix("USDT").removesuffix("_USDT") + "USDT"
+        rep = C.calibrate(
+            frame,
+            symbol=symbol,
+            exchange=args.exchange,
+            timeframe=args.timeframe,
+            horizons_hours=args.horizon,
+            leverages=args.leverage,
+            sides=args.side,
+            models=args.model,
+            step=args.step,
+            notional=args.notional,
+            lam=args.lam,
+            monitoring_minutes=args.monitoring_minutes,
+            paths=args.paths,
+            seed=args.seed,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"liqrisk: {exc}", file=sys.stderr)
+        return 2
+    for w in warnings + [w for r in reports for w in r.warnings]:
+        if "liquidation" not in w:  # the liquidation-volume proxy plays no part here
+            print(f"warning: {w}", file=sys.stderr)
+    if args.out:
+        C.write_json(rep, args.out)
+    if args.png:
+        C.reliability_png({f"{symbol} {args.timeframe}": rep}, args.png)
+    if args.json:
+        from core.jsonable import to_jsonable
+
+        print(json.dumps(to_jsonable(rep)))
+    else:
+        _print_table(rep)
+    return 0
