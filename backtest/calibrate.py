@@ -351,6 +351,43 @@ def score(p: Any, y: Any) -> dict[str, Any]:
     }
 
 
+def isotonic_fit(p: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Observed frequency as a non-decreasing function of the predicted probability, by the pool-adjacent-
+    violators algorithm (Ayer, Brunk, Ewing, Reid and Silverman, "An empirical distribution function for
+    sampling with incomplete information", *Annals of Mathematical Statistics* 26(4), 1955, 641–647; used to
+    recalibrate forecasts by Zadrozny and Elkan, KDD 2002). Returns (the distinct predicted probabilities in
+    increasing order, the fitted frequency at each)."""
+    p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
+    x, inv = np.unique(p, return_inverse=True)
+    w = np.bincount(inv, minlength=x.size).astype(float)
+    v = np.bincount(inv, weights=y, minlength=x.size) / np.maximum(w, 1.0)
+    # blocks: (sum of weights, weighted mean, number of distinct x); merge while a block is below its left one
+    bw, bv, bn = [], [], []
+    for wi, vi in zip(w.tolist(), v.tolist(), strict=True):
+        bw.append(wi)
+        bv.append(vi)
+        bn.append(1)
+        while len(bv) > 1 and bv[-2] >= bv[-1]:
+            w2, v2, n2 = bw.pop(), bv.pop(), bn.pop()
+            total = bw[-1] + w2
+            bv[-1] = (bw[-1] * bv[-1] + w2 * v2) / total
+            bw[-1] = total
+            bn[-1] += n2
+    return x, np.repeat(np.asarray(bv), np.asarray(bn, dtype=int))
+
+
+def band_cutoffs(p: Any, y: Any, targets: Sequence[float] = BAND_EDGES[1:-1]) -> list[float]:
+    """The predicted probability from which the observed frequency (isotonic fit, :func:`isotonic_fit`)
+    reaches each target frequency: cut-offs on the model's output that make a band mean the same observed
+    frequency. NaN where the data never reach the target."""
+    x, fit = isotonic_fit(p, y)
+    out = []
+    for target in targets:
+        i = int(np.searchsorted(fit, target, side="left"))
+        out.append(float(x[i]) if i < x.size else math.nan)
+    return out
+
+
 def calibration_report(samples: pd.DataFrame, models: Sequence[str] | None = None) -> dict[str, Any]:
     """Scores of every model overall, by horizon, and by horizon × leverage × side, with reliability tables
     by probability decile and by band (:data:`BAND_EDGES`)."""
@@ -375,6 +412,7 @@ def calibration_report(samples: pd.DataFrame, models: Sequence[str] | None = Non
             gp = g[f"p_{m}"].to_numpy(float)
             row[m] = {"brier": brier_score(gp, gy), "log_loss": log_loss(gp, gy), "mean_predicted": float(gp.mean())}
             bands = reliability_table(gp, gy, BAND_EDGES)
+            row[m]["band_cutoffs"] = dict(zip(BAND_NAMES[1:], band_cutoffs(gp, gy), strict=True))
             row[m]["bands"] = [
                 {"band": name, "count": b["count"], "mean_predicted": b["mean_predicted"],
                  "observed_frequency": b["observed_frequency"]}
