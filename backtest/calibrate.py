@@ -388,17 +388,32 @@ def band_cutoffs(p: Any, y: Any, targets: Sequence[float] = BAND_EDGES[1:-1]) ->
     return out
 
 
-def calibration_report(samples: pd.DataFrame, models: Sequence[str] | None = None) -> dict[str, Any]:
+def check_band_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    """Band edges as (0, c₁, c₂, c₃, c₄, 1): four increasing cut-offs strictly inside (0, 1) (or all six)."""
+    e = [float(v) for v in edges]
+    if len(e) == len(BAND_NAMES) - 1:
+        e = [0.0, *e, 1.0]
+    if len(e) != len(BAND_NAMES) + 1 or e[0] != 0.0 or e[-1] != 1.0 or bool(np.any(np.diff(e) <= 0)):
+        raise ValueError(f"bands: four increasing probabilities in (0, 1), one per boundary of {', '.join(BAND_NAMES)}")
+    return tuple(e)
+
+
+def calibration_report(
+    samples: pd.DataFrame, models: Sequence[str] | None = None, band_edges: Sequence[float] = BAND_EDGES
+) -> dict[str, Any]:
     """Scores of every model overall, by horizon, and by horizon × leverage × side, with reliability tables
-    by probability decile and by band (:data:`BAND_EDGES`)."""
+    by probability decile and by band (``band_edges``, default :data:`BAND_EDGES`), and per horizon the
+    ``band_cutoffs``: the predicted probabilities from which the observed frequency reaches 1 %, 5 %, 15 % and
+    35 % (the meaning of :data:`BAND_EDGES`)."""
     models = [m for m in MODELS if f"p_{m}" in samples] if models is None else list(models)
+    edges = check_band_edges(band_edges)
     y = samples["liquidated"].to_numpy(float)
-    out: dict[str, Any] = {"models": {}, "by_horizon": [], "by_leverage": []}
+    out: dict[str, Any] = {"band_edges": list(edges), "models": {}, "by_horizon": [], "by_leverage": []}
     for m in models:
         p = samples[f"p_{m}"].to_numpy(float)
         s = score(p, y)
         deciles = reliability_table(p, y, DECILE_EDGES)
-        bands = reliability_table(p, y, BAND_EDGES)
+        bands = reliability_table(p, y, edges)
         for row, name in zip(bands, BAND_NAMES, strict=True):
             row["band"] = name
         s["decomposition"] = murphy_decomposition(deciles, s["base_rate"])
@@ -411,7 +426,7 @@ def calibration_report(samples: pd.DataFrame, models: Sequence[str] | None = Non
         for m in models:
             gp = g[f"p_{m}"].to_numpy(float)
             row[m] = {"brier": brier_score(gp, gy), "log_loss": log_loss(gp, gy), "mean_predicted": float(gp.mean())}
-            bands = reliability_table(gp, gy, BAND_EDGES)
+            bands = reliability_table(gp, gy, edges)
             row[m]["band_cutoffs"] = dict(zip(BAND_NAMES[1:], band_cutoffs(gp, gy), strict=True))
             row[m]["bands"] = [
                 {"band": name, "count": b["count"], "mean_predicted": b["mean_predicted"],
@@ -430,22 +445,13 @@ def calibration_report(samples: pd.DataFrame, models: Sequence[str] | None = Non
     return out
 
 
-def calibrate(frame: pd.DataFrame, **options: Any) -> dict[str, Any]:
-    """Replay ``frame`` (see :func:`calibration_samples` for the options) and score the predictions.
-
-    Returns the :func:`calibration_report` plus the run's settings (``symbol``, ``timeframe``, ``start``,
-    ``end``, ``horizons_hours``, ``leverages``, ``step``, ``notional``, ``volatility`` method) and ``skipped``.
-    """
-    samples, skipped = calibration_samples(frame, **options)
-    report = calibration_report(samples, options.get("models"))
+def _settings(samples: pd.DataFrame, skipped: dict[str, int], options: dict[str, Any]) -> dict[str, Any]:
     lam = options.get("lam", 0.94)
-    settings = {
-        "symbol": options.get("symbol"),
+    return {
         "exchange": options.get("exchange", "binance"),
         "timeframe": options.get("timeframe", "1h"),
         "start": str(samples["time"].min()) if len(samples) else None,
         "end": str(samples["time"].max()) if len(samples) else None,
-        "bars_predicted": int(samples["bar"].nunique()),
         "predictions": int(len(samples)),
         "horizons_hours": [float(h) for h in options.get("horizons_hours", (24.0, 168.0))],
         "leverages": [float(v) for v in options.get("leverages", (2.0, 3.0, 5.0, 10.0, 20.0, 50.0))],
@@ -458,7 +464,42 @@ def calibrate(frame: pd.DataFrame, **options: Any) -> dict[str, Any]:
         "seed": int(options.get("seed", 0)),
         "skipped": skipped,
     }
-    return {**settings, **report}
+
+
+def calibrate(
+    frames: pd.DataFrame | dict[str, pd.DataFrame], *, band_edges: Sequence[float] = BAND_EDGES, **options: Any
+) -> dict[str, Any]:
+    """Replay one market, or several (``{symbol: frame}``), and score the predictions (options: see
+    :func:`calibration_samples`; with one frame, give ``symbol``).
+
+    Returns the :func:`calibration_report` of all predictions together with the run's settings (``symbols``,
+    ``timeframe``, ``start``, ``end``, ``horizons_hours``, ``leverages``, ``step``, ``notional``, the
+    ``volatility`` method) and ``skipped``; with several markets also ``by_symbol``, each market's own report.
+    """
+    if isinstance(frames, pd.DataFrame):
+        if not options.get("symbol"):
+            raise ValueError("symbol: required (the instrument whose tiers price the liquidation)")
+        frames = {options.pop("symbol"): frames}
+    else:
+        options.pop("symbol", None)
+    if not frames:
+        raise ValueError("data: no market to replay")
+    check_band_edges(band_edges)
+    parts, per_symbol = [], {}
+    total_skipped: dict[str, int] = {}
+    for symbol, frame in frames.items():
+        samples, skipped = calibration_samples(frame, symbol=symbol, **options)
+        parts.append(samples.assign(symbol=symbol))
+        for k, v in skipped.items():
+            total_skipped[k] = total_skipped.get(k, 0) + v
+        per_symbol[symbol] = {**_settings(samples, skipped, options),
+                              **calibration_report(samples, options.get("models"), band_edges)}  # fmt: skip
+    every = pd.concat(parts, ignore_index=True)
+    out = {"symbols": list(frames), **_settings(every, total_skipped, options)}
+    out.update(calibration_report(every, options.get("models"), band_edges))
+    if len(frames) > 1:
+        out["by_symbol"] = per_symbol
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _names(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .calibrate import MODELS
+    from .calibrate import BAND_EDGES, MODELS
 
     p = sub.add_parser(
         "calibrate",
@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mark closes only), and compare with whether the mark price reached the liquidation price.",
     )
     p.add_argument("--data", required=True, help="folder in freqtrade's or Binance's naming, or one OHLCV file")
-    p.add_argument("--symbol", default="BTCUSDT", help="e.g. SOLUSDT or SOL (default BTCUSDT)")
+    p.add_argument("--symbol", type=_names, default=["BTCUSDT"],
+                   help="e.g. SOLUSDT, or several pooled: BTCUSDT,ETHUSDT,SOLUSDT (default BTCUSDT)")  # fmt: skip
     p.add_argument("--timeframe", default="1h", help="bar interval (default 1h)")
     p.add_argument("--exchange", default="binance", help="liquidation ruleset and tiers (default binance)")
     p.add_argument("--horizon", type=_floats, default=[24.0, 168.0], help="hours, comma-separated (default 24,168)")
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--paths", type=int, default=1_000, help="student_t Monte Carlo paths (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="student_t seed (default 0)")
+    p.add_argument(
+        "--bands",
+        type=_floats,
+        default=list(BAND_EDGES[1:-1]),
+        help="the four band cut-offs on the predicted probability to tabulate (default 0.01,0.05,0.15,0.35)",
+    )
     p.add_argument("--start", help="first bar to use (ISO date)")
     p.add_argument("--end", help="last bar to use (ISO date)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
@@ -63,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_table(rep: dict[str, Any]) -> None:
-    print(f"{rep['symbol']} {rep['timeframe']} {rep['start']} → {rep['end']}: {rep['predictions']} predictions "
-          f"at {rep['bars_predicted']} bars, skipped {rep['skipped']}")  # fmt: skip
+    print(f"{'+'.join(rep['symbols'])} {rep['timeframe']} {rep['start']} → {rep['end']}: {rep['predictions']} "
+          f"predictions, skipped {rep['skipped']}")  # fmt: skip
     for model, s in rep["models"].items():
         print(f"\n{model}: Brier {s['brier']:.4f} (base-rate forecast {s['brier_reference']:.4f}, skill "
               f"{s['brier_skill']:.3f}), log loss {s['log_loss']:.4f}, base rate {s['base_rate']:.4f}")  # fmt: skip
@@ -73,6 +80,12 @@ def _print_table(rep: dict[str, Any]) -> None:
             if r["count"]:
                 print(f"  {r['lower']:.1f}–{r['upper']:.1f}   {r['count']:8d}   {r['mean_predicted']:14.4f}"
                       f"   {r['observed_frequency']:8.4f}")  # fmt: skip
+    for h in rep["by_horizon"]:
+        print(f"\n{h['horizon_hours']:g} h, base rate {h['base_rate']:.4f}: observed frequency per band "
+              f"(cut-offs {', '.join(f'{v:g}' for v in rep['band_edges'][1:-1])})")  # fmt: skip
+        for model in rep["models"]:
+            cells = [f"{b['band']} {b['observed_frequency']:.4f} (n {b['count']})" for b in h[model]["bands"]]
+            print(f"  {model:10s} " + "; ".join(cells))
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -80,15 +93,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .data import load_dataset
 
     try:
-        frame, reports, warnings = load_dataset(args.data, args.symbol, args.timeframe)
-        if args.start:
-            frame = frame[frame.index >= args.start]
-        if args.end:
-            frame = frame[frame.index <= args.end]
-        symbol = args.symbol.upper().removesuffix("USDT").removesuffix("_USDT") + "USDT"
+        frames, warnings = {}, []
+        for name in args.symbol:
+            frame, reports, warns = load_dataset(args.data, name, args.timeframe)
+            if args.start:
+                frame = frame[frame.index >= args.start]
+            if args.end:
+                frame = frame[frame.index <= args.end]
+            frames[name.upper().removesuffix("USDT").removesuffix("_USDT") + "USDT"] = frame
+            warnings += [f"{name}: {w}" for w in warns + [w for r in reports for w in r.warnings]]
         rep = C.calibrate(
-            frame,
-            symbol=symbol,
+            frames,
+            band_edges=args.bands,
             exchange=args.exchange,
             timeframe=args.timeframe,
             horizons_hours=args.horizon,
@@ -105,13 +121,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"liqrisk: {exc}", file=sys.stderr)
         return 2
-    for w in warnings + [w for r in reports for w in r.warnings]:
-        if "liquidation" not in w:  # the liquidation-volume proxy plays no part here
+    for w in warnings:
+        if "liquidation series" not in w:  # the liquidation-volume proxy plays no part here
             print(f"warning: {w}", file=sys.stderr)
     if args.out:
         C.write_json(rep, args.out)
     if args.png:
-        C.reliability_png({f"{symbol} {args.timeframe}": rep}, args.png)
+        panels = {f"{k} {args.timeframe}": v for k, v in rep.get("by_symbol", {}).items()}
+        panels[f"{'+'.join(rep['symbols'])} {args.timeframe}"] = rep
+        C.reliability_png(panels, args.png)
     if args.json:
         from core.jsonable import to_jsonable
 

@@ -199,22 +199,28 @@ def test_missing_bars_are_left_out():
 
 def test_real_btc_eth_sol_1h(shared_data):
     folder = str(shared_data / SOL_BTC_ETH)
+    frames = {}
     for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
         frame, _, warnings = load_dataset(folder, symbol, "1h")
         assert not any("mark" in w for w in warnings)
-        rep = C.calibrate(frame, symbol=symbol, step=48, leverages=(2.0, 5.0, 10.0, 20.0, 50.0), paths=200)
-        n_pred = rep["predictions"]
-        bars = len(range(C.ewma_window(0.94), len(frame), 48))  # the bars replayed (the 1h files have no gaps)
-        assert bars > 150 and n_pred + sum(rep["skipped"].values()) == bars * 2 * 5 * 2  # horizons × leverages × sides
-        assert rep["skipped"]["horizon_beyond_data"] > 0 and rep["skipped"]["incomplete_history"] == 0
-        assert sum(r["count"] for r in rep["by_horizon"]) == n_pred
-        for model, s in rep["models"].items():
+        frames[symbol] = frame
+    rep = C.calibrate(frames, step=72, leverages=(2.0, 5.0, 10.0, 20.0, 50.0), paths=200)
+    assert rep["symbols"] == list(frames) and set(rep["by_symbol"]) == set(frames)
+    assert rep["predictions"] == sum(r["predictions"] for r in rep["by_symbol"].values())
+    for symbol, one in [*rep["by_symbol"].items(), ("all", rep)]:
+        n_pred = one["predictions"]
+        # the bars replayed (the 1h files have no gaps) × horizons × leverages × sides
+        bars = sum(len(range(C.ewma_window(0.94), len(frames[s]), 72)) for s in frames if symbol in (s, "all"))
+        assert bars > 120 and n_pred + sum(one["skipped"].values()) == bars * 2 * 5 * 2
+        assert one["skipped"]["horizon_beyond_data"] > 0 and one["skipped"]["incomplete_history"] == 0
+        assert sum(r["count"] for r in one["by_horizon"]) == n_pred
+        for model, s in one["models"].items():
             assert 0.0 <= s["brier"] <= 0.25, (symbol, model)
             assert s["brier"] < s["brier_reference"], (symbol, model)  # more skill than the base rate
             assert sum(r["count"] for r in s["reliability"]) == n_pred
             assert 0.0 < s["base_rate"] < 1.0
-        low = [r for r in rep["by_leverage"] if r["leverage"] == 2.0 and r["horizon_hours"] == 24.0]
-        high = [r for r in rep["by_leverage"] if r["leverage"] == 50.0 and r["horizon_hours"] == 24.0]
+        low = [r for r in one["by_leverage"] if r["leverage"] == 2.0 and r["horizon_hours"] == 24.0]
+        high = [r for r in one["by_leverage"] if r["leverage"] == 50.0 and r["horizon_hours"] == 24.0]
         assert max(r["base_rate"] for r in low) < min(r["base_rate"] for r in high)
 
 
@@ -224,13 +230,16 @@ def test_cli_on_real_data(shared_data, tmp_path, capsys):
     folder = str(shared_data / SOL_BTC_ETH)
     png, out = str(tmp_path / "sol.png"), str(tmp_path / "sol.json")
     argv = ["calibrate", "--data", folder, "--symbol", "SOLUSDT", "--timeframe", "1h", "--horizon", "24,168",
-            "--leverage", "2,5,10,20", "--model", "gbm,gbm_bgk", "--step", "24", "--json", "--png", png,
-            "--out", out, "--start", "2025-06-01"]  # fmt: skip
+            "--leverage", "2,5,10,20", "--model", "gbm,gbm_bgk", "--step", "48", "--json", "--png", png,
+            "--out", out, "--start", "2025-06-01", "--bands", "0.001,0.02,0.1,0.35"]  # fmt: skip
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["symbol"] == "SOLUSDT" and set(printed["models"]) == {"gbm", "gbm_bgk"}
+    assert printed["symbols"] == ["SOLUSDT"] and set(printed["models"]) == {"gbm", "gbm_bgk"}
+    assert printed["band_edges"] == [0.0, 0.001, 0.02, 0.1, 0.35, 1.0]
     assert printed["horizons_hours"] == [24.0, 168.0] and printed["leverages"] == [2.0, 5.0, 10.0, 20.0]
     assert json.loads(open(out, encoding="utf-8").read())["predictions"] == printed["predictions"]
     assert open(png, "rb").read(4) == b"\x89PNG"
     assert main(["calibrate", "--data", folder, "--symbol", "SOLUSDT", "--model", "nope"]) == 2
     assert "model" in capsys.readouterr().err
+    assert main(["calibrate", "--data", folder, "--symbol", "SOLUSDT", "--bands", "0.2,0.1,0.3,0.4"]) == 2
+    assert "bands" in capsys.readouterr().err
