@@ -17,7 +17,7 @@ liquidation price, ``h`` = horizon / bar length. Bars whose horizon runs past th
 window or horizon has a missing bar, are left out; so are positions the tier table refuses (leverage above the
 tier's maximum).
 
-Scores (docs/risk-models.md §1.6):
+Scores (docs/risk-models.md §8):
 
 * Brier score ``BS = mean((p − y)²)`` — G. W. Brier, "Verification of forecasts expressed in terms of
   probability", *Monthly Weather Review* 78(1), 1950, 1–3; against the climatological forecast (the base rate
@@ -156,6 +156,8 @@ def calibration_samples(
         raise ValueError("leverage: one or more numbers >= 1")
     if not (isinstance(step, int | np.integer) and step >= 1):
         raise ValueError("step: must be a whole number >= 1")
+    if warmup is not None and not (isinstance(warmup, int | np.integer) and warmup >= 0):
+        raise ValueError("warmup: must be a whole number of bars >= 0")
     if not (math.isfinite(notional) and notional > 0):
         raise ValueError("notional: must be a finite number > 0")
     bar_s = timeframe_seconds(timeframe)
@@ -459,6 +461,7 @@ def _settings(samples: pd.DataFrame, skipped: dict[str, int], options: dict[str,
         "step": int(options.get("step", 1)),
         "notional": float(options.get("notional", 10_000.0)),
         "volatility": {"method": "ewma", "lambda": lam, "window_bars": ewma_window(lam), "series": "mark_close"},
+        "warmup_bars": ewma_window(lam) if options.get("warmup") is None else int(options["warmup"]),
         "monitoring_minutes": options.get("monitoring_minutes"),
         "paths": int(options.get("paths", 1_000)),
         "seed": int(options.get("seed", 0)),

@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=1, help="predict at every k-th bar (default 1)")
     p.add_argument("--notional", type=float, default=10_000.0, help="position size in quote (default 10000)")
     p.add_argument("--lam", type=float, default=0.94, help="EWMA decay λ of the volatility (default 0.94)")
+    p.add_argument("--warmup", type=int, default=None, help="bars skipped at the start (default: the EWMA window)")
     p.add_argument(
         "--monitoring-minutes",
         type=float,
@@ -114,6 +115,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             step=args.step,
             notional=args.notional,
             lam=args.lam,
+            warmup=args.warmup,
             monitoring_minutes=args.monitoring_minutes,
             paths=args.paths,
             seed=args.seed,
