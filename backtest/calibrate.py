@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,40 @@ def _forward_extreme(x: np.ndarray, h: int, high: bool) -> np.ndarray:
     return out
 
 
+def _predict(model, side_sign, mark, lp, vol, hz, minutes, dof, paths, seed, progress) -> np.ndarray:
+    """``core.liquidation_probability`` of every position, shape (horizon, bar, leverage, side): the closed
+    forms in one call; the Monte Carlo one bar at a time (each bar has its own volatility, hence its own paths)."""
+    import core
+
+    if model in ("gbm", "gbm_bgk"):
+        return core.liquidation_probability(
+            side=side_sign[None, None, None, :],
+            mark_price=mark[None, :, None, None],
+            liquidation_price=lp[None],
+            volatility=vol[None, :, None, None],
+            horizon_hours=hz[:, None, None, None],
+            model="gbm",
+            monitoring_minutes=minutes if model == "gbm_bgk" else None,
+        )["probability"]
+    out = np.empty((hz.size, *lp.shape))
+    for j in range(mark.size):
+        out[:, j] = core.liquidation_probability(
+            side=side_sign[None, None, :],
+            mark_price=mark[j],
+            liquidation_price=lp[j][None],
+            volatility=vol[j],
+            horizon_hours=hz[:, None, None],
+            model="student_t",
+            monitoring_minutes=minutes,
+            degrees_of_freedom=dof,
+            paths=paths,
+            seed=seed,
+        )["probability"]
+        if progress is not None:
+            progress(j + 1, mark.size)
+    return out
+
+
 def calibration_samples(
     frame: pd.DataFrame,
     *,
@@ -112,6 +146,7 @@ def calibration_samples(
     degrees_of_freedom: float = 4.0,
     seed: int = 0,
     maintenance_margin_rate: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Predictions and outcomes, one row per (bar, horizon, leverage, side).
 
@@ -132,6 +167,7 @@ def calibration_samples(
     monitoring_minutes : barrier check interval for ``gbm_bgk`` and the Monte Carlo step (default: bar length).
     paths, degrees_of_freedom, seed : the Student-t Monte Carlo (seeded, common random numbers).
     maintenance_margin_rate : override the tier table (then no leverage cap applies).
+    progress : called as ``progress(done, total)`` after each bar of the Monte Carlo (the slow part).
 
     Returns
     -------
@@ -225,39 +261,12 @@ def calibration_samples(
     complete = np.where(side_sign > 0, np.isfinite(low4), np.isfinite(high4))
     complete = np.broadcast_to(complete, hit.shape)
 
-    probs: dict[str, np.ndarray] = {}
-    vol4 = vol[None, :, None, None]
-    mk4 = mk[None, :, None, None]
-    hz4 = hz[:, None, None, None]
-    for model in models:
-        if model in ("gbm", "gbm_bgk"):
-            probs[model] = core.liquidation_probability(
-                side=side_sign[None, None, None, :],
-                mark_price=mk4,
-                liquidation_price=lp_ok[None],
-                volatility=vol4,
-                horizon_hours=hz4,
-                model="gbm",
-                monitoring_minutes=minutes if model == "gbm_bgk" else None,
-            )["probability"]
-        else:
-            out = np.empty((hz.size, bars.size, lev.size, side_sign.size))
-            for j in range(bars.size):
-                out[:, j] = core.liquidation_probability(
-                    side=side_sign[None, None, :],
-                    mark_price=mk[j],
-                    liquidation_price=lp_ok[j][None],
-                    volatility=vol[j],
-                    horizon_hours=hz[:, None, None],
-                    model="student_t",
-                    monitoring_minutes=minutes,
-                    degrees_of_freedom=degrees_of_freedom,
-                    paths=paths,
-                    seed=seed,
-                )["probability"]
-            probs[model] = out
-        probs[model] = np.broadcast_to(probs[model], hit.shape)
-
+    probs = {
+        m: np.broadcast_to(
+            _predict(m, side_sign, mk, lp_ok, vol, hz, minutes, degrees_of_freedom, paths, seed, progress), hit.shape
+        )
+        for m in models
+    }
     keep = complete & ~np.broadcast_to(refused[None], hit.shape)
     skipped["horizon_beyond_data"] = int(np.sum(~complete))
     skipped["refused_by_tiers"] = int(np.sum(complete & ~keep))
@@ -265,10 +274,10 @@ def calibration_samples(
                              indexing="ij")  # fmt: skip
     sel = keep.ravel()
     hi, bi, li, si = (a.ravel()[sel] for a in (H, B, L, S))
-    times = idx[bars] if isinstance(idx, pd.DatetimeIndex) else np.asarray(idx)[bars]
+    times = pd.Index(idx).take(bars).take(bi)
     samples = pd.DataFrame(
         {
-            "time": np.asarray(times)[bi],
+            "time": times,
             "bar": bars[bi],
             "horizon_hours": hz[hi],
             "leverage": lev[li],

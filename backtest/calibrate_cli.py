@@ -67,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     p.add_argument("--out", help="also write the JSON report to this path")
     p.add_argument("--png", help="write a reliability diagram (PNG) to this path")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar for the student_t Monte Carlo")
     p.set_defaults(func=_calibrate)
 
 
@@ -103,8 +104,21 @@ def _calibrate(args: argparse.Namespace) -> int:
                 frame = frame[frame.index <= args.end]
             frames[name.upper().removesuffix("USDT").removesuffix("_USDT") + "USDT"] = frame
             warnings += [f"{name}: {w}" for w in warns + [w for r in reports for w in r.warnings]]
+        bar, progress = None, None
+        if "student_t" in args.model and not (args.json or args.no_progress):
+            from tqdm import tqdm
+
+            bar = tqdm(unit="bar", desc="student_t", file=sys.stderr)
+
+            def progress(done: int, total: int) -> None:
+                if bar.total != total:
+                    bar.reset(total=total)
+                bar.n = done
+                bar.refresh()
+
         rep = C.calibrate(
             frames,
+            progress=progress,
             band_edges=args.bands,
             exchange=args.exchange,
             timeframe=args.timeframe,
@@ -120,6 +134,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             paths=args.paths,
             seed=args.seed,
         )
+        if bar is not None:
+            bar.close()
     except (ValueError, OSError) as exc:
         print(f"liqrisk: {exc}", file=sys.stderr)
         return 2

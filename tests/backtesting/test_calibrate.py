@@ -197,6 +197,25 @@ def test_missing_bars_are_left_out():
     assert (s["bar"] < 500 - 24).any()
 
 
+def test_positions_the_tiers_refuse_are_counted_not_scored():
+    frame = gbm_frame(n=400, seed=5)
+    calls = []
+    s, skipped = C.calibration_samples(
+        frame,
+        symbol="SOLUSDT",
+        horizons_hours=(24.0,),
+        leverages=(10.0, 150.0),
+        warmup=100,
+        step=10,
+        paths=100,
+        progress=lambda k, n: calls.append((k, n)),
+    )
+    assert set(s["leverage"]) == {10.0} and skipped["refused_by_tiers"] == len(s)  # 150x is above SOLUSDT's cap
+    assert calls[-1][0] == calls[-1][1] == len(range(100, 400, 10))  # one call per bar of the Monte Carlo
+    empty = C.calibrate(frame.iloc[:120], symbol="SOLUSDT", models=("gbm",), warmup=100)
+    assert empty["predictions"] == 0 and math.isnan(empty["models"]["gbm"]["brier"])
+
+
 def test_real_btc_eth_sol_1h(shared_data):
     folder = str(shared_data / SOL_BTC_ETH)
     frames = {}
