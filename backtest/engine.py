@@ -63,11 +63,11 @@ RUN, NEED_LP, NEED_REPRICE, PRICED, DONE = 0, 1, 2, 3, 4
 S_CASH, S_BAR, S_INPOS, S_QTY, S_ENTRY, S_MARGIN, S_LP, S_STOP, S_TP, S_ENTRY_BAR = range(10)
 S_PEND_ENTRY, S_PEND_EXIT, S_FEES, S_FUNDING, S_TRADE_FEES, S_TRADE_FUND, S_EXPOSURE = range(10, 17)
 S_TRADES, S_LIQS, S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_REJECTED, S_STATUS, S_PHASE, S_ASK, S_MARGIN0 = range(17, 27)
-S_REPRICES = 27
-N_STATE = 28
+S_REPRICES, S_LP0 = 27, 28
+N_STATE = 29
 T_COL, T_SIDE, T_ENTRY_BAR, T_EXIT_BAR, T_ENTRY, T_EXIT, T_QTY, T_LEV, T_MARGIN, T_LP = range(10)
-T_PNL, T_FEES, T_FUNDING, T_REASON = range(10, 14)
-N_TRADE = 14
+T_PNL, T_FEES, T_FUNDING, T_REASON, T_LP_ENTRY = range(10, 15)
+N_TRADE = 15
 #: trade records one column may write in one bar (an exit at the open, then an intrabar or end-of-data close)
 ROOM = 2
 
@@ -106,6 +106,7 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
     tr[k, T_LEV] = lev
     tr[k, T_MARGIN] = st[c, S_MARGIN0]
     tr[k, T_LP] = st[c, S_LP]
+    tr[k, T_LP_ENTRY] = st[c, S_LP0]
     tr[k, T_PNL] = net
     tr[k, T_FEES] = st[c, S_TRADE_FEES] + liq_fee
     st[c, S_FEES] += liq_fee
@@ -186,7 +187,7 @@ def simulate_nb(
                     st[c, S_TRADE_FEES] = fee
                     st[c, S_TRADE_FUND] = 0.0
                     st[c, S_INPOS] = 1.0
-                    st[c, S_LP] = lp_in[c]
+                    st[c, S_LP] = st[c, S_LP0] = lp_in[c]
                     st[c, S_ENTRY_BAR] = i
                     sp = stop_pct[c]
                     st[c, S_STOP] = st[c, S_ENTRY] * (1.0 - s * sp) if sp > 0 else math.nan

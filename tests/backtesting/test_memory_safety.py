@@ -84,10 +84,10 @@ def test_kernels_with_numba_bounds_checking(tmp_path):
     assert held > 0 and reprices > 0
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(12, 400),
-    ncol=st.integers(1, 90),
+    ncol=st.integers(1, 70),
     every=st.integers(1, 5),
     seed=st.integers(0, 2**16),
 )
