@@ -320,7 +320,8 @@ def load_liquidations(path: str) -> Loaded:
 FRAME_COLUMNS = (
     "open", "high", "low", "close", "volume",
     "mark_open", "mark_high", "mark_low", "mark_close",
-    "funding_rate", "open_interest", "long_liq", "short_liq", "taker_buy", "taker_sell",
+    "funding_rate", "funding_open", "funding_inside", "open_interest", "long_liq", "short_liq", "taker_buy",
+    "taker_sell",
 )  # fmt: skip
 
 
@@ -350,6 +351,40 @@ def liquidation_proxy(frame: pd.DataFrame, volume_mult: float = 2.0, wick: float
     return long_liq, short_liq
 
 
+def funding_columns(funding: pd.DataFrame, bars: pd.DataFrame, bar: pd.Timedelta) -> dict[str, np.ndarray]:
+    """Funding events summed into the bars that contain them, each at its own time and mark price.
+
+    Returns ``funding_rate`` (Σ rate, decimal; NaN on bars without an event), ``funding_open`` and
+    ``funding_inside`` (Σ rate × mark price, quote per base unit, of the events at the bar's open timestamp —
+    within its first minute, which absorbs Binance's settlement lag of a few ms — and of those after it). The mark
+    price of an event is the file's ``markPrice`` where given, else the bar's mark open for an event at the open
+    and the mark interpolated linearly from the bar's open to its close at the event's time inside it.
+    The simulator settles these from the position's isolated margin (see :mod:`backtest.engine`).
+    """
+    f = funding.loc[funding["funding_rate"].notna()]
+    idx = bars.index
+    start = f.index.floor(bar)
+    pos = idx.get_indexer(start)
+    keep = pos >= 0
+    f, start, pos = f[keep], start[keep], pos[keep]
+    rate = f["funding_rate"].to_numpy(dtype=float)
+    at_open = np.asarray(f.index.floor("1min") == start)
+    frac = np.asarray((f.index - start) / bar, dtype=float)
+    mo, mc = bars["mark_open"].to_numpy(float)[pos], bars["mark_close"].to_numpy(float)[pos]
+    mark = np.where(at_open, mo, mo + (mc - mo) * frac)
+    if "funding_mark_price" in f:
+        given = f["funding_mark_price"].to_numpy(dtype=float)
+        mark = np.where(np.isfinite(given) & (given > 0), given, mark)
+    n = len(idx)
+    out = {
+        "funding_rate": np.bincount(pos, weights=rate, minlength=n),
+        "funding_open": np.bincount(pos[at_open], weights=(rate * mark)[at_open], minlength=n),
+        "funding_inside": np.bincount(pos[~at_open], weights=(rate * mark)[~at_open], minlength=n),
+    }
+    out["funding_rate"][np.bincount(pos, minlength=n) == 0] = np.nan
+    return out
+
+
 def market_frame(
     ohlcv: pd.DataFrame,
     mark: pd.DataFrame | None = None,
@@ -363,7 +398,8 @@ def market_frame(
     ``liq_source``) and warnings.
 
     * mark OHLC: the mark klines, else the last-price OHLC (warned: liquidations are then checked on last price);
-    * ``funding_rate``: the rate at the bar containing each funding timestamp (floored to the bar), NaN elsewhere;
+    * ``funding_rate``: the sum of the rates settled inside each bar (every event, not only the last; floored to
+      the bar), NaN on bars without one; ``funding_open``/``funding_inside``: see :func:`funding_columns`;
     * ``open_interest``: last known value (forward filled, causal), NaN before the first;
     * ``long_liq``/``short_liq``: a liquidation series summed into bars; a coarser series (daily) is placed on the
       bar at the end of its period so that it is known only once the period is over (no look-ahead); absent
@@ -391,9 +427,10 @@ def market_frame(
         for k in ("open", "high", "low", "close"):
             out["mark_" + k] = out[k]
     out["funding_rate"] = np.nan
+    out["funding_open"] = out["funding_inside"] = 0.0
     if funding is not None and len(funding):
-        f = funding["funding_rate"]
-        out["funding_rate"] = f.groupby(f.index.floor(bar)).last().reindex(idx).to_numpy()
+        for k, v in funding_columns(funding, out, bar).items():
+            out[k] = v
     else:
         warnings.append("no funding data: funding is not charged")
     out["open_interest"] = np.nan
