@@ -71,7 +71,7 @@ def strategy(config: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError("symbol: an instrument name such as BTCUSDT")
     for k, (lo, hi) in RANGES.items():
         v = cfg[k]
-        if v is None and k in NULLABLE:
+        if k in NULLABLE and (v is None or (isinstance(v, float) and math.isnan(v))):  # NaN: off, as checked
             cfg[k] = math.nan
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
