@@ -393,11 +393,15 @@ def market_frame(
     liquidations: pd.DataFrame | None = None,
     taker: pd.DataFrame | None = None,
     timeframe: str | None = None,
+    mark_envelope: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Align everything on the OHLCV bars. Returns the frame (columns :data:`FRAME_COLUMNS` plus
     ``liq_source``) and warnings.
 
-    * mark OHLC: the mark klines, else the last-price OHLC (warned: liquidations are then checked on last price);
+    * mark OHLC: the mark klines (finer ones aggregated by :func:`load_dataset`); else, given ``mark_envelope``
+      (mark klines coarser than the bars), the last-price OHLC clipped to the mark low–high of the coarse period
+      holding each bar (its open at the period's open): a liquidation is never judged beyond what mark price
+      reached (warned); else the last-price OHLC (warned: liquidations are then checked on last price);
     * ``funding_rate``: the sum of the rates settled inside each bar (every event, not only the last; floored to
       the bar), NaN on bars without one; ``funding_open``/``funding_inside``: see :func:`funding_columns`;
     * ``open_interest``: last known value (forward filled, causal), NaN before the first;
@@ -422,6 +426,25 @@ def market_frame(
             warnings.append(f"mark price missing on {int(missing.sum())} bars; last price used there")
             for k in ("open", "high", "low", "close"):
                 out.loc[missing, "mark_" + k] = out.loc[missing, k]
+    elif mark_envelope is not None and len(mark_envelope):
+        env_step = _infer_step(mark_envelope.index) or step
+        start = idx.floor(pd.Timedelta(seconds=env_step))
+        env = mark_envelope.reindex(start)
+        lo, hi = env["low"].to_numpy(float), env["high"].to_numpy(float)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        for k in ("open", "high", "low", "close"):
+            last = out[k].to_numpy(float)
+            out["mark_" + k] = np.where(has, np.clip(last, np.where(has, lo, -np.inf), np.where(has, hi, np.inf)), last)
+        first = np.asarray(idx == start) & np.isfinite(env["open"].to_numpy(float))
+        out.loc[first, "mark_open"] = env["open"].to_numpy(float)[first]
+        out["mark_low"] = np.minimum(out["mark_low"], out["mark_open"])  # the bar's range holds its open
+        out["mark_high"] = np.maximum(out["mark_high"], out["mark_open"])
+        tf = mark_envelope.attrs.get("timeframe", f"{env_step // 60}m")
+        warnings.append(
+            f"no {timeframe or f'{step // 60}m'} mark-price klines: liquidation is judged on last price bounded by the "
+            f"{tf} mark-price range of each period (never beyond its mark low/high)"
+            + (f"; last price alone on {int((~has).sum())} bars without mark data" if (~has).any() else "")
+        )
     else:
         warnings.append("no mark-price data: liquidation is checked on last-price high/low")
         for k in ("open", "high", "low", "close"):
@@ -509,8 +532,26 @@ def load_dataset(folder: str, symbol: str, timeframe: str = "1h", liquidations: 
         reports.append(got.report)
         return got.frame
 
-    mark = opt([f"{ft}-{timeframe}-mark.csv.gz", f"{pair}_markPriceKlines_{timeframe}.csv"],
-               lambda p: load_ohlcv(p, timeframe))  # fmt: skip
+    def mark_file(tf):
+        return opt([f"{ft}-{tf}-mark.csv.gz", f"{ft}-{tf}-mark.csv", f"{pair}_markPriceKlines_{tf}.csv"],
+                   lambda p: load_ohlcv(p, tf))  # fmt: skip
+
+    step = timeframe_seconds(timeframe)
+    mark, envelope = mark_file(timeframe), None
+    finer = [tf for tf, sec in TIMEFRAMES.items() if sec < step and step % sec == 0]
+    coarser = [tf for tf, sec in TIMEFRAMES.items() if sec > step and sec % step == 0]
+    for tf in reversed(finer) if mark is None else ():  # the coarsest finer series that exists, aggregated
+        got = mark_file(tf)
+        if got is not None:
+            mark = got.resample(pd.Timedelta(seconds=step), label="left", closed="left").agg(
+                {"open": "first", "high": "max", "low": "min", "close": "last"}
+            )
+            break
+    for tf in coarser if mark is None else ():  # else the finest coarser series bounds the last price
+        envelope = mark_file(tf)
+        if envelope is not None:
+            envelope.attrs["timeframe"] = tf
+            break
     fund = opt([f"{ft}-1h-funding_rate.csv.gz", f"{ft}-8h-funding_rate.csv.gz", f"{pair}_fundingRate.csv"],
                load_funding)  # fmt: skip
     oi = opt([f"{pair}_openInterestHist_{timeframe}.csv", f"{pair}_openInterestHist_1h.csv"], load_open_interest)
@@ -520,7 +561,7 @@ def load_dataset(folder: str, symbol: str, timeframe: str = "1h", liquidations: 
         got = load_liquidations(liquidations)
         reports.append(got.report)
         liq = got.frame
-    frame, warns = market_frame(main.frame, mark, fund, oi, liq, taker, timeframe)
+    frame, warns = market_frame(main.frame, mark, fund, oi, liq, taker, timeframe, mark_envelope=envelope)
     return frame, reports, warns
 
 

@@ -255,3 +255,36 @@ def test_own_rules_over_http(client):
         r = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}, "strategy": strategy})
         assert r.status_code == 422, (strategy, r.get_json())
         assert field in r.get_json()["errors"], r.get_json()
+
+
+# 5. mark price at any timeframe ----------------------------------------------------------------------------------
+
+
+def test_5m_bars_without_5m_mark_are_bounded_by_the_hourly_mark_range(shared_data):
+    folder = str(shared_data / "binance_um_perp_btc_eth_sol_2025")
+    frame, _, warnings = D.load_dataset(folder, "SOL", "5m")
+    assert any("no 5m mark-price klines" in w and "1h mark-price range" in w for w in warnings)
+    day = frame.loc["2025-10-10"]
+    assert day["low"].min() == pytest.approx(141.28)  # the last-price wick
+    hourly, _, _ = D.load_dataset(folder, "SOL", "1h")
+    assert day["mark_low"].min() == pytest.approx(hourly.loc["2025-10-10", "mark_low"].min())  # 143.83, not 141.28
+    assert (frame["mark_low"] <= frame["mark_open"]).all() and (frame["mark_open"] <= frame["mark_high"]).all()
+    hour = frame.index.floor("1h")
+    starts = frame.index == hour
+    np.testing.assert_allclose(frame.loc[starts, "mark_open"], hourly["mark_open"].reindex(frame.index[starts]))
+
+
+def test_finer_mark_klines_are_aggregated_to_the_bars(tmp_path):
+    t = pd.date_range("2025-01-01", periods=24, freq="5min", tz="UTC")
+    px = 100 + np.arange(24.0)
+    kl = pd.DataFrame({"date": t[::3].strftime("%Y-%m-%d %H:%M:%S+00:00"), "open": px[::3], "high": px[::3] + 5,
+                       "low": px[::3] - 5, "close": px[::3] + 1, "volume": 1.0})  # fmt: skip
+    kl.to_csv(tmp_path / "SOL_USDT_USDT-15m-futures.csv", index=False)
+    mk = pd.DataFrame({"date": t.strftime("%Y-%m-%d %H:%M:%S+00:00"), "open": px, "high": px + 1, "low": px - 1,
+                       "close": px + 0.5, "volume": 0.0})  # fmt: skip
+    mk.to_csv(tmp_path / "SOL_USDT_USDT-5m-mark.csv", index=False)
+    frame, _, warnings = D.load_dataset(str(tmp_path), "SOL", "15m")
+    assert not any("mark" in w for w in warnings)
+    np.testing.assert_allclose(frame["mark_open"], px[::3])
+    np.testing.assert_allclose(frame["mark_high"], px[2::3] + 1)
+    np.testing.assert_allclose(frame["mark_low"], px[::3] - 1)
