@@ -363,12 +363,13 @@ def funding_columns(funding: pd.DataFrame, bars: pd.DataFrame, bar: pd.Timedelta
     """
     f = funding.loc[funding["funding_rate"].notna()]
     idx = bars.index
-    start = f.index.floor(bar)
-    pos = idx.get_indexer(start)
+    pos = idx.searchsorted(f.index, side="right") - 1  # the bar that opens at or before each event
     keep = pos >= 0
-    f, start, pos = f[keep], start[keep], pos[keep]
+    keep[keep] = f.index[keep] < idx[pos[keep]] + bar
+    f, pos = f[keep], pos[keep]
+    start = idx[pos]
     rate = f["funding_rate"].to_numpy(dtype=float)
-    at_open = np.asarray(f.index.floor("1min") == start)
+    at_open = np.asarray(f.index - start < pd.Timedelta(minutes=1))
     frac = np.asarray((f.index - start) / bar, dtype=float)
     mo, mc = bars["mark_open"].to_numpy(float)[pos], bars["mark_close"].to_numpy(float)[pos]
     mark = np.where(at_open, mo, mo + (mc - mo) * frac)
@@ -377,9 +378,9 @@ def funding_columns(funding: pd.DataFrame, bars: pd.DataFrame, bar: pd.Timedelta
         mark = np.where(np.isfinite(given) & (given > 0), given, mark)
     n = len(idx)
     out = {
-        "funding_rate": np.bincount(pos, weights=rate, minlength=n),
-        "funding_open": np.bincount(pos[at_open], weights=(rate * mark)[at_open], minlength=n),
-        "funding_inside": np.bincount(pos[~at_open], weights=(rate * mark)[~at_open], minlength=n),
+        "funding_rate": np.bincount(pos, weights=rate, minlength=n).astype(float),
+        "funding_open": np.bincount(pos[at_open], weights=(rate * mark)[at_open], minlength=n).astype(float),
+        "funding_inside": np.bincount(pos[~at_open], weights=(rate * mark)[~at_open], minlength=n).astype(float),
     }
     out["funding_rate"][np.bincount(pos, minlength=n) == 0] = np.nan
     return out
