@@ -3,10 +3,13 @@
 A strategy config is a flat dict (the CLI's options and the HTTP body's ``strategy`` use the same names):
 ``side`` (long = short-squeeze rule, short = long-squeeze rule), ``leverage``, ``stop_pct``,
 ``take_profit_pct``, ``time_stop`` (bars), ``size_mode`` (fraction | risk), ``size_value``, ``fee_rate``,
-``slippage``, ``liquidation_fee_rate``, ``init_cash`` (quote), ``exchange``/``symbol`` (liquidation rules and
-tiers), and every rule parameter of :mod:`backtest.signals` (``breakout_window``, ``hold_bars``, ``surge_mult``,
-``surge_window``, ``funding_threshold``, ``funding_lookback``, ``funding_recovery``, ``exit_fraction``,
-``peak_window``, ``rsi_window``, ``rsi_level``, ``wick_ratio``, ``near_pct``).
+``slippage`` with ``slippage_model`` (fixed | range), ``stop_trigger``/``liquidation_trigger`` (last | mark),
+``liquidation_fee_rate``, ``init_cash`` (quote), ``exchange``/``symbol`` (liquidation rules and tiers; linear
+contracts only), every rule parameter of :mod:`backtest.signals` (``breakout_window``, ``hold_bars``,
+``surge_mult``, ``surge_window``, ``funding_threshold``, ``funding_lookback``, ``funding_recovery``,
+``exit_fraction``, ``peak_window``, ``rsi_window``, ``rsi_level``, ``wick_ratio``, ``near_pct``), and your own
+rule instead: ``entry_rule``/``exit_rule`` (:mod:`backtest.expressions`) or ``entry_times``/``exit_times``.
+The order of events within a bar is :mod:`backtest.engine`'s.
 """
 
 from __future__ import annotations
