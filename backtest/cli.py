@@ -17,9 +17,12 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-from .params import RANGES
+from .params import CHOICES, RANGES
 
 NUMBER_FIELDS = tuple(RANGES)
+#: word-valued fields with their own options (``--side`` and ``--size-mode`` keep their historic spelling)
+WORD_FIELDS = tuple(k for k in CHOICES if k not in ("side", "size_mode"))
+RULE_FIELDS = ("entry_rule", "exit_rule", "entry_times", "exit_times")
 
 
 def _number(text: str) -> float | None:
@@ -38,6 +41,17 @@ def _numbers(text: str) -> list[float | None]:
     return [_number(t) for t in text.split(",") if t.strip()]
 
 
+def _words(allowed: tuple[str, ...], many: bool):
+    def parse(text: str):
+        got = [t.strip() for t in text.split(",") if t.strip()] if many else [text.strip()]
+        for t in got:
+            if t not in allowed:
+                raise argparse.ArgumentTypeError(f"{t!r}: one of {', '.join(allowed)}")
+        return got if many else got[0]
+
+    return parse
+
+
 def _common(p: argparse.ArgumentParser, many: bool) -> None:
     p.add_argument("--data", help="folder (freqtrade/Binance file names) or one OHLCV file; default: synthetic")
     p.add_argument("--symbol", default=None, help="e.g. SOL or BTCUSDT (default: BTC for synthetic data)")
@@ -52,6 +66,24 @@ def _common(p: argparse.ArgumentParser, many: bool) -> None:
     p.add_argument("--size-mode", choices=("fraction", "risk"), default=None)
     p.add_argument("--exchange", default=None, help="liquidation ruleset (default binance)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    for name in WORD_FIELDS:
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=_words(CHOICES[name], many),
+                       default=argparse.SUPPRESS, help=" | ".join(CHOICES[name]))  # fmt: skip
+    p.add_argument(
+        "--entry-rule",
+        dest="entry_rule",
+        default=argparse.SUPPRESS,
+        help="your own entry rule, e.g. 'close > rolling_max(high, 24) and funding_rate < -0.0005'",
+    )
+    p.add_argument("--exit-rule", dest="exit_rule", default=argparse.SUPPRESS, help="your own exit rule")
+    p.add_argument(
+        "--entry-times",
+        dest="entry_times",
+        default=argparse.SUPPRESS,
+        help="comma-separated ISO times of forced entries (filled at that bar's open)",
+    )
+    p.add_argument("--exit-times", dest="exit_times", default=argparse.SUPPRESS,
+                   help="comma-separated ISO times of forced exits")  # fmt: skip
     for name in NUMBER_FIELDS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=_numbers if many else _number,
                        default=argparse.SUPPRESS)  # fmt: skip
@@ -104,6 +136,9 @@ def _config(args: argparse.Namespace, symbol: str) -> dict[str, Any]:
         cfg["size_mode"] = args.size_mode
     if args.exchange:
         cfg["exchange"] = args.exchange
+    for k in RULE_FIELDS:
+        if hasattr(args, k):
+            cfg[k] = getattr(args, k).split(",") if k.endswith("_times") else getattr(args, k)
     return cfg
 
 
@@ -119,17 +154,18 @@ def _backtest(args: argparse.Namespace) -> int:
     try:
         frame, symbol, warnings = load_frame(args)
         cfg = _config(args, symbol)
-        cfg.update({k: getattr(args, k) for k in NUMBER_FIELDS if hasattr(args, k)})  # "off" gives None
+        cfg.update({k: getattr(args, k) for k in NUMBER_FIELDS + WORD_FIELDS if hasattr(args, k)})  # "off": None
         result = run_backtest(frame, cfg)
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
+    warnings = warnings + result["warnings"]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     m = result["metrics"]
     if args.json:
         from core.jsonable import to_jsonable
 
-        print(json.dumps(to_jsonable(m)))
+        print(json.dumps(to_jsonable({**m, "warnings": warnings})))
     else:
         print(f"{len(frame)} bars {frame.index[0]} → {frame.index[-1]}, {symbol}, side {cfg['side']}")
         for k, v in m.items():
@@ -150,11 +186,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .run import overfitting, sweep
+    from .run import overfitting, sweep, sweep_warnings
 
     try:
         frame, symbol, warnings = load_frame(args)
-        grid = {k: getattr(args, k) for k in NUMBER_FIELDS if hasattr(args, k)}
+        grid = {k: getattr(args, k) for k in NUMBER_FIELDS + WORD_FIELDS if hasattr(args, k)}
         if not grid:
             grid = {"breakout_window": [24, 48, 96], "surge_mult": [2.0, 3.0], "leverage": [2.0, 3.0, 5.0]}
         split = args.split if args.split else None
@@ -176,6 +212,7 @@ def _sweep(args: argparse.Namespace) -> int:
             bar.close()
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
+    warnings = warnings + sweep_warnings(table)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     key = ("is_" if split else "") + args.sort
@@ -187,7 +224,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.json:
         from core.jsonable import to_jsonable
 
-        out = {"results": table.to_dict(orient="records")}
+        out = {"results": table.to_dict(orient="records"), "warnings": warnings}
         if split:
             out["overfitting"] = overfitting(table, args.sort)
         print(json.dumps(to_jsonable(out)))

@@ -320,7 +320,8 @@ def load_liquidations(path: str) -> Loaded:
 FRAME_COLUMNS = (
     "open", "high", "low", "close", "volume",
     "mark_open", "mark_high", "mark_low", "mark_close",
-    "funding_rate", "open_interest", "long_liq", "short_liq", "taker_buy", "taker_sell",
+    "funding_rate", "funding_open", "funding_inside", "open_interest", "long_liq", "short_liq", "taker_buy",
+    "taker_sell",
 )  # fmt: skip
 
 
@@ -351,6 +352,41 @@ def liquidation_proxy(frame: pd.DataFrame, volume_mult: float = 2.0, wick: float
     return long_liq, short_liq
 
 
+def funding_columns(funding: pd.DataFrame, bars: pd.DataFrame, bar: pd.Timedelta) -> dict[str, np.ndarray]:
+    """Funding events summed into the bars that contain them, each at its own time and mark price.
+
+    Returns ``funding_rate`` (Σ rate, decimal; NaN on bars without an event), ``funding_open`` and
+    ``funding_inside`` (Σ rate × mark price, quote per base unit, of the events at the bar's open timestamp —
+    within its first minute, which absorbs Binance's settlement lag of a few ms — and of those after it). The mark
+    price of an event is the file's ``markPrice`` where given, else the bar's mark open for an event at the open
+    and the mark interpolated linearly from the bar's open to its close at the event's time inside it.
+    The simulator settles these from the position's isolated margin (see :mod:`backtest.engine`).
+    """
+    f = funding.loc[funding["funding_rate"].notna()]
+    idx = bars.index
+    pos = idx.searchsorted(f.index, side="right") - 1  # the bar that opens at or before each event
+    keep = pos >= 0
+    keep[keep] = f.index[keep] < idx[pos[keep]] + bar
+    f, pos = f[keep], pos[keep]
+    start = idx[pos]
+    rate = f["funding_rate"].to_numpy(dtype=float)
+    at_open = np.asarray(f.index - start < pd.Timedelta(minutes=1))
+    frac = np.asarray((f.index - start) / bar, dtype=float)
+    mo, mc = bars["mark_open"].to_numpy(float)[pos], bars["mark_close"].to_numpy(float)[pos]
+    mark = np.where(at_open, mo, mo + (mc - mo) * frac)
+    if "funding_mark_price" in f:
+        given = f["funding_mark_price"].to_numpy(dtype=float)
+        mark = np.where(np.isfinite(given) & (given > 0), given, mark)
+    n = len(idx)
+    out = {
+        "funding_rate": np.bincount(pos, weights=rate, minlength=n).astype(float),
+        "funding_open": np.bincount(pos[at_open], weights=(rate * mark)[at_open], minlength=n).astype(float),
+        "funding_inside": np.bincount(pos[~at_open], weights=(rate * mark)[~at_open], minlength=n).astype(float),
+    }
+    out["funding_rate"][np.bincount(pos, minlength=n) == 0] = np.nan
+    return out
+
+
 def market_frame(
     ohlcv: pd.DataFrame,
     mark: pd.DataFrame | None = None,
@@ -359,12 +395,17 @@ def market_frame(
     liquidations: pd.DataFrame | None = None,
     taker: pd.DataFrame | None = None,
     timeframe: str | None = None,
+    mark_envelope: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Align everything on the OHLCV bars. Returns the frame (columns :data:`FRAME_COLUMNS` plus
     ``liq_source``) and warnings.
 
-    * mark OHLC: the mark klines, else the last-price OHLC (warned: liquidations are then checked on last price);
-    * ``funding_rate``: the rate at the bar containing each funding timestamp (floored to the bar), NaN elsewhere;
+    * mark OHLC: the mark klines (finer ones aggregated by :func:`load_dataset`); else, given ``mark_envelope``
+      (mark klines coarser than the bars), the last-price OHLC clipped to the mark low–high of the coarse period
+      holding each bar (its open at the period's open): a liquidation is never judged beyond what mark price
+      reached (warned); else the last-price OHLC (warned: liquidations are then checked on last price);
+    * ``funding_rate``: the sum of the rates settled inside each bar (every event, not only the last; floored to
+      the bar), NaN on bars without one; ``funding_open``/``funding_inside``: see :func:`funding_columns`;
     * ``open_interest``: last known value (forward filled, causal), NaN before the first;
     * ``long_liq``/``short_liq``: a liquidation series summed into bars; a coarser series (daily) is placed on the
       bar at the end of its period so that it is known only once the period is over (no look-ahead); absent
@@ -387,14 +428,34 @@ def market_frame(
             warnings.append(f"mark price missing on {int(missing.sum())} bars; last price used there")
             for k in ("open", "high", "low", "close"):
                 out.loc[missing, "mark_" + k] = out.loc[missing, k]
+    elif mark_envelope is not None and len(mark_envelope):
+        env_step = _infer_step(mark_envelope.index) or step
+        start = idx.floor(pd.Timedelta(seconds=env_step))
+        env = mark_envelope.reindex(start)
+        lo, hi = env["low"].to_numpy(float), env["high"].to_numpy(float)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        for k in ("open", "high", "low", "close"):
+            last = out[k].to_numpy(float)
+            out["mark_" + k] = np.where(has, np.clip(last, np.where(has, lo, -np.inf), np.where(has, hi, np.inf)), last)
+        first = np.asarray(idx == start) & np.isfinite(env["open"].to_numpy(float))
+        out.loc[first, "mark_open"] = env["open"].to_numpy(float)[first]
+        out["mark_low"] = np.minimum(out["mark_low"], out["mark_open"])  # the bar's range holds its open
+        out["mark_high"] = np.maximum(out["mark_high"], out["mark_open"])
+        tf = mark_envelope.attrs.get("timeframe", f"{env_step // 60}m")
+        warnings.append(
+            f"no {timeframe or f'{step // 60}m'} mark-price klines: liquidation is judged on last price bounded by the "
+            f"{tf} mark-price range of each period (never beyond its mark low/high)"
+            + (f"; last price alone on {int((~has).sum())} bars without mark data" if (~has).any() else "")
+        )
     else:
         warnings.append("no mark-price data: liquidation is checked on last-price high/low")
         for k in ("open", "high", "low", "close"):
             out["mark_" + k] = out[k]
     out["funding_rate"] = np.nan
+    out["funding_open"] = out["funding_inside"] = 0.0
     if funding is not None and len(funding):
-        f = funding["funding_rate"]
-        out["funding_rate"] = f.groupby(f.index.floor(bar)).last().reindex(idx).to_numpy()
+        for k, v in funding_columns(funding, out, bar).items():
+            out[k] = v
     else:
         warnings.append("no funding data: funding is not charged")
     out["open_interest"] = np.nan
@@ -473,8 +534,26 @@ def load_dataset(folder: str, symbol: str, timeframe: str = "1h", liquidations: 
         reports.append(got.report)
         return got.frame
 
-    mark = opt([f"{ft}-{timeframe}-mark.csv.gz", f"{pair}_markPriceKlines_{timeframe}.csv"],
-               lambda p: load_ohlcv(p, timeframe))  # fmt: skip
+    def mark_file(tf):
+        return opt([f"{ft}-{tf}-mark.csv.gz", f"{ft}-{tf}-mark.csv", f"{pair}_markPriceKlines_{tf}.csv"],
+                   lambda p: load_ohlcv(p, tf))  # fmt: skip
+
+    step = timeframe_seconds(timeframe)
+    mark, envelope = mark_file(timeframe), None
+    finer = [tf for tf, sec in TIMEFRAMES.items() if sec < step and step % sec == 0]
+    coarser = [tf for tf, sec in TIMEFRAMES.items() if sec > step and sec % step == 0]
+    for tf in reversed(finer) if mark is None else ():  # the coarsest finer series that exists, aggregated
+        got = mark_file(tf)
+        if got is not None:
+            mark = got.resample(pd.Timedelta(seconds=step), label="left", closed="left").agg(
+                {"open": "first", "high": "max", "low": "min", "close": "last"}
+            )
+            break
+    for tf in coarser if mark is None else ():  # else the finest coarser series bounds the last price
+        envelope = mark_file(tf)
+        if envelope is not None:
+            envelope.attrs["timeframe"] = tf
+            break
     fund = opt([f"{ft}-1h-funding_rate.csv.gz", f"{ft}-8h-funding_rate.csv.gz", f"{pair}_fundingRate.csv"],
                load_funding)  # fmt: skip
     oi = opt([f"{pair}_openInterestHist_{timeframe}.csv", f"{pair}_openInterestHist_1h.csv"], load_open_interest)
@@ -484,7 +563,7 @@ def load_dataset(folder: str, symbol: str, timeframe: str = "1h", liquidations: 
         got = load_liquidations(liquidations)
         reports.append(got.report)
         liq = got.frame
-    frame, warns = market_frame(main.frame, mark, fund, oi, liq, taker, timeframe)
+    frame, warns = market_frame(main.frame, mark, fund, oi, liq, taker, timeframe, mark_envelope=envelope)
     return frame, reports, warns
 
 

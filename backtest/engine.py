@@ -2,29 +2,44 @@
 
 One pass over the bars per column, many columns at once (one column = one parameter combination), in numba.
 Liquidation prices come from :func:`core.liquidation_price` itself (the function the API serves): the compiled
-loop runs every column until it opens a position, then returns; the Python driver prices all the new positions
-of all the waiting columns in one vectorised ``core`` call and resumes the loop. So the backtest and the
-calculator can never disagree, and the loop stays cacheable on disk.
+loop runs every column until it opens a position or its isolated margin changes, then returns; the Python
+driver prices all the waiting columns in one vectorised ``core`` call (``margin=`` the position's margin now) and
+resumes the loop. So the backtest and the calculator can never disagree, and the loop stays cacheable on disk.
 
-Conventions (USDⓈ-margined linear perpetuals; prices in quote per base unit, money in quote):
+Conventions (USDⓈ-margined linear perpetuals; prices in quote per base unit, money in quote). Within bar ``t``
+events happen in this order — the one place the order is stated:
 
-* Orders decided on bar ``t``'s close fill at bar ``t+1``'s open, moved against the trader by ``slippage``
-  (decimal); every fill pays ``fee_rate`` (taker, decimal) on its notional.
-* Isolated margin: ``margin = notional / leverage`` is locked at entry. Size is ``size_value`` × equity as margin
-  (``size_mode="fraction"``) or the quantity that loses ``size_value`` × equity at the stop
-  (``size_mode="risk"``, needs ``stop_pct``), capped by the equity.
-* Funding is paid at each funding timestamp (the bar opening then) on ``quantity × mark open``: ``rate > 0``:
-  longs pay, shorts receive (Binance: https://www.binance.com/en/support/faq/360033525031). It is settled
-  against the wallet; Binance takes it from an isolated position's margin, which would move the liquidation
-  price by ``funding/quantity`` — we keep the price from entry (a small, documented difference).
-* Every bar, the entry bar included, liquidation is checked first: mark low (long) or mark high (short) through
-  the liquidation price. The isolated margin is lost (equity never goes below zero); of it, the exchange keeps
-  ``liquidation_fee_rate`` × notional at the liquidation price, capped by what margin is left there
-  (Binance's liquidation clearance fee), which is reported in ``fees_paid``.
-* Then stop loss, then take profit, intrabar: a fill at the level, or at the open when the bar gaps through it.
-  Both inside one bar: the stop is assumed first (the pessimistic order).
-* A time stop closes at the open after ``time_stop`` bars in the trade. A position still open at the end
-  closes at the last close (reason ``end``).
+1. **Funding at the bar's open timestamp.** A position held from an earlier bar pays (``rate > 0``: longs pay,
+   shorts receive) ``quantity × mark price × rate`` (``funding_open`` = Σ rate × mark of the events at that
+   instant), taken from its isolated margin and from the wallet: Binance settles an isolated position's funding
+   against its margin (https://www.binance.com/en/support/faq/360033525031), so the liquidation price moves;
+   it is re-priced by ``core`` with the new margin. A margin used up by funding is liquidated at the open.
+2. **Orders decided on bar ``t−1``'s close fill at the open** (exits first, then entries), moved against the
+   trader by the slippage; every fill pays ``fee_rate`` (taker, decimal) on its notional. Orders reach the
+   exchange just after the funding instant: a fill at the open of a funding bar is charged that funding when it
+   is an exit (the position was open at the timestamp) and not when it is an entry (it was not) — the same rule.
+3. **Funding events strictly inside the bar** (coarse bars: ``funding_inside`` = Σ rate × mark over them, each at
+   its own time and mark price) are settled next, from the margin, and the liquidation price re-priced.
+4. **Gaps at the open**: a liquidation-trigger open (mark by default) beyond the liquidation price liquidates at
+   once; else a stop-trigger open (last by default) beyond the stop, or beyond the take profit, fills at the open.
+5. **Along the path**: when the bar's range reaches both the stop and the liquidation price, the level nearer to
+   its open (relative distance, each on its own trigger series) is reached first — a stop between the open and
+   the liquidation price fills at the stop; else the liquidation. A take profit in the same bar as an adverse
+   level comes after it (the pessimistic order). Liquidation loses the isolated margin (equity never goes below
+   zero); of it the exchange keeps ``liquidation_fee_rate`` × notional at the liquidation price, capped by the
+   margin left there (Binance's liquidation clearance fee), reported in ``fees_paid``.
+6. **At the close**: exit and time-stop decisions (a time stop closes at the next open after ``time_stop`` bars
+   in the trade), the next entry decision, equity marked at the close. A position still open after the last bar
+   closes at the last close (reason ``end``), paying the slippage and the fee like any other exit.
+
+Triggers (``stop_trigger``, ``liquidation_trigger``): ``"last"`` or ``"mark"`` price series; defaults ``last`` for
+stop/take profit (Binance's default ``workingType=CONTRACT_PRICE``) and ``mark`` for liquidation. Slippage
+(``slippage_model``): ``"fixed"`` moves every fill by ``slippage`` (decimal of price); ``"range"`` moves it by
+``slippage × (high − low) / open`` of the fill's bar (a share of the bar's range, so volatile bars cost more).
+Isolated margin: ``margin = notional / leverage`` at entry. Size is ``size_value`` × equity as margin
+(``size_mode="fraction"``) or the quantity that loses ``size_value`` × equity at the stop (``size_mode="risk"``,
+needs ``stop_pct``), capped by the equity. An entry ``core`` refuses (leverage above the tier's maximum for that
+notional) is counted in ``S_REJECTED`` and reported by the callers.
 """
 
 from __future__ import annotations
@@ -41,21 +56,29 @@ import core
 
 REASONS = ("signal", "stop", "take_profit", "time", "liquidation", "end")
 R_SIGNAL, R_STOP, R_TP, R_TIME, R_LIQ, R_END = range(6)
-RUN, NEED_LP, NEED_ROOM, DONE = 0, 1, 2, 3
-# per-column state, float64 (ints stored as floats keep one array)
+# column status: running; waiting for an entry's liquidation price; waiting for a re-price after a margin change;
+# priced by the driver (resume); finished
+RUN, NEED_LP, NEED_REPRICE, PRICED, DONE = 0, 1, 2, 3, 4
+# per-column state, float64 (ints stored as floats keep one array); S_PHASE: the step of bar S_BAR to resume at
 S_CASH, S_BAR, S_INPOS, S_QTY, S_ENTRY, S_MARGIN, S_LP, S_STOP, S_TP, S_ENTRY_BAR = range(10)
 S_PEND_ENTRY, S_PEND_EXIT, S_FEES, S_FUNDING, S_TRADE_FEES, S_TRADE_FUND, S_EXPOSURE = range(10, 17)
-S_TRADES, S_LIQS, S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_REJECTED, S_STATUS, S_RESUME = range(17, 25)
-N_STATE = 25
+S_TRADES, S_LIQS, S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_REJECTED, S_STATUS, S_PHASE, S_ASK, S_MARGIN0 = range(17, 27)
+S_REPRICES, S_LP0 = 27, 28
+N_STATE = 29
 T_COL, T_SIDE, T_ENTRY_BAR, T_EXIT_BAR, T_ENTRY, T_EXIT, T_QTY, T_LEV, T_MARGIN, T_LP = range(10)
-T_PNL, T_FEES, T_FUNDING, T_REASON = range(10, 14)
-N_TRADE = 14
+T_PNL, T_FEES, T_FUNDING, T_REASON, T_LP_ENTRY = range(10, 15)
+N_TRADE = 15
+#: trade records one column may write in one bar (an exit at the open, then an intrabar or end-of-data close)
+ROOM = 2
 
 
 @njit(cache=True)
 def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
     """Close column ``c``'s position at ``price`` on bar ``i``; realised PnL floored at −margin (isolated).
     A liquidation loses the margin; ``liq_fee`` is the part of it the exchange keeps (reported, not extra)."""
+    k = nt[0]
+    if k >= tr.shape[0]:  # the driver guarantees ROOM free rows before every bar: never write past the buffer
+        raise IndexError("trade buffer full")
     qty, entry, margin = st[c, S_QTY], st[c, S_ENTRY], st[c, S_MARGIN]
     if reason == R_LIQ:
         fee = 0.0
@@ -73,7 +96,6 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
         st[c, S_GROSS_WIN] += net
     else:
         st[c, S_GROSS_LOSS] -= net
-    k = nt[0]
     tr[k, T_COL] = c
     tr[k, T_SIDE] = side
     tr[k, T_ENTRY_BAR] = st[c, S_ENTRY_BAR]
@@ -82,8 +104,9 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
     tr[k, T_EXIT] = price
     tr[k, T_QTY] = qty
     tr[k, T_LEV] = lev
-    tr[k, T_MARGIN] = margin
+    tr[k, T_MARGIN] = st[c, S_MARGIN0]
     tr[k, T_LP] = st[c, S_LP]
+    tr[k, T_LP_ENTRY] = st[c, S_LP0]
     tr[k, T_PNL] = net
     tr[k, T_FEES] = st[c, S_TRADE_FEES] + liq_fee
     st[c, S_FEES] += liq_fee
@@ -97,13 +120,43 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
 
 
 @njit(cache=True)
+def _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s):
+    qty, lp = st[c, S_QTY], st[c, S_LP]
+    left = st[c, S_MARGIN] + s * qty * (lp - st[c, S_ENTRY])  # margin left at the price
+    lfee = min(liq_fee_rate * qty * lp, max(left, 0.0))
+    st[c, S_LIQS] += 1
+    _close(st, c, tr, nt, i, lp, R_LIQ, fee_rate, lev, s, lfee)
+
+
+@njit(cache=True)
+def _pay_funding(st, c, value, s):
+    """Settle ``value`` (Σ rate × mark, quote per base) from the margin and the wallet; True if margin changed."""
+    if value == 0.0 or math.isnan(value):
+        return False
+    pay = s * st[c, S_QTY] * value
+    st[c, S_CASH] = max(st[c, S_CASH] - pay, 0.0)
+    st[c, S_MARGIN] -= pay
+    st[c, S_FUNDING] += pay
+    st[c, S_TRADE_FUND] += pay
+    return True
+
+
+@njit(cache=True)
+def _slip(slippage, by_range, o, h, lo):
+    if by_range:
+        return slippage * (h - lo) / o if o > 0 else 0.0
+    return slippage
+
+
+@njit(cache=True)
 def simulate_nb(
-    open_, high, low, close, mark_open, mark_high, mark_low, funding,
-    entries, exits, sig_col, exit_col, side, leverage, stop_pct, tp_pct, time_stop, size_risk, size_value,
-    fee_rate, slippage, liq_fee_rate, lp_in, lp_ok, st, equity, tr, nt,
+    open_, high, low, close, trig_open, trig_high, trig_low, liq_open, liq_high, liq_low, funding_open,
+    funding_inside, entries, exits, sig_col, exit_col, side, leverage, stop_pct, tp_pct, time_stop, size_risk,
+    size_value, fee_rate, slippage, slip_by_range, liq_fee_rate, lp_in, lp_ok, st, equity, tr, nt,
 ):  # fmt: skip
-    """Advance every column until it needs a liquidation price (status NEED_LP), needs more trade-record room
-    (NEED_ROOM) or reaches the end (DONE). Returns the number of columns not DONE."""
+    """Advance every column until it needs a liquidation price (NEED_LP at an entry, NEED_REPRICE after funding
+    changed its margin) or reaches the end (DONE); a column that would need more trade records than the buffer
+    has left stops where it is and sets ``nt[1]``. Returns the number of columns not DONE."""
     n = open_.shape[0]
     ncol = st.shape[0]
     cap = tr.shape[0]
@@ -112,51 +165,63 @@ def simulate_nb(
         status = st[c, S_STATUS]
         if status == DONE:
             continue
+        if status == NEED_LP or status == NEED_REPRICE:  # not priced yet (the driver prices before each call)
+            active += 1
+            continue
+        if nt[0] + ROOM > cap:  # room first, before any change of state, so the column can resume unchanged
+            nt[1] = 1
+            active += 1
+            continue
         s = side[c]
         lev = leverage[c]
-        sc = sig_col[c]
         i = int(st[c, S_BAR])
-        resume = False
-        if status == NEED_LP:  # the driver priced the entry at bar i's open
+        phase = int(st[c, S_PHASE])
+        if status == PRICED:
             st[c, S_STATUS] = RUN
-            resume = True
-            if lp_ok[c]:
-                notional = st[c, S_QTY] * st[c, S_ENTRY]
-                fee = notional * fee_rate
-                st[c, S_CASH] -= fee
-                st[c, S_FEES] += fee
-                st[c, S_TRADE_FEES] = fee
-                st[c, S_TRADE_FUND] = 0.0
-                st[c, S_INPOS] = 1.0
+            if st[c, S_ASK] == NEED_LP:  # an entry at bar i's open
+                if lp_ok[c]:
+                    notional = st[c, S_QTY] * st[c, S_ENTRY]
+                    fee = notional * fee_rate
+                    st[c, S_CASH] -= fee
+                    st[c, S_FEES] += fee
+                    st[c, S_TRADE_FEES] = fee
+                    st[c, S_TRADE_FUND] = 0.0
+                    st[c, S_INPOS] = 1.0
+                    st[c, S_LP] = st[c, S_LP0] = lp_in[c]
+                    st[c, S_ENTRY_BAR] = i
+                    sp = stop_pct[c]
+                    st[c, S_STOP] = st[c, S_ENTRY] * (1.0 - s * sp) if sp > 0 else math.nan
+                    tp = tp_pct[c]
+                    st[c, S_TP] = st[c, S_ENTRY] * (1.0 + s * tp) if tp > 0 else math.nan
+                else:
+                    st[c, S_REJECTED] += 1
+            elif lp_ok[c]:  # a re-price after funding
                 st[c, S_LP] = lp_in[c]
-                st[c, S_ENTRY_BAR] = i
-                sp = stop_pct[c]
-                st[c, S_STOP] = st[c, S_ENTRY] * (1.0 - s * sp) if sp > 0 else math.nan
-                tp = tp_pct[c]
-                st[c, S_TP] = st[c, S_ENTRY] * (1.0 + s * tp) if tp > 0 else math.nan
-            else:
-                st[c, S_REJECTED] += 1
-        elif status == NEED_ROOM:
-            st[c, S_STATUS] = RUN
-            if nt[0] + 2 > cap:
-                st[c, S_STATUS] = NEED_ROOM
-                active += 1
-                continue
+                st[c, S_REPRICES] += 1
         paused = False
         while i < n:
-            if not resume:
-                if nt[0] + 2 > cap:  # at most two trades close per bar (exit at open, then intrabar)
-                    st[c, S_STATUS] = NEED_ROOM
-                    st[c, S_BAR] = i
+            if phase == 0:
+                if nt[0] + ROOM > cap:
+                    nt[1] = 1
                     paused = True
                     break
+                phase = 1
+                if st[c, S_INPOS] == 1.0 and st[c, S_ENTRY_BAR] < i and _pay_funding(st, c, funding_open[i], s):
+                    if st[c, S_MARGIN] <= 0.0:
+                        _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
+                    else:
+                        st[c, S_STATUS] = NEED_REPRICE
+                        paused = True
+                        break
+            if phase == 1:
+                phase = 2
                 if st[c, S_INPOS] == 1.0 and st[c, S_PEND_EXIT] > 0:
-                    px = open_[i] * (1.0 - s * slippage)
+                    px = open_[i] * (1.0 - s * _slip(slippage, slip_by_range, open_[i], high[i], low[i]))
                     _close(st, c, tr, nt, i, px, int(st[c, S_PEND_EXIT]) - 1, fee_rate, lev, s)
                 if st[c, S_INPOS] == 0.0 and st[c, S_PEND_ENTRY] == 1.0:
                     st[c, S_PEND_ENTRY] = 0.0
                     cash = st[c, S_CASH]
-                    px = open_[i] * (1.0 + s * slippage)
+                    px = open_[i] * (1.0 + s * _slip(slippage, slip_by_range, open_[i], high[i], low[i]))
                     if cash > 0 and px > 0:
                         if size_risk:
                             qty = size_value[c] * cash / (px * stop_pct[c])
@@ -169,37 +234,44 @@ def simulate_nb(
                             st[c, S_QTY] = qty
                             st[c, S_ENTRY] = px
                             st[c, S_MARGIN] = qty * px / lev
-                            st[c, S_BAR] = i
+                            st[c, S_MARGIN0] = st[c, S_MARGIN]
                             st[c, S_STATUS] = NEED_LP
                             paused = True
                             break
-            resume = False
-            inpos = st[c, S_INPOS] == 1.0
-            if inpos:
-                qty = st[c, S_QTY]
-                # funding at this bar's open timestamp, for a position held through it
-                rate = funding[i]
-                if not math.isnan(rate) and st[c, S_ENTRY_BAR] < i:
-                    pay = s * qty * mark_open[i] * rate
-                    st[c, S_CASH] = max(st[c, S_CASH] - pay, 0.0)
-                    st[c, S_FUNDING] += pay
-                    st[c, S_TRADE_FUND] += pay
-                lp = st[c, S_LP]
-                stop = st[c, S_STOP]
-                tp = st[c, S_TP]
-                if (s > 0 and mark_low[i] <= lp) or (s < 0 and mark_high[i] >= lp):
-                    left = st[c, S_MARGIN] + s * qty * (lp - st[c, S_ENTRY])  # margin left at the price
-                    lfee = min(liq_fee_rate * qty * lp, max(left, 0.0))
-                    st[c, S_LIQS] += 1
-                    _close(st, c, tr, nt, i, lp, R_LIQ, fee_rate, lev, s, lfee)
-                elif (s > 0 and low[i] <= stop) or (s < 0 and high[i] >= stop):
-                    px = min(open_[i], stop) if s > 0 else max(open_[i], stop)
-                    _close(st, c, tr, nt, i, px * (1.0 - s * slippage), R_STOP, fee_rate, lev, s)
-                elif (s > 0 and high[i] >= tp) or (s < 0 and low[i] <= tp):
-                    px = max(open_[i], tp) if s > 0 else min(open_[i], tp)
-                    _close(st, c, tr, nt, i, px * (1.0 - s * slippage), R_TP, fee_rate, lev, s)
+            if phase == 2:
+                phase = 3
+                if st[c, S_INPOS] == 1.0 and _pay_funding(st, c, funding_inside[i], s):
+                    if st[c, S_MARGIN] <= 0.0:
+                        _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
+                    else:
+                        st[c, S_STATUS] = NEED_REPRICE
+                        paused = True
+                        break
+            # phase 3: intrabar exits, then the decisions on the close
+            if st[c, S_INPOS] == 1.0:
+                lp, stop, tp = st[c, S_LP], st[c, S_STOP], st[c, S_TP]
+                slip = _slip(slippage, slip_by_range, open_[i], high[i], low[i])
+                if (s > 0 and liq_open[i] <= lp) or (s < 0 and liq_open[i] >= lp):
+                    _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
+                elif (s > 0 and trig_open[i] <= stop) or (s < 0 and trig_open[i] >= stop):
+                    _close(st, c, tr, nt, i, open_[i] * (1.0 - s * slip), R_STOP, fee_rate, lev, s)
+                elif (s > 0 and trig_open[i] >= tp) or (s < 0 and trig_open[i] <= tp):
+                    _close(st, c, tr, nt, i, open_[i] * (1.0 - s * slip), R_TP, fee_rate, lev, s)
+                else:
+                    liq_hit = (s > 0 and liq_low[i] <= lp) or (s < 0 and liq_high[i] >= lp)
+                    stop_hit = (s > 0 and trig_low[i] <= stop) or (s < 0 and trig_high[i] >= stop)
+                    if liq_hit and stop_hit:  # the level nearer to the open is reached first
+                        d_liq = s * (liq_open[i] - lp) / liq_open[i]
+                        d_stop = s * (trig_open[i] - stop) / trig_open[i]
+                        liq_hit = d_liq < d_stop
+                        stop_hit = not liq_hit
+                    if liq_hit:
+                        _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
+                    elif stop_hit:
+                        _close(st, c, tr, nt, i, stop * (1.0 - s * slip), R_STOP, fee_rate, lev, s)
+                    elif (s > 0 and trig_high[i] >= tp) or (s < 0 and trig_low[i] <= tp):
+                        _close(st, c, tr, nt, i, tp * (1.0 - s * slip), R_TP, fee_rate, lev, s)
                 st[c, S_EXPOSURE] += 1.0
-            # decisions on this bar's close
             if st[c, S_INPOS] == 1.0:
                 if exits[i, exit_col[c]]:
                     st[c, S_PEND_EXIT] = R_SIGNAL + 1
@@ -208,16 +280,21 @@ def simulate_nb(
                 unreal = max(s * st[c, S_QTY] * (close[i] - st[c, S_ENTRY]), -st[c, S_MARGIN])
                 equity[i, c] = max(st[c, S_CASH] + unreal, 0.0)
             else:
-                st[c, S_PEND_ENTRY] = 1.0 if entries[i, sc] else 0.0
+                st[c, S_PEND_ENTRY] = 1.0 if entries[i, sig_col[c]] else 0.0
                 equity[i, c] = st[c, S_CASH]
             i += 1
+            phase = 0
+        st[c, S_BAR] = i
+        st[c, S_PHASE] = phase
         if paused:
+            st[c, S_ASK] = st[c, S_STATUS]
             active += 1
             continue
-        if st[c, S_INPOS] == 1.0:
-            _close(st, c, tr, nt, n - 1, close[n - 1], R_END, fee_rate, lev, s)
-            equity[n - 1, c] = st[c, S_CASH]
-        st[c, S_BAR] = n
+        if st[c, S_INPOS] == 1.0:  # room: checked at the start of the last bar, which closed nothing after this
+            j = n - 1
+            px = close[j] * (1.0 - s * _slip(slippage, slip_by_range, close[j], high[j], low[j]))
+            _close(st, c, tr, nt, j, px, R_END, fee_rate, lev, s)
+            equity[j, c] = st[c, S_CASH]
         st[c, S_STATUS] = DONE
     return active
 
@@ -237,6 +314,24 @@ def _col(x: Any, ncol: int, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dtype), (ncol,)))
 
 
+TRIGGERS = ("last", "mark")
+SLIPPAGE_MODELS = ("fixed", "range")
+
+
+def funding_values(frame: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(funding_open, funding_inside)``: Σ rate × mark (quote per base) of the funding events at each bar's
+    open timestamp and strictly inside it. Taken from the frame when it has them (:func:`backtest.data.market_frame`
+    builds them from the funding file); else every ``funding_rate`` is read as an event at its bar's open, paid
+    on the mark open."""
+    if "funding_open" in frame:
+        fo = np.nan_to_num(np.asarray(frame["funding_open"], dtype=np.float64))
+        fi = np.nan_to_num(np.asarray(frame.get("funding_inside", np.zeros_like(fo)), dtype=np.float64))
+        return np.ascontiguousarray(fo), np.ascontiguousarray(fi)
+    rate = np.asarray(frame["funding_rate"], dtype=np.float64)
+    fo = np.nan_to_num(rate * np.asarray(frame["mark_open"], dtype=np.float64))
+    return np.ascontiguousarray(fo), np.zeros_like(fo)
+
+
 def simulate(
     frame: dict[str, np.ndarray],
     entries: np.ndarray,
@@ -254,14 +349,18 @@ def simulate(
     init_cash: float = 10_000.0,
     fee_rate: float = 0.0005,
     slippage: float = 0.0002,
+    slippage_model: str = "fixed",
     liquidation_fee_rate: float = 0.0125,
+    stop_trigger: str = "last",
+    liquidation_trigger: str = "mark",
     exchange: str = "binance",
     symbol: str | None = "BTCUSDT",
     maintenance_margin_rate: float | None = None,
     deadline: float | None = None,
 ) -> SimResult:
     """Run the simulator. ``frame`` holds 1-D bar arrays (open, high, low, close, mark_open, mark_high,
-    mark_low, funding_rate); ``entries``/``exits`` are bars × signal-columns booleans; ``sig_col[c]`` and
+    mark_low, funding_rate, optionally funding_open/funding_inside, see :func:`funding_values`);
+    ``entries``/``exits`` are bars × signal-columns booleans; ``sig_col[c]`` and
     ``exit_col[c]`` pick the entry/exit column of simulation column ``c`` (default: the same index).
     Per-column parameters broadcast to the number of simulation columns: ``side`` (+1 long, −1 short),
     ``leverage``, ``stop_pct``/``take_profit_pct``
@@ -304,6 +403,11 @@ def simulate(
     sv = _col(size_value, ncol)
     if size_mode not in ("fraction", "risk"):
         raise ValueError("size_mode: fraction or risk")
+    if slippage_model not in SLIPPAGE_MODELS:
+        raise ValueError("slippage_model: fixed or range")
+    for name, v in (("stop_trigger", stop_trigger), ("liquidation_trigger", liquidation_trigger)):
+        if v not in TRIGGERS:
+            raise ValueError(f"{name}: last or mark")
     if not np.all(np.isin(s, (1.0, -1.0))):
         raise ValueError("side: +1 (long) or -1 (short)")
     if not np.all((lev >= 1) & np.isfinite(lev)):
@@ -314,39 +418,47 @@ def simulate(
         raise ValueError("size_value: > 0 (and at most 1 for size_mode=fraction)")
     if not (np.isfinite(init_cash) and init_cash > 0):
         raise ValueError("init_cash: > 0")
-    arrays = [np.ascontiguousarray(frame[k], dtype=np.float64) for k in
-              ("high", "low", "close", "mark_open", "mark_high", "mark_low", "funding_rate")]  # fmt: skip
+    bars = {k: np.ascontiguousarray(frame[k], dtype=np.float64) for k in
+            ("high", "low", "close", "mark_open", "mark_high", "mark_low")}  # fmt: skip
+    last = (o, bars["high"], bars["low"])
+    mark = (bars["mark_open"], bars["mark_high"], bars["mark_low"])
+    trig = last if stop_trigger == "last" else mark
+    liq = mark if liquidation_trigger == "mark" else last
+    f_open, f_inside = funding_values(frame)
     st = np.zeros((ncol, N_STATE))
     st[:, S_CASH] = init_cash
     st[:, S_STOP] = st[:, S_TP] = np.nan
     equity = np.empty((n, ncol))
     tr = np.empty((max(64, ncol * 4), N_TRADE))
-    nt = np.zeros(1, dtype=np.int64)
+    nt = np.zeros(2, dtype=np.int64)  # [records written, 1 = a column waits for room]
     lp_in = np.full(ncol, np.nan)
     lp_ok = np.zeros(ncol, dtype=np.bool_)
     rounds = 0
     while True:
-        active = simulate_nb(o, *arrays[:3], *arrays[3:], entries, exits, sc, xc, s, lev, stp, tpp, tst,
-                             size_mode == "risk", sv, fee_rate, slippage, liquidation_fee_rate, lp_in, lp_ok,
-                             st, equity, tr, nt)  # fmt: skip
+        active = simulate_nb(o, *last[1:], bars["close"], *trig, *liq, f_open, f_inside, entries, exits, sc, xc, s,
+                             lev, stp, tpp, tst, size_mode == "risk", sv, fee_rate, slippage,
+                             slippage_model == "range", liquidation_fee_rate, lp_in, lp_ok, st, equity, tr,
+                             nt)  # fmt: skip
         rounds += 1
         if active == 0:
             break
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError("run time budget exceeded")
-        status = st[:, S_STATUS]
-        if (status == NEED_ROOM).any():
+        if nt[1]:
             tr = np.concatenate([tr, np.empty_like(tr)])
-        need = np.flatnonzero(status == NEED_LP)
+            nt[1] = 0
+        status = st[:, S_STATUS]
+        need = np.flatnonzero((status == NEED_LP) | (status == NEED_REPRICE))
         if need.size:
             res = core.liquidation_price(
                 side=s[need], entry_price=st[need, S_ENTRY], quantity=st[need, S_QTY], leverage=lev[need],
-                exchange=exchange, symbol=symbol, maintenance_margin_rate=maintenance_margin_rate,
-                fields=("liquidation_price",), raise_errors=False,
+                margin=st[need, S_MARGIN], exchange=exchange, symbol=symbol,
+                maintenance_margin_rate=maintenance_margin_rate, fields=("liquidation_price",), raise_errors=False,
             )  # fmt: skip
             code = np.asarray(res["error_code"]).reshape(-1)
             lp = np.asarray(res["liquidation_price"], dtype=float).reshape(-1)
             lp_ok[need] = code == 0
-            # no liquidation price (a long at 1x): never liquidated
+            # no liquidation price (a long whose margin covers its notional): never liquidated
             lp_in[need] = np.where(np.isnan(lp), -np.inf * s[need], lp)
+            st[need, S_STATUS] = PRICED
     return SimResult(equity, st, tr[: nt[0]].copy(), rounds, time.perf_counter() - t0)

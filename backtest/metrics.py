@@ -2,8 +2,10 @@
 
 Units: ``total_return``, ``cagr``, ``max_drawdown`` (≤ 0), ``win_rate``, ``exposure`` are decimals;
 ``sharpe``/``sortino`` are annualised with the bar frequency (365-day year, zero risk-free rate);
-``fees_paid`` (open/close fees plus the liquidation fee kept by the exchange) and ``funding_paid`` (net; > 0 =
-paid) are in quote currency; ``profit_factor`` = gross winning / gross losing net trade PnL (inf if no loss).
+``rejected_entries`` counts entries the exchange's rules refused (leverage above the tier's maximum for that
+notional); ``fees_paid`` (open/close fees plus the liquidation fee kept by the exchange) and ``funding_paid``
+(net; > 0 = paid) are in quote currency; ``profit_factor`` = gross winning / gross losing net trade PnL
+(inf if no loss).
 Definitions follow vectorbt's ``ReturnsAccessor`` (https://vectorbt.dev/api/returns/accessors/).
 """
 
@@ -15,7 +17,7 @@ from vectorbt.returns import nb as rnb
 from . import engine as E
 
 METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "profit_factor",
-           "exposure", "fees_paid", "funding_paid", "liquidations")  # fmt: skip
+           "exposure", "fees_paid", "funding_paid", "liquidations", "rejected_entries")  # fmt: skip
 
 
 def compute(res: E.SimResult, init_cash: float, bar_seconds: int) -> dict[str, np.ndarray]:
@@ -47,6 +49,7 @@ def compute(res: E.SimResult, init_cash: float, bar_seconds: int) -> dict[str, n
             "fees_paid": st[:, E.S_FEES].copy(),
             "funding_paid": st[:, E.S_FUNDING].copy(),
             "liquidations": st[:, E.S_LIQS].astype(np.int64),
+            "rejected_entries": st[:, E.S_REJECTED].astype(np.int64),
         }
     out["sharpe"] = np.where(np.isfinite(out["sharpe"]), out["sharpe"], np.nan)
     out["sortino"] = np.where(np.isfinite(out["sortino"]), out["sortino"], np.nan)
@@ -70,7 +73,8 @@ def trade_records(res: E.SimResult, index=None) -> list[dict]:
             "quantity": float(row[E.T_QTY]),
             "leverage": float(row[E.T_LEV]),
             "margin": float(row[E.T_MARGIN]),
-            "liquidation_price": float(row[E.T_LP]) if np.isfinite(row[E.T_LP]) else None,
+            "liquidation_price": float(row[E.T_LP_ENTRY]) if np.isfinite(row[E.T_LP_ENTRY]) else None,
+            "exit_liquidation_price": float(row[E.T_LP]) if np.isfinite(row[E.T_LP]) else None,
             "pnl": float(row[E.T_PNL]),
             "fees": float(row[E.T_FEES]),
             "funding": float(row[E.T_FUNDING]),

@@ -73,7 +73,7 @@ def backtests():
             "bars": len(frame),
             "start": frame.index[0].isoformat(),
             "end": frame.index[-1].isoformat(),
-            "warnings": warnings,
+            "warnings": warnings + result["warnings"],
             "strategy": result["config"],
             "seconds": result["seconds"],
         }

@@ -23,8 +23,11 @@ def _number(name: str, lo: float, hi: float) -> fields.Field:
 #: every field optional (defaults from the strategy), numbers and ranges from :mod:`backtest.params`
 StrategySchema = Base.from_dict(
     {
-        "side": one_of("long", "short"),
-        "size_mode": one_of("fraction", "risk"),
+        **{name: one_of(*allowed) for name, allowed in P.CHOICES.items()},
+        "entry_rule": fields.String(allow_none=True, validate=validate.Length(min=1, max=2000)),
+        "exit_rule": fields.String(allow_none=True, validate=validate.Length(min=1, max=2000)),
+        "entry_times": fields.List(Text(), allow_none=True, validate=validate.Length(min=1, max=100_000)),
+        "exit_times": fields.List(Text(), allow_none=True, validate=validate.Length(min=1, max=100_000)),
         "exchange": exchange_field(load_default=P.DEFAULTS["exchange"]),
         "symbol": Text(),
         **{name: _number(name, lo, hi) for name, (lo, hi) in P.RANGES.items()},

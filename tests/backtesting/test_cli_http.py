@@ -17,7 +17,8 @@ def test_backtest_cli_json_report_png_and_trades(tmp_path, capsys):
             "--png", str(png), "--trades", str(trades)]  # fmt: skip
     assert main(argv) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert set(metrics) == set(METRICS)
+    assert set(metrics) == set(METRICS) | {"warnings"}
+    assert "no funding data" not in " ".join(metrics["warnings"]) and isinstance(metrics["warnings"], list)
     assert html.read_text().count("plotly") > 10 and "<table>" in html.read_text()
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert trades.read_text().splitlines()[0].startswith("column,side,entry_time")

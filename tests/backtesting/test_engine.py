@@ -70,13 +70,25 @@ def test_liquidation_on_the_entry_bar_and_on_mark_not_last():
     assert r2.state[0, E.S_LIQS] == 0
 
 
-def test_liquidation_takes_precedence_over_stop_in_the_same_bar():
+def test_the_level_nearer_to_the_open_fills_first():
     n = 8
     low = np.full(n, 99.0)
     low[4] = 80.0
     m = market(n, low=low)
+    # a 5 % stop lies between the open and the 10x liquidation price (~ -9.6 %): the path crosses it first
     r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
+    assert E.REASONS[int(r.trades[0, E.T_REASON])] == "stop"
+    assert r.trades[0, E.T_EXIT] == pytest.approx(95.0)
+    # a 15 % stop lies beyond it: liquidation first
+    r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.15, size_value=0.5, **NO_COSTS)
     assert E.REASONS[int(r.trades[0, E.T_REASON])] == "liquidation"
+    # the short mirror
+    high = np.full(n, 101.0)
+    high[4] = 120.0
+    m = market(n, high=high)
+    r = E.simulate(m, signal(n, 1), signal(n), side=-1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
+    assert E.REASONS[int(r.trades[0, E.T_REASON])] == "stop"
+    assert r.trades[0, E.T_EXIT] == pytest.approx(105.0)
 
 
 @pytest.mark.parametrize("side,rate,pays", [(1, 0.001, True), (1, -0.001, False), (-1, 0.001, False),

@@ -114,14 +114,26 @@ def test_10_oct_2025_crash_liquidates_a_10x_sol_long_at_core_price(shared_data):
                      fee_rate=0.0005, slippage=0.0)  # fmt: skip
     liq = [t for t in res.trades if t[E.T_COL] == 0][0]
     assert E.REASONS[int(liq[E.T_REASON])] == "liquidation"
-    lp = core.liquidation_price(side="long", entry_price=liq[E.T_ENTRY], quantity=liq[E.T_QTY], leverage=10,
-                                symbol="SOLUSDT")["liquidation_price"]  # fmt: skip
-    assert liq[E.T_EXIT] == lp
+    at_entry = core.liquidation_price(side="long", entry_price=liq[E.T_ENTRY], quantity=liq[E.T_QTY], leverage=10,
+                                      symbol="SOLUSDT")["liquidation_price"]  # fmt: skip
+    assert liq[E.T_LP_ENTRY] == at_entry
+    # the 16:00 funding was taken from the isolated margin: core re-priced the liquidation with that margin
+    assert liq[E.T_FUNDING] != 0
+    lp = core.liquidation_price(
+        side="long",
+        entry_price=liq[E.T_ENTRY],
+        quantity=liq[E.T_QTY],
+        leverage=10,
+        margin=liq[E.T_MARGIN] - liq[E.T_FUNDING],
+        symbol="SOLUSDT",
+    )["liquidation_price"]
+    assert liq[E.T_EXIT] == liq[E.T_LP] == lp != at_entry
     hit = frame.index[int(liq[E.T_EXIT_BAR])]
     assert pd.Timestamp("2025-10-10 13:00", tz="UTC") <= hit <= pd.Timestamp("2025-10-10 21:00", tz="UTC")
     lows = frame["mark_low"].to_numpy()
     assert lows[int(liq[E.T_EXIT_BAR])] <= lp < lows[int(liq[E.T_ENTRY_BAR]) : int(liq[E.T_EXIT_BAR])].min()
-    assert liq[E.T_PNL] == pytest.approx(-liq[E.T_MARGIN] - liq[E.T_QTY] * liq[E.T_ENTRY] * 0.0005 - liq[E.T_FUNDING])
+    # funding paid came out of the margin that was then lost: the loss is the initial margin and the fee
+    assert liq[E.T_PNL] == pytest.approx(-liq[E.T_MARGIN] - liq[E.T_QTY] * liq[E.T_ENTRY] * 0.0005)
     survivor = [t for t in res.trades if t[E.T_COL] == 1][0]  # 2x: the 37 % crash does not reach −50 %
     assert E.REASONS[int(survivor[E.T_REASON])] == "signal"
 
