@@ -75,7 +75,7 @@ def test_tier_changed_warning_over_http(client) -> None:
         ({"side": "long", "entry_price": 100, "quantity": 1}, 422, "leverage"),
         ({"side": "long", "entry_price": 100, "quantity": 1, "margin_mode": "cross"}, 422, "wallet_balance"),
         ({"side": "long", "entry_price": 100, "quantity": 1, "leverage": 2, "exchange": "ftx"}, 422, "exchange"),
-        ({"side": "long", "entry_price": 100, "quantity": 1, "leverage": 2, "symbol": "DOGEUSDT"}, 404, "symbol"),
+        ({"side": "long", "entry_price": 100, "quantity": 1, "leverage": 2, "symbol": "NOSUCHUSDT"}, 404, "symbol"),
         (
             {"side": "long", "entry_price": 100, "quantity": 1, "leverage": 2, "tiers": [{"notional_floor": 0}]},
             422,
