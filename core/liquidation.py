@@ -239,8 +239,8 @@ def liquidation_price(
         ``maintenance_amount``, ``tier`` (1-based entry tier, 0 when overridden), ``liquidation_tier``,
         ``max_leverage``, ``distance_pct`` (percent of mark price left before liquidation, signed: negative
         once beyond), ``warning_flags`` and ``warnings`` (scalar input: a list of ``{code, message}``;
-        arrays: ``{code: indices}``), ``error_code`` (0 = valid), ``tiers_as_of`` (the ``as_of`` of the tier
-        table used; None when the MMR was given or the table is undated).
+        arrays: ``{code: indices}``), ``error_code`` (0 = valid), ``tiers_as_of`` and ``tiers_source`` (the
+        tier table used; both None when the MMR was given, ``tiers_as_of`` None also for an undated table).
 
     Raises
     ------
@@ -333,6 +333,7 @@ def liquidation_price(
         res["warnings"] = describe_warnings(res["warning_flags"])
     uses_table = table is not None and (maintenance_margin_rate is None or np.isnan(a["maintenance_margin_rate"]).any())
     res["tiers_as_of"] = table.as_of if uses_table else None
+    res["tiers_source"] = table.source if uses_table else None
     return res
 
 
