@@ -55,3 +55,12 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_reload(server):
+    """SIGHUP: reload the tier tables of LIQRISK_TIERS_DIR in the master before the new workers fork (the
+    kernels take tables as arguments, so nothing recompiles)."""
+    from api.tier_store import reload_from_env
+
+    result = reload_from_env()
+    server.log.info("liqrisk: tier tables reloaded: %s", result["symbols"] or "packaged only")

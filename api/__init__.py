@@ -29,6 +29,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(market.bp)
     app.register_blueprint(backtests.bp)
     app.register_blueprint(docs.bp)
+    _load_tiers(app)
     errors.register(app)
     observability.install(app)  # request id and timer first, so every response (401/413/429 too) has them
     limits.install(app)  # rate limits before the key check, so guessing keys is throttled too
@@ -39,3 +40,14 @@ def create_app(config: type[Config] | None = None) -> Flask:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app
+
+
+def _load_tiers(app: Flask) -> None:
+    """Tier tables of ``LIQRISK_TIERS_DIR`` now and on SIGHUP (gunicorn: its master's on_reload hook)."""
+    import sys
+
+    from . import tier_store
+
+    tier_store.load(app.config["TIERS_DIR"])
+    if "gunicorn.arbiter" not in sys.modules:
+        tier_store.install_sighup(app.config["TIERS_DIR"])

@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flask import g
+from flask import current_app, g
 
 import core
 from core.liquidation import ERRORS, RESULT_FIELDS
 
+from . import tier_store
 from .errors import ApiError
 
 NUMERIC = (
@@ -228,6 +229,9 @@ def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, 
         if cat_names
         else np.zeros(n, dtype="<U1")
     )
+    tiers_used: list[dict[str, Any]] = []  # the tier table of each group, and the rows priced with a stale one
+    stale_rows: list[np.ndarray] = []
+    max_age = current_app.config["TIERS_MAX_AGE_DAYS"]
     for key in np.unique(keys[valid]) if valid.any() else []:
         rows = np.flatnonzero(valid & (keys == key))
         group = {c: cols[c][rows[0]] for c in cat_names if cols[c][rows[0]] is not None}
@@ -249,6 +253,15 @@ def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, 
         good = codes == 0
         for k in wanted:
             result[k][rows_ok[good]] = res[k][good]
+        used = rows_ok[good]
+        if "maintenance_margin_rate" in kwargs:
+            used = used[np.isnan(cols["maintenance_margin_rate"][used])]
+        if res["tiers_source"] is not None and used.size:
+            exchange = group.get("exchange", "binance")
+            symbol = group.get("symbol") or core.rulesets.get_ruleset(exchange).default_symbol
+            tiers_used.append({"exchange": exchange, "symbol": symbol, "as_of": res["tiers_as_of"], "rows": used.size})
+            if tier_store.freshness(res["tiers_as_of"], max_age):
+                stale_rows.append(used)
     bad = errors.bad
     for k in wanted:
         if result[k].dtype.kind == "f":
@@ -268,5 +281,8 @@ def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, 
             for bit, (code, _) in core.liquidation.WARNINGS.items()
             if (flags & bit).any()
         }
+        if stale_rows:
+            body["warnings"]["stale_tiers"] = np.sort(np.concatenate(stale_rows))
+    body["tiers_as_of"] = tiers_used
     body["errors"] = errors.as_list()
     return body

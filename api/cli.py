@@ -1,5 +1,6 @@
 """The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
-gunicorn.conf.py settings), and the backtester's ``backtest`` and ``sweep`` (from :mod:`backtest.cli`)."""
+gunicorn.conf.py settings), the backtester's ``backtest`` and ``sweep`` (from :mod:`backtest.cli`) and
+``tiers refresh`` (from :mod:`api.tier_refresh`)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     from backtest import cli as bt_cli
     from core import cli as core_cli
 
+    from . import tier_refresh
+
     parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
     sub = parser.add_subparsers(dest="command", required=True)
     core_cli.register(sub)
     register(sub)
     bt_cli.register(sub)
     calibrate_cli.register(sub)
+    tier_refresh.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -62,6 +62,10 @@ class Config:
     TRUSTED_PROXIES = _int("LIQRISK_TRUSTED_PROXIES", 0)
     #: one JSON line per request on stdout (logger liqrisk.access)
     ACCESS_LOG = _bool("LIQRISK_JSON_ACCESS_LOG", True)
+    #: tier tables written by `liqrisk tiers refresh` (loaded at start and on SIGHUP); empty = packaged only
+    TIERS_DIR = _str("LIQRISK_TIERS_DIR", "")
+    #: a tier table older than this many days adds a stale_tiers warning to the results that use it
+    TIERS_MAX_AGE_DAYS = _int("LIQRISK_TIERS_MAX_AGE_DAYS", 30)
     TESTING = False
 
 
@@ -74,3 +78,4 @@ class TestConfig(Config):
     API_KEYS: tuple[str, ...] = ()
     CORS_ORIGINS: tuple[str, ...] = ()
     ACCESS_LOG = False
+    TIERS_DIR = ""

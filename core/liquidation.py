@@ -37,7 +37,7 @@ import numpy as np
 from . import _kernels as K
 from ._inputs import as_float, broadcast, choice, first_bad, side_array, unflatten
 from .rulesets import Ruleset, get_ruleset
-from .tiers import Instrument, TierTable, instrument, table_from_rows
+from .tiers import Instrument, TierTable, instrument, partial_message, table_from_rows
 
 CONTRACT_TYPES = ("linear", "inverse")
 MARGIN_MODES = ("isolated", "cross")
@@ -58,6 +58,12 @@ ERRORS = {
     K.ERR_FEE: ("taker_fee_rate", "must be a decimal rate in [0, 1)"),
     K.ERR_CSIZE: ("contract_size", "must be a finite number > 0"),
     K.ERR_TOO_LARGE: ("quantity", "the position is larger than the last tier's cap"),
+    K.ERR_PARTIAL: (
+        "tiers",
+        "the position is beyond the known rows of a partial tier table; the exchange's further tiers are not "
+        "known here, so none is invented: give the current table in `tiers`, or load it with "
+        "`liqrisk tiers refresh` into LIQRISK_TIERS_DIR",
+    ),
     K.ERR_OTHER: ("other_positions", "must sum to finite maintenance margin and unrealised PnL"),
     K.ERR_OVERFLOW: ("quantity", "quantity x price is outside the range that can be computed (overflow or underflow)"),
 }
@@ -233,7 +239,8 @@ def liquidation_price(
         ``maintenance_amount``, ``tier`` (1-based entry tier, 0 when overridden), ``liquidation_tier``,
         ``max_leverage``, ``distance_pct`` (percent of mark price left before liquidation, signed: negative
         once beyond), ``warning_flags`` and ``warnings`` (scalar input: a list of ``{code, message}``;
-        arrays: ``{code: indices}``), ``error_code`` (0 = valid).
+        arrays: ``{code: indices}``), ``error_code`` (0 = valid), ``tiers_as_of`` and ``tiers_source`` (the
+        tier table used; both None when the MMR was given, ``tiers_as_of`` None also for an undated table).
 
     Raises
     ------
@@ -313,6 +320,8 @@ def liquidation_price(
             use_table.max_leverage,
             use_table.mmr,
             use_table.amount,
+            use_table.upper_inclusive,
+            use_table.complete,
             *out.values(),
         )
         if wanted is not None:
@@ -322,6 +331,9 @@ def liquidation_price(
         _raise_first_error(np.asarray(res["error_code"]).reshape(-1), shape, a)
     if "warning_flags" in res:
         res["warnings"] = describe_warnings(res["warning_flags"])
+    uses_table = table is not None and (maintenance_margin_rate is None or np.isnan(a["maintenance_margin_rate"]).any())
+    res["tiers_as_of"] = table.as_of if uses_table else None
+    res["tiers_source"] = table.source if uses_table else None
     return res
 
 
@@ -451,9 +463,9 @@ def portfolio_liquidation(
     dict
         Per position (arrays in input order): ``symbol``, ``side``, ``liquidation_price`` (NaN where none),
         ``maintenance_margin``, ``maintenance_margin_rate``, ``maintenance_amount``, ``tier``,
-        ``unrealized_pnl``, ``notional``; account: ``wallet_balance``, ``margin_balance`` (wallet +
-        unrealised PnL), ``maintenance_margin`` (total), ``margin_ratio`` (total MM / margin balance;
-        liquidation at 1; NaN when the margin balance is <= 0), ``warnings``.
+        ``tiers_as_of`` (list), ``unrealized_pnl``, ``notional``; account: ``wallet_balance``,
+        ``margin_balance`` (wallet + unrealised PnL), ``maintenance_margin`` (total), ``margin_ratio``
+        (total MM / margin balance; liquidation at 1; NaN when the margin balance is <= 0), ``warnings``.
     """
     choice("position_mode", position_mode, POSITION_MODES)
     rules = get_ruleset(exchange)
@@ -509,7 +521,10 @@ def portfolio_liquidation(
                 continue
             idx = np.flatnonzero((sym == name) & np.isnan(mmr_o))
             value = q[idx] if table.basis == "quantity" else q[idx] * price[idx]
-            t = np.minimum(table.lookup(value), len(table) - 1)
+            t = table.lookup(value)
+            if not table.complete and np.any(t >= len(table)):
+                raise ValueError(f"positions[{int(idx[np.argmax(t >= len(table))])}].tiers: {partial_message(table)}")
+            t = np.minimum(t, len(table) - 1)
             mmr[idx], amt[idx], tier[idx] = table.mmr[t], table.amount[t], t + 1
         return mmr, amt, tier
 
@@ -554,6 +569,7 @@ def portfolio_liquidation(
         "maintenance_margin_rate": mmr,
         "maintenance_amount": amt,
         "tier": tier,
+        "tiers_as_of": [tables[name].as_of if tables[name] is not None else None for name in sym],
         "unrealized_pnl": upnl,
         "notional": notional,
         "wallet_balance": wb,

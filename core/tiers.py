@@ -1,11 +1,23 @@
 """Margin tier (bracket / risk-limit) tables and tier lookup.
 
 A tier table is a list of rows ``{notional_floor, notional_cap, max_leverage, maintenance_margin_rate,
-maintenance_amount}``. The packaged tables live in ``core/data/<exchange>.json``; every table carries
-``source`` and ``as_of``. A user may pass a custom table instead.
+maintenance_amount}``. The packaged tables live in ``core/data/<exchange>.json``, parsed from each exchange's
+own tier endpoint (:mod:`core.tier_parsers`); every table carries ``source``, ``as_of`` and ``complete``
+(``False`` when only some of the exchange's rows are known: a position beyond them is refused, never given
+an invented tier). Tables loaded at run time (:func:`install_overlay`, fed by the API from
+``LIQRISK_TIERS_DIR``) take precedence over the packaged ones. A user may pass a custom table instead.
 
-Boundary convention (Binance, as in freqtrade and the Binance API): a value equal to a tier's floor
-belongs to that (higher) tier, i.e. a tier covers ``floor <= value < cap``.
+Boundary rules (``upper_inclusive``)
+------------------------------------
+* Binance (``GET /fapi/v1/leverageBracket``, https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Notional-and-Leverage-Brackets):
+  ``notionalCap`` is the next bracket's ``notionalFloor`` and a notional equal to a floor belongs to the
+  higher bracket, i.e. a tier covers ``floor <= value < cap``. User tables follow the same rule.
+* Bybit ``riskLimitValue`` (https://bybit-exchange.github.io/docs/v5/market/risk-limit), Gate ``risk_limit``
+  (https://www.gate.io/docs/developers/apiv4/#list-risk-limit-tiers) and OKX ``maxSz``
+  (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-position-tiers) are a tier's largest position:
+  a tier covers ``floor < value <= cap``.
+* Hyperliquid ``lowerBound`` (https://hyperliquid.gitbook.io/hyperliquid-docs/trading/margin-tiers) starts a
+  tier: ``floor <= value < cap``.
 
 Maintenance amount recurrence (Binance FAQ "How to Calculate Liquidation Price of USDⓈ-M Futures
 Contracts", https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93; Hyperliquid docs
@@ -14,13 +26,14 @@ maintenance margin ``notional * MMR - cum`` continuous in notional.
 
 The lookup value is the position notional in the margin currency (quote for linear, coin for inverse)
 for ``basis == "notional"``, or the position size (base units, or USD face value for inverse) for
-``basis == "quantity"`` (OKX tiers by contract count).
+``basis == "quantity"`` (OKX tiers by contract count, converted with the contract value ``ctVal``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,11 +42,17 @@ import numpy as np
 
 EXCHANGES = ("binance", "bybit", "okx", "gate", "hyperliquid", "generic")
 TIER_FIELDS = ("notional_floor", "notional_cap", "max_leverage", "maintenance_margin_rate", "maintenance_amount")
+SPEC_FIELDS = ("contract_type", "contract_size", "basis", "currency", "source", "as_of", "complete", "upper_inclusive")
 
 
 @dataclass(frozen=True)
 class TierTable:
-    """One symbol's tiers as contiguous float arrays (for the kernels) plus its provenance."""
+    """One symbol's tiers as contiguous float arrays (for the kernels) plus its provenance.
+
+    ``complete`` is False when only the first rows of the exchange's table are known; ``upper_inclusive``
+    says a value equal to a cap belongs to that tier (Bybit, Gate, OKX) rather than the next (Binance,
+    Hyperliquid, user tables).
+    """
 
     floors: np.ndarray
     caps: np.ndarray
@@ -44,6 +63,8 @@ class TierTable:
     source: str = "user supplied"
     as_of: str | None = None
     currency: str | None = None
+    complete: bool = True
+    upper_inclusive: bool = False
 
     def __len__(self) -> int:
         return len(self.floors)
@@ -62,11 +83,17 @@ class TierTable:
         ]
 
     def lookup(self, value: Any) -> np.ndarray:
-        """0-based tier index for each ``value`` (``floor <= value < cap``); values beyond the last cap
-        get ``len(self)`` (out of range), negative values tier 0."""
-        idx = np.searchsorted(self.floors, np.asarray(value, dtype=float), side="right") - 1
-        idx = np.maximum(idx, 0)
-        return np.where(np.asarray(value) >= self.caps[-1], len(self), idx)
+        """0-based tier index for each ``value`` (``floor <= value < cap``, or ``floor < value <= cap`` when
+        ``upper_inclusive``); values beyond the last cap get ``len(self)`` (out of range), negative values
+        tier 0. The same rule as the kernels' ``_lookup``."""
+        v = np.asarray(value, dtype=float)
+        if self.upper_inclusive:
+            idx = np.searchsorted(self.floors, v, side="left") - 1
+            beyond = v > self.caps[-1]
+        else:
+            idx = np.searchsorted(self.floors, v, side="right") - 1
+            beyond = v >= self.caps[-1]
+        return np.where(beyond, len(self), np.maximum(idx, 0))
 
 
 @dataclass(frozen=True)
@@ -135,52 +162,237 @@ def maintenance_amounts(floors: np.ndarray, mmr: np.ndarray) -> np.ndarray:
     return np.cumsum(steps)
 
 
-@cache
-def _exchange_file(exchange: str) -> dict[str, Any]:
-    text = resources.files("core").joinpath("data", f"{exchange}.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-@cache
-def instrument(exchange: str, symbol: str) -> Instrument:
-    """The packaged spec of ``symbol`` on ``exchange``.
+def table_from_columns(
+    rows: Any,
+    *,
+    basis: str = "notional",
+    source: str,
+    as_of: str | None,
+    currency: str | None = None,
+    complete: bool = True,
+    upper_inclusive: bool = False,
+) -> TierTable:
+    """A :class:`TierTable` from rows ``[floor, cap, max_leverage, MMR, maintenance amount]`` (the packaged
+    and ``LIQRISK_TIERS_DIR`` format), validated like a user table.
 
     Raises
     ------
     ValueError
-        ``exchange: unknown`` or ``symbol: unknown`` (listing the known ones).
+        naming the bad row, as :func:`table_from_rows`.
     """
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(TIER_FIELDS) for r in rows):
+        raise ValueError(f"tiers: must be a list of [{', '.join(TIER_FIELDS)}] rows")
+    table = table_from_rows([dict(zip(TIER_FIELDS, r, strict=True)) for r in rows], basis=basis, source=source)
+    return replace(
+        table, as_of=as_of, currency=currency, complete=bool(complete), upper_inclusive=bool(upper_inclusive)
+    )
+
+
+def parse_document(doc: Any, exchange: str) -> dict[str, Instrument]:
+    """Validate one exchange's tier document (the ``core/data/<exchange>.json`` format) into instruments.
+
+    The document is ``{"exchange", "tables": {key: defaults}, "symbols": {symbol: spec}}`` where a spec
+    holds ``tiers`` (rows ``[floor, cap, max_leverage, MMR, maintenance amount]``) and any of
+    ``contract_type, contract_size, basis, currency, source, as_of, complete, upper_inclusive``, or
+    ``table`` naming a defaults entry that supplies the fields it does not give.
+
+    Raises
+    ------
+    ValueError
+        ``symbols.<symbol>.<field>: ...`` for the first invalid entry.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("symbols"), dict):
+        raise ValueError("symbols: must be an object of symbol -> tier spec")
+    if doc.get("exchange", exchange) != exchange:
+        raise ValueError(f"exchange: the document is for {doc.get('exchange')!r}, not {exchange!r}")
+    defaults = doc.get("tables") or {}
+    out: dict[str, Instrument] = {}
+    for sym, raw in doc["symbols"].items():
+        if not isinstance(raw, dict):
+            raise ValueError(f"symbols.{sym}: must be an object")
+        base = defaults.get(raw["table"], None) if "table" in raw else {}
+        if base is None:
+            raise ValueError(f"symbols.{sym}.table: unknown table {raw['table']!r}")
+        spec = {**base, **raw}
+        missing = [k for k in ("contract_type", "source", "tiers") if k not in spec]
+        if missing:
+            raise ValueError(f"symbols.{sym}.{missing[0]}: missing")
+        if spec["contract_type"] not in ("linear", "inverse"):
+            raise ValueError(f"symbols.{sym}.contract_type: must be linear or inverse")
+        if spec["contract_type"] == "inverse" and not spec.get("contract_size"):
+            raise ValueError(f"symbols.{sym}.contract_size: required for an inverse contract")
+        if spec.get("basis", "notional") not in ("notional", "quantity"):
+            raise ValueError(f"symbols.{sym}.basis: must be notional or quantity")
+        as_of = spec.get("as_of")
+        if as_of is not None:
+            try:
+                dt.date.fromisoformat(as_of)
+            except (TypeError, ValueError):
+                raise ValueError(f"symbols.{sym}.as_of: must be a date YYYY-MM-DD or null") from None
+        try:
+            table = table_from_columns(
+                spec["tiers"],
+                basis=spec.get("basis", "notional"),
+                source=str(spec["source"]),
+                as_of=as_of,
+                currency=spec.get("currency"),
+                complete=spec.get("complete", True),
+                upper_inclusive=spec.get("upper_inclusive", False),
+            )
+        except ValueError as exc:
+            raise ValueError(f"symbols.{sym}.{exc}") from None
+        size = spec.get("contract_size")
+        out[sym] = Instrument(exchange, sym, spec["contract_type"], float(size) if size else None, table)
+    return out
+
+
+def document(instruments: dict[str, Instrument], exchange: str) -> dict[str, Any]:
+    """The inverse of :func:`parse_document`: instruments as a tier document (one spec per symbol)."""
+    symbols_out = {}
+    for sym, inst in sorted(instruments.items()):
+        t = inst.tiers
+        spec: dict[str, Any] = {
+            "contract_type": inst.contract_type,
+            "basis": t.basis,
+            "currency": t.currency,
+            "source": t.source,
+            "as_of": t.as_of,
+            "complete": t.complete,
+            "upper_inclusive": t.upper_inclusive,
+        }
+        if inst.contract_size is not None:
+            spec["contract_size"] = inst.contract_size
+        spec["tiers"] = [
+            [float(t.floors[i]), float(t.caps[i]), float(t.max_leverage[i]), float(t.mmr[i]), float(t.amount[i])]
+            for i in range(len(t))
+        ]
+        symbols_out[sym] = spec
+    return {"exchange": exchange, "symbols": symbols_out}
+
+
+@cache
+def _packaged(exchange: str) -> dict[str, Any]:
+    """The packaged document of ``exchange``, parsed lazily: ``{symbol: raw spec}`` plus its defaults."""
+    text = resources.files("core").joinpath("data", f"{exchange}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+_OVERLAY: dict[str, dict[str, Instrument]] = {}
+_INSTRUMENTS: dict[tuple[str, str], Instrument] = {}
+
+
+def install_overlay(tables: dict[str, dict[str, Instrument]]) -> None:
+    """Use ``tables`` (exchange -> symbol -> instrument, from :func:`parse_document`) in preference to the
+    packaged tables, replacing any earlier overlay. Kernels take tables as arguments, so nothing recompiles."""
+    global _OVERLAY
+    unknown = set(tables) - set(EXCHANGES[:-1])
+    if unknown:
+        raise ValueError(f"exchange: unknown exchange {sorted(unknown)[0]!r}")
+    _OVERLAY = {k: dict(v) for k, v in tables.items()}
+    _INSTRUMENTS.clear()
+    _symbol_rows.cache_clear()
+
+
+def overlay() -> dict[str, dict[str, Instrument]]:
+    """The tables installed by :func:`install_overlay` (exchange -> symbol -> instrument)."""
+    return _OVERLAY
+
+
+def _check_exchange(exchange: str) -> None:
     if exchange not in EXCHANGES:
         raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(EXCHANGES)}")
+
+
+def instrument(exchange: str, symbol: str) -> Instrument:
+    """The spec of ``symbol`` on ``exchange``: a loaded table (:func:`install_overlay`) or the packaged one.
+
+    Raises
+    ------
+    ValueError
+        ``exchange: unknown`` or ``symbol: unknown`` (with how many symbols are known and where to list them).
+    """
+    key = (exchange, symbol)
+    inst = _INSTRUMENTS.get(key)
+    if inst is not None:
+        return inst
+    _check_exchange(exchange)
     if exchange == "generic":
         raise ValueError("symbol: the generic ruleset has no packaged symbols; give maintenance_margin_rate or tiers")
-    data = _exchange_file(exchange)
-    spec = data["symbols"].get(symbol)
-    if spec is None:
-        known = ", ".join(sorted(data["symbols"]))
-        raise ValueError(f"symbol: unknown symbol {symbol!r} for {exchange}; known: {known}")
-    rows = spec["tiers"]
-    table = TierTable(
-        floors=np.array([r["notional_floor"] for r in rows], dtype=float),
-        caps=np.array([r["notional_cap"] for r in rows], dtype=float),
-        max_leverage=np.array([r["max_leverage"] for r in rows], dtype=float),
-        mmr=np.array([r["maintenance_margin_rate"] for r in rows], dtype=float),
-        amount=np.array([r["maintenance_amount"] for r in rows], dtype=float),
-        basis=spec.get("basis", "notional"),
-        source=spec["source"],
-        as_of=spec["as_of"],
-        currency=spec.get("currency"),
-    )
-    return Instrument(exchange, symbol, spec["contract_type"], spec.get("contract_size"), table)
+    inst = _OVERLAY.get(exchange, {}).get(symbol)
+    if inst is None:
+        data = _packaged(exchange)
+        raw = data["symbols"].get(symbol) if isinstance(symbol, str) else None
+        if raw is None:
+            names = symbols(exchange)
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise ValueError(
+                f"symbol: unknown symbol {symbol!r} for {exchange}; {len(names)} known ({shown}; "
+                f"GET /v1/exchanges/{exchange}/symbols lists them), or give maintenance_margin_rate or tiers"
+            )
+        inst = parse_document({"tables": data.get("tables"), "symbols": {symbol: raw}}, exchange)[symbol]
+    _INSTRUMENTS[key] = inst
+    return inst
 
 
 def symbols(exchange: str) -> list[str]:
-    """Packaged symbols of ``exchange`` (empty for ``generic``)."""
+    """Known symbols of ``exchange``, packaged or loaded (empty for ``generic``)."""
     if exchange == "generic":
         return []
-    if exchange not in EXCHANGES:
-        raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(EXCHANGES)}")
-    return sorted(_exchange_file(exchange)["symbols"])
+    _check_exchange(exchange)
+    return sorted(set(_packaged(exchange)["symbols"]) | set(_OVERLAY.get(exchange, {})))
+
+
+@cache
+def _symbol_rows(exchange: str) -> tuple[dict[str, Any], ...]:
+    rows = []
+    for sym in symbols(exchange):
+        t = instrument(exchange, sym).tiers
+        rows.append(
+            {
+                "symbol": sym,
+                "contract_type": instrument(exchange, sym).contract_type,
+                "as_of": t.as_of,
+                "source": t.source,
+                "complete": t.complete,
+                "tiers": len(t),
+                "last_cap": float(t.caps[-1]),
+                "loaded": sym in _OVERLAY.get(exchange, {}),
+            }
+        )
+    return tuple(rows)
+
+
+def symbol_list(exchange: str) -> list[dict[str, Any]]:
+    """One entry per known symbol: ``symbol, contract_type, as_of, source, complete, tiers`` (row count),
+    ``last_cap`` and ``loaded`` (True for a table from the tiers directory, False for a packaged one)."""
+    _check_exchange(exchange)
+    if exchange == "generic":
+        return []
+    return [dict(r) for r in _symbol_rows(exchange)]
+
+
+def tier_age_days(as_of: str | None, today: dt.date) -> int | None:
+    """Whole days from a table's ``as_of`` to ``today`` (None when the table is undated)."""
+    if as_of is None:
+        return None
+    return (today - dt.date.fromisoformat(as_of)).days
+
+
+def stale_warning(as_of: str | None, today: dt.date, max_age_days: int) -> dict[str, str] | None:
+    """``{"code": "stale_tiers", "message"}`` when a table is older than ``max_age_days`` or undated."""
+    age = tier_age_days(as_of, today)
+    if age is None:
+        return {
+            "code": "stale_tiers",
+            "message": "the tier table carries no date; refresh it (liqrisk tiers refresh) or give tiers",
+        }
+    if age > max_age_days:
+        return {
+            "code": "stale_tiers",
+            "message": f"the tier table is {age} days old (as of {as_of}; limit {max_age_days}); the exchange "
+            "may have changed it: refresh it (liqrisk tiers refresh) or give tiers",
+        }
+    return None
 
 
 def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = None) -> dict[str, Any]:
@@ -192,7 +404,7 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
         Ruleset and the exchange's own instrument name (e.g. ``binance``, ``BTCUSDT``).
     notional : float or array, optional
         Position notional in the margin currency (quote for linear, coin for inverse), or position size
-        for tables with ``basis == "quantity"``. ``floor <= notional < cap``.
+        for tables with ``basis == "quantity"``; the table's boundary rule applies (see the module).
     tiers : list of dict, optional
         A custom table used instead of the packaged one.
 
@@ -200,8 +412,9 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
     -------
     dict
         Without ``notional``: ``exchange, symbol, contract_type, contract_size, basis, currency, source,
-        as_of, tiers``. With it: ``tier`` (1-based), ``maintenance_margin_rate``, ``maintenance_amount``,
-        ``max_leverage``, ``notional_floor``, ``notional_cap`` (arrays when ``notional`` is an array).
+        as_of, complete, upper_inclusive, tiers``. With it: ``tier`` (1-based), ``maintenance_margin_rate``,
+        ``maintenance_amount``, ``max_leverage``, ``notional_floor``, ``notional_cap`` (arrays when ``notional``
+        is an array), ``source``, ``as_of``, ``complete``.
     """
     if tiers is not None:
         table = table_from_rows(tiers)
@@ -222,6 +435,8 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
             "currency": table.currency,
             "source": table.source,
             "as_of": table.as_of,
+            "complete": table.complete,
+            "upper_inclusive": table.upper_inclusive,
             "tiers": table.rows(),
         }
     value = np.asarray(notional, dtype=float)
@@ -229,6 +444,8 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
         raise ValueError("notional: must be a finite number >= 0")
     idx = table.lookup(value)
     if np.any(idx >= len(table)):
+        if not table.complete:
+            raise ValueError(f"notional: {partial_message(table)}")
         raise ValueError(f"notional: above the last tier's cap {table.caps[-1]:g}")
     out = {
         "tier": idx + 1,
@@ -240,4 +457,13 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
     }
     if value.ndim == 0:
         out = {k: (int(v) if k == "tier" else float(v)) for k, v in out.items()}
-    return {**meta, **out, "source": table.source, "as_of": table.as_of}
+    return {**meta, **out, "source": table.source, "as_of": table.as_of, "complete": table.complete}
+
+
+def partial_message(table: TierTable) -> str:
+    """Why a position beyond the known rows of a partial table is refused, and how to supply the table."""
+    return (
+        f"beyond the known rows of a partial tier table (rows up to {table.caps[-1]:g}, as of {table.as_of}); "
+        "the exchange's further tiers are not known here, so none is invented: give the current table in "
+        "`tiers`, or load it with `liqrisk tiers refresh` into LIQRISK_TIERS_DIR"
+    )

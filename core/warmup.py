@@ -70,6 +70,8 @@ def warm_up(verbose: bool = False, run: bool = False) -> float:
             one * 0,
             one,
             *table,
+            False,
+            True,
             *out.values(),
         )
         kernel = K.liquidation_kernel(*config)

@@ -157,7 +157,8 @@ def test_packaged_tables_are_consistent() -> None:
     for exchange in EXCHANGES:
         for symbol in symbols(exchange):
             table = core.tiers_for(exchange, symbol)
-            assert table["source"] and table["as_of"], (exchange, symbol)
+            # an undated table (Hyperliquid's docs page) says so in its source; results then warn stale_tiers
+            assert table["source"] and (table["as_of"] or "undated" in table["source"]), (exchange, symbol)
             rows = table["tiers"]
             for prev, row in zip(rows, rows[1:], strict=False):
                 assert row["notional_floor"] == prev["notional_cap"]

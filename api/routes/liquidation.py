@@ -9,7 +9,7 @@ from flask import Blueprint, current_app
 import core
 from core.liquidation import RESULT_FIELDS
 
-from .. import batch
+from .. import batch, tier_store
 from ..errors import ApiError
 from ..jsonio import body, respond
 from ..schemas.position import PortfolioSchema, PositionSchema
@@ -34,6 +34,11 @@ def liquidation_price():
     for k in ("tier", "liquidation_tier"):
         out[k] = out[k] or None  # 0 = an MMR override, no tier
     out["exchange"] = data.get("exchange", "binance")
+    out["tiers_as_of"] = res["tiers_as_of"]
+    if out["tier"] and "tiers" not in data:  # a packaged or loaded table was used
+        stale = tier_store.freshness(res["tiers_as_of"], current_app.config["TIERS_MAX_AGE_DAYS"])
+        if stale:
+            out["warnings"] = [*out["warnings"], stale]
     return respond(out)
 
 
@@ -74,7 +79,19 @@ def portfolio_liquidation():
         {k: (res[k][i].item() if hasattr(res[k][i], "item") else res[k][i]) for k in per_position}
         for i in range(len(res["symbol"]))
     ]
-    for p in positions:
+    max_age = current_app.config["TIERS_MAX_AGE_DAYS"]
+    stale_symbols = []
+    for p, as_of in zip(positions, res["tiers_as_of"], strict=True):
         p["tier"] = p["tier"] or None
+        p["tiers_as_of"] = as_of
+        if p["tier"] and tier_store.freshness(as_of, max_age):
+            stale_symbols.append(p["symbol"])
     account = ("wallet_balance", "margin_balance", "total_maintenance_margin", "margin_ratio", "warnings")
-    return respond({"positions": positions, **{k: res[k] for k in account}})
+    out = {"positions": positions, **{k: res[k] for k in account}}
+    if stale_symbols:
+        symbols = ", ".join(sorted(set(stale_symbols)))
+        out["warnings"] = [
+            *out["warnings"],
+            {"code": "stale_tiers", "message": f"tier tables older than {max_age} days or undated: {symbols}"},
+        ]
+    return respond(out)

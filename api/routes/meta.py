@@ -10,9 +10,9 @@ from flask import Blueprint, Response, current_app, request
 
 import core
 from core.rulesets import get_ruleset
-from core.tiers import EXCHANGES, symbols
+from core.tiers import EXCHANGES, symbol_list, symbols
 
-from .. import limits
+from .. import limits, tier_store
 from ..errors import ApiError, from_value_error, problem
 from ..jsonio import respond
 from ..observability import metrics_text
@@ -100,3 +100,16 @@ def tiers(exchange: str, symbol: str):
         if exchange not in EXCHANGES or exchange == "generic":
             err.status = 404
         raise err from None
+
+
+@bp.get("/v1/exchanges/<exchange>/symbols")
+def exchange_symbols(exchange: str):
+    """Known symbols with their table's ``as_of``, ``source`` and ``complete`` (packaged or loaded from the
+    tiers directory), and whether it is older than the ``stale_tiers`` limit."""
+    if exchange not in EXCHANGES:
+        raise ApiError(404, f"unknown exchange {exchange!r}", {"exchange": [f"allowed: {', '.join(EXCHANGES)}"]})
+    max_age = current_app.config["TIERS_MAX_AGE_DAYS"]
+    rows = symbol_list(exchange)
+    for row in rows:
+        row["stale"] = tier_store.freshness(row["as_of"], max_age) is not None
+    return respond({"exchange": exchange, "count": len(rows), "max_age_days": max_age, "symbols": rows})

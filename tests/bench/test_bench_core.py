@@ -41,6 +41,17 @@ def test_isolated_price_and_tier(benchmark, positions) -> None:
     assert set(res) == set(LP_FIELDS) and not res["error_code"].any()
 
 
+@pytest.mark.benchmark(group="isolated-1M")
+def test_isolated_full_result_907_symbols_loaded(benchmark, positions) -> None:
+    """The same call with every packaged Binance table built first: a symbol's table is looked up by name
+    (a dict), so the other 906 cost nothing per position."""
+    from core.tiers import symbol_list
+
+    assert len(symbol_list("binance")) > 900
+    res = benchmark(core.liquidation_price, **positions)
+    assert not res["error_code"].any()
+
+
 @pytest.mark.benchmark(group="cross-1M")
 def test_cross_full_result(benchmark, positions) -> None:
     wallet = positions["entry_price"] * positions["quantity"] / positions["leverage"] * 1.5
