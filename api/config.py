@@ -32,6 +32,10 @@ class Config:
     MAX_CONTENT_LENGTH = _int("LIQRISK_MAX_CONTENT_LENGTH", 128 * 1024 * 1024)
     #: most rows in one batch request (413 beyond)
     MAX_BATCH_ROWS = _int("LIQRISK_MAX_BATCH_ROWS", 1_000_000)
+    #: most distinct (exchange, symbol, contract_type, margin_mode, position_mode) groups in one batch (422
+    #: beyond); each group is one engine call. Symbols a ruleset does not know count once when
+    #: maintenance_margin_rate is given
+    MAX_BATCH_GROUPS = _int("LIQRISK_MAX_BATCH_GROUPS", 1_000)
     #: most positions in one portfolio and most fills / funding intervals in one calculator request
     MAX_LIST_ITEMS = _int("LIQRISK_MAX_LIST_ITEMS", 10_000)
     #: most nesting levels in a JSON body (400 beyond)
