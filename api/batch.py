@@ -19,6 +19,7 @@ import numpy as np
 from flask import g
 
 import core
+from core import budget
 from core.liquidation import ERRORS, RESULT_FIELDS
 from core.tiers import symbols
 
@@ -101,27 +102,40 @@ def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
             mask = np.fromiter((isinstance(v, bool) for v in col), bool, len(col))
             errors.add(name, "must be a number, not a boolean", np.flatnonzero(mask) if len(col) == n else np.arange(n))
             out = np.where(mask, np.nan, out)
-        if np.any(np.abs(out) > 1e300):
-            big = np.abs(out) > 1e300
+        size = np.abs(out)
+        if np.any(size > 1e300):
+            big = size > 1e300
             errors.add(name, "must be a finite number", np.flatnonzero(big) if len(col) == n else np.arange(n))
             out = np.where(big, np.nan, out)
+        tiny = (size > 0) & (size < 1e-300)
+        if tiny.any():
+            message = "must be 0 or at least 1e-300 in size (subnormal numbers are not accepted)"
+            errors.add(name, message, np.flatnonzero(tiny) if len(col) == n else np.arange(n))
+            out = np.where(tiny, np.nan, out)
+        out = out + 0.0  # -0.0 becomes 0.0
         return out if len(col) == n else np.full(n, out[0])
     # slow path: find the bad elements
     values = np.full(len(col), np.nan)
     bad = np.zeros(len(col), dtype=bool)
+    tiny_rows: list[int] = []
     for i, v in enumerate(col):
         if v is None:
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, int) and abs(v) > 1e300):
             bad[i] = True
+        elif 0 < abs(v) < 1e-300:
+            tiny_rows.append(i)
         else:
-            values[i] = float(v)
+            values[i] = float(v) + 0.0
     if bad.any():
         errors.add(
             name,
             "must be a number (not a string, boolean, list or object)",
             np.flatnonzero(bad) if len(col) == n else np.arange(n),
         )
+    if tiny_rows:
+        message = "must be 0 or at least 1e-300 in size (subnormal numbers are not accepted)"
+        errors.add(name, message, np.array(tiny_rows) if len(col) == n else np.arange(n))
     return values if len(col) == n else np.full(n, values[0])
 
 
@@ -335,6 +349,7 @@ def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: i
             result[k] = np.zeros(n, dtype=np.int64)
     cat_names = [c for c in CATEGORICAL if c in cols]
     for rows in group_rows(n, cols, errors, max_groups):
+        budget.check("positions")
         first = int(rows[0])
         group = {c: cols[c].value(first) for c in cat_names if cols[c].value(first) is not None}
         # NaN in an optional column means "not given" for that row (core applies the default)

@@ -22,12 +22,14 @@ class Base(Schema):
 
 
 class Number(fields.Field):
-    """A JSON number: not a string, not a boolean, finite. Deserialises to ``float``."""
+    """A JSON number: not a string, not a boolean, finite, at most 1e300 and 0 or at least 1e-300 in size.
+    Deserialises to ``float`` (``-0.0`` to ``0.0``)."""
 
     default_error_messages = {
         "invalid": "must be a number (not a string or a boolean)",
         "finite": "must be a finite number",
         "range": "must be at most 1e300 in size",
+        "tiny": "must be 0 or at least 1e-300 in size (subnormal numbers are not accepted)",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
@@ -40,7 +42,9 @@ class Number(fields.Field):
             raise self.make_error("finite")
         if abs(out) > 1e300:  # the contract's bound for every number: products of such values overflow
             raise self.make_error("range")
-        return out
+        if 0 < abs(out) < 1e-300:  # and its lower bound: quotients of such values overflow
+            raise self.make_error("tiny")
+        return out + 0.0  # -0.0 becomes 0.0
 
 
 class Text(fields.String):
@@ -99,8 +103,8 @@ class StrictBoolean(fields.Boolean):
 
 class NumberList(fields.Field):
     """A JSON array of numbers checked in bulk with numpy (not one marshmallow field per element): each
-    element a number, not a boolean, finite and at most 1e300 in size. Deserialises to a float64 array.
-    Errors name the first bad elements by index, as ``fields.List(Number())`` does."""
+    element a number, not a boolean, finite, at most 1e300 and 0 or at least 1e-300 in size. Deserialises
+    to a float64 array. Errors name the first bad elements by index, as ``fields.List(Number())`` does."""
 
     default_error_messages = {"type": "must be an array of numbers", "length": "must hold {min} to {max} values"}
 
@@ -123,16 +127,19 @@ class NumberList(fields.Field):
             bools = ((out == 0) | (out == 1)).any() and (
                 any(map(is_, value, repeat(True))) or any(map(is_, value, repeat(False)))
             )
+            size = np.abs(out)
             with np.errstate(invalid="ignore"):
-                bad = ~(np.abs(out) <= 1e300)
+                bad = ~(size <= 1e300) | ((size > 0) & (size < 1e-300))
             if not bools and not bad.any():
-                return out
+                return out + 0.0  # -0.0 becomes 0.0
         bad_items: dict[int, list[str]] = {}
         for i, v in enumerate(value):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 bad_items[i] = [Number.default_error_messages["invalid"]]
             elif (isinstance(v, int) and abs(v) > 1e300) or not math.isfinite(v) or abs(v) > 1e300:
                 bad_items[i] = [Number.default_error_messages["range"]]
+            elif 0 < abs(v) < 1e-300:
+                bad_items[i] = [Number.default_error_messages["tiny"]]
             if len(bad_items) >= 20:
                 break
         raise ValidationError(bad_items)
