@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 from flask import Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
 
@@ -32,7 +33,7 @@ CONTAINERS = frozenset((dict, list))
 LENIENT_REPARSE_BYTES = 1024 * 1024
 #: above this size a body whose colon count does not add up is not re-parsed to name the duplicate key
 EXACT_DUPLICATE_CHECK_BYTES = 16 * 1024 * 1024
-_KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.){1,128})"\s*:\s*\[?[^"]*$')
+_KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.){1,128})"\s*:\s*$')
 _count_colons = methodcaller("count", ":")
 
 
@@ -117,6 +118,22 @@ def _bad_number_paths(obj: Any, path: str = "") -> dict[str, list[str]]:
     return out
 
 
+def _field_at(raw: bytes, pos: int) -> str:
+    """The key (and array index) of the value at byte ``pos``, read from the raw text around it: the key just
+    before it, or, inside an array of numbers, the key before the array and the commas since its start.
+    Best effort (no parse): ``body`` when the text does not tell."""
+    before = raw[max(0, pos - 256) : pos].rstrip()
+    m = _KEY_BEFORE.search(before)
+    if m:
+        return m.group(1).decode("utf-8", "replace")
+    if before.endswith((b",", b"[")):
+        start = raw.rfind(b"[", 0, pos)
+        m = _KEY_BEFORE.search(raw[max(0, start - 256) : start].rstrip() + b" ") if start >= 0 else None
+        if m:
+            return f"{m.group(1).decode('utf-8', 'replace')}[{raw.count(b',', start, pos)}]"
+    return "body"
+
+
 def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> ApiError:
     message = str(exc)
     if len(raw) <= LENIENT_REPARSE_BYTES:
@@ -132,17 +149,32 @@ def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> ApiError:
     pos = getattr(exc, "pos", -1)
     at = raw[pos : pos + 9] if 0 <= pos < len(raw) else b""
     if "infinity" in message or at.startswith((b"NaN", b"Infinity", b"-Infinity")):
-        window = raw[max(0, pos - 4096) : pos]
-        m = _KEY_BEFORE.search(window)
-        field = m.group(1).decode("utf-8", "replace") if m else "body"
-        if m and window.rfind(b"[") > m.end(1):
-            field += f"[{window[window.rfind(b'[') :].count(b',')}]"
+        field = _field_at(raw, pos)
         return ApiError(
             422,
             f"the body holds a number that is not a finite JSON number: {message}",
             {field: [f"must be a finite number (NaN, Infinity and numbers beyond 1e308 are not allowed); {message}"]},
         )
     return ApiError(400, f"malformed JSON: {message}", {"body": [f"malformed JSON: {message}"]})
+
+
+def _read_body() -> bytes:
+    """The raw body. A chunked body (no Content-Length) is read up to one byte past the route's limit, so
+    an oversized one is a 413 rather than silently cut at the limit."""
+    limit = request.max_content_length
+    stream = request.environ.get("wsgi.input")
+    if request.content_length is None and limit is not None and stream is not None:
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = stream.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        return b"".join(chunks)
+    return request.get_data(cache=False)
 
 
 def body() -> dict[str, Any]:
@@ -152,7 +184,7 @@ def body() -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype not in JSON_TYPES:
         raise ApiError(415, "send the body as application/json", {"Content-Type": [f"got {mimetype or 'none'}"]})
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     if not raw or raw.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object", {"body": ["required"]})
     try:
