@@ -57,7 +57,8 @@ def test_liquidation_map_bars_times_leverages_is_limited():
     bars = {"close": [100.0 + i for i in range(30)], "open_interest": [1e6 + i for i in range(30)]}
     err = problem(c.post("/v1/market/liquidation-map", json=bars), 422)  # 30 bars x 4 default leverages
     assert set(err["errors"]) == {"close", "leverage"} and "30 x 4 = 120; at most 100" in err["errors"]["close"][0]
-    assert c.post("/v1/market/liquidation-map", json={**bars, "leverage": [10, 20, 50], "leverage_weights": [1, 1, 1]}).status_code == 200
+    three = {**bars, "leverage": [10, 20, 50], "leverage_weights": [1, 1, 1]}  # 90 levels
+    assert c.post("/v1/market/liquidation-map", json=three).status_code == 200
 
 
 def test_batch_distinct_groups_are_limited_and_unknown_symbols_count_once():
