@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -67,7 +67,9 @@ def install(app: Flask) -> Limiter:
 
     @app.before_request
     def _time_budget():
-        g.time_budget = budget.start(app.config["REQUEST_BUDGET"] or None)  # checked by the engine's long loops
+        # checked by the engine's long loops; backtests keep their own BACKTEST_TIMEOUT (they move to job workers)
+        own = (request.endpoint or "").startswith("backtests.")
+        budget.start(None if own else app.config["REQUEST_BUDGET"] or None)
 
     @app.teardown_request
     def _end_time_budget(exc):
