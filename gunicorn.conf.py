@@ -1,14 +1,22 @@
 """gunicorn settings for liqrisk (``make serve``, the Dockerfile and the load test use this file).
 
-Sync workers, one per core: the engine is CPU-bound numpy/numba code, so one request per process is the
-fastest arrangement, and each worker is pinned to one BLAS/numba thread so workers do not fight over
-cores. ``preload_app`` imports the app and loads every compiled kernel once in the master; workers
-fork with them already in memory. Override with ``LIQRISK_*`` environment variables.
+Threaded workers (``gthread``), two processes per core, each with ``LIQRISK_THREADS`` threads: a slow or
+idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or, between requests, only a socket in the
+worker's poller — never a whole process — so trickling uploads cannot take the service away from other
+callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process; a CPU-bound request
+shares its process's interpreter with at most the other threads' short requests (the switch interval is
+lowered so they interleave in 1 ms slices), and a process busy in a long call stops accepting, so new
+connections go to the others. ``preload_app`` imports the app and loads every compiled kernel once in the
+master; workers fork with them already in memory. The backtester is not imported by the master (it is
+loaded by its own route, or by the job workers). Worker recycling is off by default (``max_requests`` 0):
+the engine does not leak, and a recycle stalls that worker's connections. Override with ``LIQRISK_*``
+environment variables.
 """
 
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -20,14 +28,17 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="liqrisk-metrics-")
 
 bind = os.environ.get("LIQRISK_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("LIQRISK_WORKERS", multiprocessing.cpu_count()))
-worker_class = "sync"
+workers = int(os.environ.get("LIQRISK_WORKERS", 2 * multiprocessing.cpu_count()))
+worker_class = "gthread"
+#: threads per worker: each trickling client holds one while it sends its request
+threads = int(os.environ.get("LIQRISK_THREADS", "64"))
+worker_connections = int(os.environ.get("LIQRISK_WORKER_CONNECTIONS", "1000"))
 preload_app = True
 timeout = int(os.environ.get("LIQRISK_TIMEOUT", "60"))
 graceful_timeout = 30
-keepalive = 2
-max_requests = int(os.environ.get("LIQRISK_MAX_REQUESTS", "20000"))
-max_requests_jitter = int(os.environ.get("LIQRISK_MAX_REQUESTS_JITTER", "2000"))
+keepalive = int(os.environ.get("LIQRISK_KEEPALIVE", "5"))
+max_requests = int(os.environ.get("LIQRISK_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("LIQRISK_MAX_REQUESTS_JITTER", "0"))
 backlog = 2048
 accesslog = os.environ.get("LIQRISK_ACCESS_LOG") or None
 errorlog = "-"
@@ -36,17 +47,20 @@ loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 
 def on_starting(server):
     """Compile or load every numba kernel before the app is loaded and the workers fork; start with empty
-    metric files (a restart begins counting afresh)."""
+    metric files (a restart begins counting afresh). The backtester (vectorbt) is not warmed here: it would
+    double the start-up time for routes that never use it."""
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
     from core.warmup import warm_up
 
     server.log.info("liqrisk: kernels ready in %.2f s", warm_up())
-    if os.environ.get("LIQRISK_BACKTEST_WARMUP", "1") != "0":  # vectorbt + the simulator, shared by the forks
-        from backtest.warmup import warm_up as warm_backtest
 
-        server.log.info("liqrisk: backtester ready in %.2f s", warm_backtest())
+
+def post_fork(server, worker):
+    """Threads of one worker take turns every 1 ms (Python's default is 5 ms), so a short request waits less
+    behind a long one in the same process."""
+    sys.setswitchinterval(0.001)
 
 
 def child_exit(server, worker):

@@ -10,13 +10,18 @@ results.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import numpy as np
 from flask import current_app, g
 
 import core
+from core import budget
 from core.liquidation import ERRORS, RESULT_FIELDS
+from core.tiers import symbols
 
 from . import tier_store
 from .errors import ApiError
@@ -36,7 +41,7 @@ NUMERIC = (
 SIDE = "side"
 CATEGORICAL = {
     "exchange": ("binance", "bybit", "okx", "gate", "hyperliquid", "generic"),
-    "symbol": None,
+    "symbol": None,  # free text; parsed after the exchange, whose listed symbols it is checked against
     "contract_type": ("linear", "inverse"),
     "margin_mode": ("isolated", "cross"),
     "position_mode": ("one_way", "hedge"),
@@ -94,53 +99,100 @@ def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
     if arr.dtype.kind in "fi" and arr.ndim == 1 and arr.size == len(col):
         out = arr.astype(np.float64, copy=False)
         # numpy turns True/False mixed with numbers into 1/0: look for booleans only in that case
-        if any(v is True or v is False for v in col):
+        if ((out == 0) | (out == 1)).any() and (any(map(is_, col, repeat(True))) or any(map(is_, col, repeat(False)))):
             mask = np.fromiter((isinstance(v, bool) for v in col), bool, len(col))
             errors.add(name, "must be a number, not a boolean", np.flatnonzero(mask) if len(col) == n else np.arange(n))
             out = np.where(mask, np.nan, out)
-        if np.any(np.abs(out) > 1e300):
-            big = np.abs(out) > 1e300
+        size = np.abs(out)
+        if np.any(size > 1e300):
+            big = size > 1e300
             errors.add(name, "must be a finite number", np.flatnonzero(big) if len(col) == n else np.arange(n))
             out = np.where(big, np.nan, out)
+        tiny = (size > 0) & (size < 1e-300)
+        if tiny.any():
+            message = "must be 0 or at least 1e-300 in size (subnormal numbers are not accepted)"
+            errors.add(name, message, np.flatnonzero(tiny) if len(col) == n else np.arange(n))
+            out = np.where(tiny, np.nan, out)
+        out = out + 0.0  # -0.0 becomes 0.0
         return out if len(col) == n else np.full(n, out[0])
     # slow path: find the bad elements
     values = np.full(len(col), np.nan)
     bad = np.zeros(len(col), dtype=bool)
+    tiny_rows: list[int] = []
     for i, v in enumerate(col):
         if v is None:
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, int) and abs(v) > 1e300):
             bad[i] = True
+        elif 0 < abs(v) < 1e-300:
+            tiny_rows.append(i)
         else:
-            values[i] = float(v)
+            values[i] = float(v) + 0.0
     if bad.any():
         errors.add(
             name,
             "must be a number (not a string, boolean, list or object)",
             np.flatnonzero(bad) if len(col) == n else np.arange(n),
         )
+    if tiny_rows:
+        message = "must be 0 or at least 1e-300 in size (subnormal numbers are not accepted)"
+        errors.add(name, message, np.array(tiny_rows) if len(col) == n else np.arange(n))
     return values if len(col) == n else np.full(n, values[0])
 
 
-def _categorical(name: str, col: Any, n: int, allowed: tuple[str, ...] | None, errors: RowErrors) -> np.ndarray:
+class Column:
+    """A categorical column as integer codes: ``values[code]`` for the listed values (``None`` = not given),
+    ``len(values)`` for free text outside the list (symbols only; the row's own string), ``-1`` for a bad row."""
+
+    def __init__(self, codes: np.ndarray, values: list[str | None], raw: list[Any]):
+        self.codes = codes
+        self.values = values
+        self.raw = raw
+
+    @property
+    def other(self) -> int:
+        return len(self.values)
+
+    def value(self, row: int) -> str | None:
+        code = int(self.codes[row])
+        if code == self.other:
+            return self.raw[row if len(self.raw) > 1 else 0]
+        return self.values[code] if code >= 0 else None
+
+
+def _categorical(
+    name: str, col: Any, n: int, allowed: tuple[str, ...], errors: RowErrors, free_text: bool = False
+) -> Column:
+    """Codes of a categorical column in one C-level pass (``map`` over a dict of the allowed values), however
+    many distinct values the rows hold. With ``free_text`` (symbols) other strings of 1-64 characters are
+    accepted as code ``len(allowed) + 1``; otherwise they are bad rows."""
     if not isinstance(col, list):
         col = [col]
-    arr = np.empty(len(col), dtype=object)
-    arr[:] = [v if isinstance(v, str) or v is None else "" for v in col]
-    is_str = np.fromiter((isinstance(v, str) and 0 < len(v) <= 64 for v in col), bool, len(col))
-    given = np.fromiter((v is not None for v in col), bool, len(col))
-    bad = given & ~is_str
-    if allowed is not None:
-        ok_value = np.isin(arr, np.array(allowed, dtype=object))
-        bad |= given & is_str & ~ok_value
-    if bad.any():
-        rule = f"must be one of {', '.join(allowed)}" if allowed else "must be a string of 1-64 characters"
-        errors.add(name, rule, np.flatnonzero(bad) if len(col) == n else np.arange(n))
-    arr = np.where(given & ~bad, arr, None)
-    return arr if len(col) == n else np.full(n, arr[0], dtype=object)
+    values: list[str | None] = [*allowed, None]
+    lookup: dict[Any, int] = {v: i for i, v in enumerate(values)}
+    try:
+        codes = np.fromiter(map(lookup.get, col, repeat(-1, len(col))), np.int64, len(col))
+    except TypeError:  # lists or objects in the column (unhashable)
+        codes = np.array([lookup.get(v, -1) if v is None or isinstance(v, str) else -2 for v in col], dtype=np.int64)
+    rest = np.flatnonzero(codes < 0)
+    if rest.size and free_text:
+        texts = [col[i] for i in rest[codes[rest] == -1].tolist()]
+        if all(map(str.__instancecheck__, texts)):
+            lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+            ok_rows = rest[codes[rest] == -1][(lengths >= 1) & (lengths <= 64)]
+        else:
+            ok_rows = np.array([i for i in rest.tolist() if isinstance(col[i], str) and 0 < len(col[i]) <= 64], int)
+        codes[ok_rows] = len(values)
+        rest = np.flatnonzero(codes < 0)
+    if rest.size:
+        rule = "must be a string of 1-64 characters" if free_text else f"must be one of {', '.join(allowed)}"
+        errors.add(name, rule, rest if len(col) == n else np.arange(n))
+    if len(col) != n:
+        codes = np.full(n, codes[0], dtype=np.int64)
+    return Column(codes, values, col)
 
 
-def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, np.ndarray], RowErrors]:
+def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, Any], RowErrors]:
     if isinstance(positions, list):
         if len(positions) > max_rows:
             raise ApiError(
@@ -185,7 +237,7 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, np.ndarray], Ro
     if n == 0:
         raise ApiError(422, "the batch is empty", {"positions": ["must hold at least one position"]})
     errors = RowErrors(n)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     for name in NUMERIC:
         if name in cols:
             out[name] = _numeric(name, cols[name], n, errors)
@@ -193,15 +245,94 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, np.ndarray], Ro
         missing = np.isnan(out[name])
         errors.add(name, "required", np.flatnonzero(missing))
     side = _categorical(SIDE, cols[SIDE], n, ("long", "short"), errors)
-    errors.add(SIDE, "required", np.flatnonzero(side == None))  # noqa: E711 - elementwise
-    out[SIDE] = np.where(side == "long", 1.0, np.where(side == "short", -1.0, 0.0))
+    out[SIDE] = np.array([1.0, -1.0, 0.0, 0.0])[side.codes]  # long, short, not given, bad (-1)
+    errors.add(SIDE, "required", np.flatnonzero(out[SIDE] == 0))
     for name, allowed in CATEGORICAL.items():
-        if name in cols:
+        if name in cols and allowed is not None:
             out[name] = _categorical(name, cols[name], n, allowed, errors)
+    if "symbol" in cols:
+        listed = sorted(set().union(*(_known_symbols(e or "binance") for e in _present(out.get("exchange")))))
+        out["symbol"] = _categorical("symbol", cols["symbol"], n, tuple(listed), errors, free_text=True)
     return n, out, errors
 
 
-def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, Any]:
+UNKNOWN_SYMBOL = (
+    "unknown to this exchange's ruleset: give maintenance_margin_rate (and contract_size for inverse "
+    "contracts), or a listed symbol (GET /v1/exchanges/{exchange}/symbols)"
+)
+
+
+@lru_cache(maxsize=16)
+def _known_symbols(exchange: str) -> frozenset[str]:
+    try:
+        return frozenset(symbols(exchange))
+    except ValueError:  # the generic ruleset lists none
+        return frozenset()
+
+
+def _present(exch: Column | None) -> list[str | None]:
+    """The exchanges a batch uses (``None``: not given, the default)."""
+    if exch is None:
+        return [None]
+    used = np.unique(exch.codes[exch.codes >= 0])
+    return [exch.values[i] for i in used.tolist()] or [None]
+
+
+def group_rows(n: int, cols: dict[str, Any], errors: RowErrors, max_groups: int) -> list[np.ndarray]:
+    """The valid rows split into groups of equal exchange, symbol, contract type, margin mode and position
+    mode, each priced by one core call. Linear in the rows: every column is already integer codes, the
+    codes are combined into one integer key and grouped with ``np.unique(..., return_inverse=True)`` and a
+    stable argsort. Symbols a ruleset does not know behave alike once ``maintenance_margin_rate`` is given,
+    so they form one group (per exchange and mode); without it their rows get a ``symbol`` error here.
+    More than ``max_groups`` groups is a 422."""
+    exch = cols.get("exchange")
+    sym = cols.get("symbol")
+    if sym is not None:
+        exch_values = exch.values if exch is not None else [None]
+        exch_codes = exch.codes if exch is not None else np.zeros(n, dtype=np.int64)
+        known = np.zeros((len(exch_values), sym.other + 1), dtype=bool)  # [exchange, symbol code]
+        for e, name in enumerate(exch_values):
+            listed = _known_symbols(name or "binance")
+            known[e, : sym.other] = [v is None or v in listed for v in sym.values]  # None: the default symbol
+        is_known = known[np.maximum(exch_codes, 0), np.maximum(sym.codes, 0)]
+        has_mmr = ~np.isnan(cols["maintenance_margin_rate"]) if "maintenance_margin_rate" in cols else np.zeros(n, bool)
+        generic = np.array([v == "generic" for v in exch_values])[np.maximum(exch_codes, 0)]
+        errors.add("symbol", UNKNOWN_SYMBOL, np.flatnonzero(~is_known & ~has_mmr & ~generic))
+        sym_key = np.where(is_known, sym.codes, sym.other)  # every symbol the ruleset does not know: one code
+    valid = np.flatnonzero(~errors.bad)
+    if valid.size == 0:
+        return []
+    key = np.zeros(valid.size, dtype=np.int64)
+    size = 1  # key < size
+    for name in CATEGORICAL:
+        if name == "symbol" and sym is not None:
+            codes, width = sym_key[valid], sym.other + 1
+        elif name in cols:
+            codes, width = cols[name].codes[valid], len(cols[name].values)
+        else:
+            continue
+        if size * width >= 2**62:  # many distinct bad values: renumber the key so far before it overflows
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
+            size = int(key.max()) + 1
+        key, size = key * width + codes, size * width
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    if counts.size > max_groups:
+        raise ApiError(
+            422,
+            f"a batch holds at most {max_groups} distinct groups of exchange, symbol, contract_type, margin_mode "
+            "and position_mode",
+            {
+                "positions.symbol": [
+                    f"{counts.size} groups; at most {max_groups} (symbols the ruleset does not know count once "
+                    "when maintenance_margin_rate is given)"
+                ]
+            },
+        )
+    rows = valid[np.argsort(inverse, kind="stable")]
+    return np.split(rows, np.cumsum(counts)[:-1])
+
+
+def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: int = 1_000) -> dict[str, Any]:
     n, cols, errors = parse(positions, max_rows)
     g.batch_rows = n  # for the liqrisk_batch_rows histogram and the access log
     wanted = tuple(fields) if fields else OUTPUTS
@@ -218,23 +349,13 @@ def price(positions: Any, max_rows: int, fields: list[str] | None) -> dict[str, 
         if k in result:
             result[k] = np.zeros(n, dtype=np.int64)
     cat_names = [c for c in CATEGORICAL if c in cols]
-    valid = ~errors.bad
-    keys = (
-        np.array(
-            [
-                "|".join("" if v is None else str(v) for v in combo)
-                for combo in zip(*(cols[c] for c in cat_names), strict=True)
-            ]
-        )
-        if cat_names
-        else np.zeros(n, dtype="<U1")
-    )
     tiers_used: list[dict[str, Any]] = []  # the tier table of each group, and the rows priced with a stale one
     stale_rows: list[np.ndarray] = []
     max_age = current_app.config["TIERS_MAX_AGE_DAYS"]
-    for key in np.unique(keys[valid]) if valid.any() else []:
-        rows = np.flatnonzero(valid & (keys == key))
-        group = {c: cols[c][rows[0]] for c in cat_names if cols[c][rows[0]] is not None}
+    for rows in group_rows(n, cols, errors, max_groups):
+        budget.check("positions")
+        first = int(rows[0])
+        group = {c: cols[c].value(first) for c in cat_names if cols[c].value(first) is not None}
         # NaN in an optional column means "not given" for that row (core applies the default)
         kwargs = {name: cols[name][rows] for name in NUMERIC if name in cols and not np.isnan(cols[name][rows]).all()}
         try:

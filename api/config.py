@@ -12,6 +12,13 @@ def _int(name: str, default: int) -> int:
         return default
 
 
+def _float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 def _str(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -32,6 +39,10 @@ class Config:
     MAX_CONTENT_LENGTH = _int("LIQRISK_MAX_CONTENT_LENGTH", 128 * 1024 * 1024)
     #: most rows in one batch request (413 beyond)
     MAX_BATCH_ROWS = _int("LIQRISK_MAX_BATCH_ROWS", 1_000_000)
+    #: most distinct (exchange, symbol, contract_type, margin_mode, position_mode) groups in one batch (422
+    #: beyond); each group is one engine call. Symbols a ruleset does not know count once when
+    #: maintenance_margin_rate is given
+    MAX_BATCH_GROUPS = _int("LIQRISK_MAX_BATCH_GROUPS", 1_000)
     #: most positions in one portfolio and most fills / funding intervals in one calculator request
     MAX_LIST_ITEMS = _int("LIQRISK_MAX_LIST_ITEMS", 10_000)
     #: most nesting levels in a JSON body (400 beyond)
@@ -44,6 +55,17 @@ class Config:
     MAX_BODY_DEFAULT = _int("LIQRISK_MAX_BODY_DEFAULT", 1024 * 1024)
     MAX_BODY_SERIES = _int("LIQRISK_MAX_BODY_SERIES", 16 * 1024 * 1024)  # risk and market routes (long series)
     MAX_BODY_BACKTEST = _int("LIQRISK_MAX_BODY_BACKTEST", 64 * 1024 * 1024)
+    #: cost limits of the synchronous routes, sized so that the most expensive accepted request takes at most
+    #: about 2 s and 512 MB on two cores (422 beyond, naming the field and the limit):
+    #: Monte Carlo probability (model student_t): paths x steps, steps = horizon_hours x 60 / monitoring_minutes
+    PROBABILITY_MAX_PATH_STEPS = _int("LIQRISK_PROBABILITY_MAX_PATH_STEPS", 5_000_000)
+    #: liquidation map: bars x leverages (each bar with rising open interest opens one level per leverage and side)
+    MAP_MAX_LEVELS = _int("LIQRISK_MAP_MAX_LEVELS", 100_000)
+    #: compute budget of one request in seconds: the engine's long loops stop past it with a 503 problem
+    #: (Retry-After: RETRY_AFTER seconds); a backstop for contention, since the limits above keep accepted
+    #: requests well inside it. 0 = no budget
+    REQUEST_BUDGET = _float("LIQRISK_REQUEST_BUDGET", 5.0)
+    RETRY_AFTER = _int("LIQRISK_RETRY_AFTER", 2)
     #: per-client rate limits (flask-limiter syntax); a client is its API key, else its IP address
     RATE_LIMIT_ENABLED = _bool("LIQRISK_RATE_LIMIT_ENABLED", True)
     RATE_LIMIT = _str("LIQRISK_RATE_LIMIT", "6000/minute;200/second")
@@ -71,6 +93,7 @@ class Config:
 
 class TestConfig(Config):
     TESTING = True
+    REQUEST_BUDGET = 30.0  # the tests share a busy machine; test_budget.py sets a tiny one
     MAX_BATCH_ROWS = 1_000
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024
     BACKTEST_MAX_BARS = 20_000

@@ -11,9 +11,11 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+
+from core.budget import BudgetExceeded
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("liqrisk.api")
@@ -104,6 +106,20 @@ def register(app: Flask) -> None:
     def _validation(exc: ValidationError) -> Response:
         errors = flatten_messages(exc.messages)
         return problem(422, "the request has invalid fields: " + ", ".join(sorted(errors)), errors)
+
+    @app.errorhandler(BudgetExceeded)
+    def _over_budget(exc: BudgetExceeded) -> Response:
+        from .observability import BUDGET_EXCEEDED
+
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        BUDGET_EXCEEDED.labels(route).inc()
+        rid = g.get("request_id", "")
+        detail = (
+            f"the request ran past its compute budget of {exc.budget:g} s and was stopped (request id {rid}); "
+            "retry after Retry-After seconds, or send a smaller request"
+        )
+        errors = {exc.where: [f"over the {exc.budget:g} s compute budget at this size; send a smaller request"]}
+        return problem(503, detail, errors, headers={"Retry-After": str(app.config["RETRY_AFTER"])})
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

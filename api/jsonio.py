@@ -1,90 +1,235 @@
 """Request parsing and response serialisation.
 
-Bodies are parsed with orjson (fast, strict); a body orjson rejects is parsed again with the standard
-library only to tell a NaN/Infinity literal (a 422 naming the field) from malformed JSON (400).
-Responses are serialised with orjson (numpy arrays natively; NaN and ±inf become null).
+Bodies are parsed once with orjson (fast, strict). What orjson accepts but the contract does not is found
+without a second parse: nesting depth and the number of object keys come from one walk over the objects
+(arrays of numbers are looked at once, in C, for their element types), and duplicate keys from comparing
+that count with the ``:`` separators in the raw bytes. A body orjson rejects is parsed again leniently only
+when it is at most ``LENIENT_REPARSE_BYTES`` (1 MiB), to name the field holding a NaN/Infinity literal or an
+integer beyond the float range (422); a larger malformed body gets orjson's own message (400, or 422 when
+it stopped at such a number, naming the nearest key) at no extra cost.
+
+Numbers themselves (finite, at most 1e300, not subnormal) are checked where they are read: the schemas'
+``Number``/``NumberList`` fields and the batch columns. Responses are serialised with orjson (numpy arrays
+natively; NaN and ±inf become null) after negative zeros are made positive (``-0.0`` is never echoed).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from operator import methodcaller
 from typing import Any
 
+import numpy as np
 import orjson
 from flask import Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
 
 JSON_TYPES = ("application/json", "application/problem+json")
+CONTAINERS = frozenset((dict, list))
+LENIENT_REPARSE_BYTES = 1024 * 1024
+#: above this size a body whose colon count does not add up is not re-parsed to name the duplicate key
+EXACT_DUPLICATE_CHECK_BYTES = 16 * 1024 * 1024
+_KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.){1,128})"\s*:\s*$')
+_count_colons = methodcaller("count", ":")
 
 
-def _depth(obj: Any, limit: int) -> int:
-    """Nesting depth of ``obj`` (stops counting past ``limit``); iterative, so deep input cannot
-    exhaust the stack."""
+def _walk(obj: Any, limit: int) -> tuple[int, int]:
+    """(deepest nesting, number of object keys) — iterative, so deep input cannot exhaust the stack; stops
+    counting depth past ``limit``."""
     stack = [(obj, 1)]
-    deepest = 0
+    deepest = keys = 0
     while stack:
         node, d = stack.pop()
         deepest = max(deepest, d)
         if deepest > limit:
-            return deepest
+            break
         if isinstance(node, dict):
+            keys += len(node)
             stack.extend((v, d + 1) for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            # numeric columns are flat: only look inside containers
+        elif isinstance(node, list) and not CONTAINERS.isdisjoint(map(type, node)):
+            # numeric columns are flat: one C-level pass over the element types, and only containers are walked
             stack.extend((v, d + 1) for v in node if isinstance(v, dict | list))
-    return deepest
+    return deepest, keys
 
 
-def _non_finite_paths(obj: Any, path: str = "") -> dict[str, list[str]]:
+def _string_colons(obj: Any) -> int:
+    """Colons inside the strings (keys and values) of a parsed body."""
+    total = 0
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        items = list(node) + list(node.values()) if isinstance(node, dict) else node
+        types = set(map(type, items))
+        if str in types:
+            total += sum(map(_count_colons, items if types == {str} else [v for v in items if isinstance(v, str)]))
+        if not CONTAINERS.isdisjoint(types):
+            stack.extend(v for v in items if isinstance(v, dict | list))
+    return total
+
+
+def _duplicate_keys(raw: bytes, keys: int, data: Any) -> int:
+    """How many object keys orjson dropped as duplicates: every ``:`` in the raw body is either a key's
+    separator or inside a string, so ``colons − keys kept − colons inside strings`` counts the dropped keys.
+    ``-1`` when the count cannot tell (a colon written as a ``\\u003a`` escape)."""
+    colons = raw.count(b":")
+    if colons == keys:
+        return 0
+    if b"\\u003a" in raw or b"\\u003A" in raw:
+        return -1
+    return colons - keys - _string_colons(data)
+
+
+def _name_duplicate(raw: bytes) -> str | None:
+    """The first duplicated key, from a stdlib parse that sees every pair (only for bodies of moderate size)."""
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for k, _ in items:
+            if k in seen and not found:
+                found.append(k)
+            seen.add(k)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
+
+
+def _bad_number_paths(obj: Any, path: str = "") -> dict[str, list[str]]:
+    """Paths of NaN/Infinity literals and of integers beyond the float range in a leniently parsed body."""
     out: dict[str, list[str]] = {}
     if isinstance(obj, float) and not math.isfinite(obj):
-        out[path or "body"] = ["must be a finite number (NaN and Infinity are not allowed)"]
+        out[path or "body"] = ["must be a finite number (NaN, Infinity and numbers beyond 1e308 are not allowed)"]
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            out.update(_non_finite_paths(v, f"{path}.{k}" if path else str(k)))
+            out.update(_bad_number_paths(v, f"{path}.{k}" if path else str(k)))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            out.update(_non_finite_paths(v, f"{path}[{i}]"))
+            out.update(_bad_number_paths(v, f"{path}[{i}]"))
             if len(out) >= 20:
                 break
     return out
 
 
+def _field_at(raw: bytes, pos: int) -> str:
+    """The key (and array index) of the value at byte ``pos``, read from the raw text around it: the key just
+    before it, or, inside an array of numbers, the key before the array and the commas since its start.
+    Best effort (no parse): ``body`` when the text does not tell."""
+    before = raw[max(0, pos - 256) : pos].rstrip()
+    m = _KEY_BEFORE.search(before)
+    if m:
+        return m.group(1).decode("utf-8", "replace")
+    if before.endswith((b",", b"[")):
+        start = raw.rfind(b"[", 0, pos)
+        m = _KEY_BEFORE.search(raw[max(0, start - 256) : start].rstrip() + b" ") if start >= 0 else None
+        if m:
+            return f"{m.group(1).decode('utf-8', 'replace')}[{raw.count(b',', start, pos)}]"
+    return "body"
+
+
+def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> ApiError:
+    message = str(exc)
+    if len(raw) <= LENIENT_REPARSE_BYTES:
+        try:  # integers become floats, so one beyond the float range reads as inf and is named like a NaN
+            lenient = json.loads(raw, parse_int=float)
+        except (ValueError, RecursionError):
+            return ApiError(400, f"malformed JSON: {message}", {"body": ["malformed JSON"]})
+        paths = _bad_number_paths(lenient)
+        if paths:
+            return ApiError(422, "the body holds numbers that are not finite JSON numbers", paths)
+        return ApiError(400, f"malformed JSON: {message}", {"body": ["malformed JSON"]})
+    # a large body: orjson's message and position only; name the nearest key before the position
+    pos = getattr(exc, "pos", -1)
+    at = raw[pos : pos + 9] if 0 <= pos < len(raw) else b""
+    if "infinity" in message or at.startswith((b"NaN", b"Infinity", b"-Infinity")):
+        field = _field_at(raw, pos)
+        return ApiError(
+            422,
+            f"the body holds a number that is not a finite JSON number: {message}",
+            {field: [f"must be a finite number (NaN, Infinity and numbers beyond 1e308 are not allowed); {message}"]},
+        )
+    return ApiError(400, f"malformed JSON: {message}", {"body": [f"malformed JSON: {message}"]})
+
+
+def _read_body() -> bytes:
+    """The raw body. A chunked body (no Content-Length) is read up to one byte past the route's limit, so
+    an oversized one is a 413 rather than silently cut at the limit."""
+    limit = request.max_content_length
+    stream = request.environ.get("wsgi.input")
+    if request.content_length is None and limit is not None and stream is not None:
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = stream.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        return b"".join(chunks)
+    return request.get_data(cache=False)
+
+
 def body() -> dict[str, Any]:
     """The request's JSON object, or an ApiError: 415 for a non-JSON content type, 400 for malformed or
-    too deeply nested JSON or a non-object body, 422 for NaN/Infinity literals."""
+    too deeply nested JSON or a non-object body, 422 for NaN/Infinity literals, integers beyond the float
+    range and duplicate keys."""
     mimetype = request.mimetype
     if mimetype not in JSON_TYPES:
         raise ApiError(415, "send the body as application/json", {"Content-Type": [f"got {mimetype or 'none'}"]})
-    raw = request.get_data(cache=False)
-    if not raw.strip():
+    raw = _read_body()
+    if not raw or raw.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object", {"body": ["required"]})
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        try:
-            lenient = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ApiError(400, f"malformed JSON: {exc}", {"body": ["malformed JSON"]}) from None
-        paths = _non_finite_paths(lenient)
-        if paths:
-            raise ApiError(422, "NaN and Infinity are not valid numbers", paths) from None
-        raise ApiError(400, f"malformed JSON: {exc}", {"body": ["malformed JSON"]}) from None
+        raise _malformed(raw, exc) from None
     except RecursionError:
         raise ApiError(400, "the JSON body is nested too deeply", {"body": ["nested too deeply"]}) from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", {"body": ["must be a JSON object"]})
     limit = current_app.config["MAX_JSON_DEPTH"]
-    if _depth(data, limit) > limit:
+    depth, keys = _walk(data, limit)
+    if depth > limit:
         raise ApiError(400, f"the JSON body is nested more than {limit} levels deep", {"body": ["nested too deeply"]})
+    dropped = _duplicate_keys(raw, keys, data)
+    if dropped:
+        name = _name_duplicate(raw) if len(raw) <= EXACT_DUPLICATE_CHECK_BYTES else None
+        if dropped > 0 or name is not None:
+            raise ApiError(
+                422,
+                "the body repeats an object key; each key may appear once per object",
+                {name or "body": ["duplicate key: give each field once"]},
+            )
     return data
+
+
+def _positive_zero(obj: Any) -> Any:
+    """``obj`` with every ``-0.0`` made ``0.0`` (adding ``0.0`` does exactly that in IEEE 754)."""
+    if isinstance(obj, float):
+        return obj + 0.0
+    if isinstance(obj, np.ndarray):
+        return obj + 0.0 if obj.dtype.kind == "f" else obj
+    if isinstance(obj, dict):
+        return {k: _positive_zero(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        types = set(map(type, obj))
+        if float in types or np.ndarray in types or not CONTAINERS.isdisjoint(types):
+            return [_positive_zero(v) for v in obj]
+        return obj
+    return obj
 
 
 def respond(payload: Any, status: int = 200) -> Response:
     return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+        orjson.dumps(_positive_zero(payload), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
         status=status,
         mimetype="application/json",
     )

@@ -5,6 +5,10 @@ Body limits: single-position calculators take ``MAX_BODY_DEFAULT`` (1 MiB), the 
 route ``MAX_CONTENT_LENGTH`` (128 MiB); beyond, a 413 problem naming ``body``. Werkzeug enforces the limit
 while reading, so a chunked body without Content-Length is cut off too.
 
+Time budget: every request gets ``REQUEST_BUDGET`` seconds (a :mod:`core.budget` deadline for this thread);
+the engine's long loops (Monte Carlo steps, liquidation-map bars, cascade steps, batch groups) check it and
+a request past it ends as a 503 problem with ``Retry-After`` (see :mod:`api.errors`).
+
 Rate limits (https://flask-limiter.readthedocs.io): every route ``RATE_LIMIT`` per client, the expensive ones
 (batch, backtests, Monte Carlo probability, liquidation map, cascade) also ``RATE_LIMIT_HEAVY``. A client is its
 API key when one is sent, else its IP address (``TRUSTED_PROXIES`` > 0 trusts that many X-Forwarded-For hops).
@@ -21,6 +25,8 @@ import hashlib
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
+from core import budget
 
 from .security import OPEN, key_is_valid, presented_key
 
@@ -58,6 +64,16 @@ def install(app: Flask) -> Limiter:
     @app.before_request
     def _body_limit():
         request.max_content_length = min(body_limit(app, request.endpoint), app.config["MAX_CONTENT_LENGTH"])
+
+    @app.before_request
+    def _time_budget():
+        # checked by the engine's long loops; backtests keep their own BACKTEST_TIMEOUT (they move to job workers)
+        own = (request.endpoint or "").startswith("backtests.")
+        budget.start(None if own else app.config["REQUEST_BUDGET"] or None)
+
+    @app.teardown_request
+    def _end_time_budget(exc):
+        budget.start(None)  # this thread's next request starts without a deadline until it sets its own
 
     limiter = Limiter(
         client_key,

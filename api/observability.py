@@ -10,7 +10,8 @@
   ``/metrics`` merges them, so a scrape sees the whole server whichever worker answers. Series:
   ``liqrisk_http_requests_total{route,method,status}``, ``liqrisk_http_request_duration_seconds{route,method}``
   (histogram), ``liqrisk_batch_rows{route}`` (histogram of positions per batch request),
-  ``liqrisk_backtest_duration_seconds`` and ``liqrisk_backtest_bars`` (histograms).
+  ``liqrisk_backtest_duration_seconds`` and ``liqrisk_backtest_bars`` (histograms),
+  ``liqrisk_request_budget_exceeded_total{route}`` (requests stopped at ``REQUEST_BUDGET``, answered 503).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ LATENCY = Histogram(
     "Time from the request reaching Flask to the response leaving it",
     ["route", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BUDGET_EXCEEDED = Counter(
+    "liqrisk_request_budget_exceeded_total", "Requests stopped at their compute budget (503)", ["route"]
 )
 BATCH_ROWS = Histogram("liqrisk_batch_rows", "Positions per batch request", ["route"],
                        buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000))  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 SIDES = {"long": 1.0, "short": -1.0, "buy": 1.0, "sell": -1.0}
 
@@ -43,17 +44,57 @@ def side_array(side: Any) -> np.ndarray:
         return np.asarray(SIDES[side.lower()])
     arr = np.asarray(side)
     if arr.dtype.kind in "USO":
-        lower = np.char.lower(arr.astype(str))
-        out = np.where(lower == "long", 1.0, np.where(lower == "short", -1.0, 0.0))
-        out = np.where(lower == "buy", 1.0, np.where(lower == "sell", -1.0, out))
-        if np.any(out == 0):
-            raise ValueError("side: must be long or short")
-        return out
+        return _side_strings(arr)
     if arr.dtype == bool:
         raise ValueError("side: must be long or short (or +1 / -1), not a boolean")
     if arr.dtype.kind in "iuf":
         return np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
     raise ValueError("side: must be long or short")
+
+
+def _side_strings(arr: np.ndarray) -> np.ndarray:
+    """An array of side names as ±1.0. Exact "long"/"short" are read in one compiled pass over the
+    characters (no per-row Python, no lower-casing copy of the column); only rows left over (other cases,
+    "buy"/"sell", non-strings in object arrays) are looked up one by one."""
+    if arr.dtype.kind == "S":
+        arr = arr.astype(str)
+    if arr.dtype.kind == "U" and arr.dtype.itemsize > 0:
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        out = side_codes_nb(flat.view(np.uint32).reshape(flat.size, -1)).reshape(arr.shape)
+    else:
+        out = np.zeros(arr.shape)
+        out[arr == "long"] = 1.0
+        out[arr == "short"] = -1.0
+    rest = out == 0
+    if rest.any():
+        out[rest] = [SIDES.get(v.lower(), 0.0) if isinstance(v, str) else 0.0 for v in arr[rest].tolist()]
+        if np.any(out == 0):
+            raise ValueError("side: must be long or short")
+    return out
+
+
+@njit(cache=True)
+def side_codes_nb(chars: np.ndarray) -> np.ndarray:
+    """+1.0 for rows spelling "long", −1.0 for "short", 0 otherwise; ``chars`` is the UCS-4 code points
+    of a fixed-width string array, one row per string, padded with zeros."""
+    n, width = chars.shape
+    out = np.zeros(n)
+    if width < 4:
+        return out
+    for i in range(n):
+        c = chars[i]
+        if c[0] == 108 and c[1] == 111 and c[2] == 110 and c[3] == 103:  # l o n g
+            end, sign = 4, 1.0
+        elif width >= 5 and c[0] == 115 and c[1] == 104 and c[2] == 111 and c[3] == 114 and c[4] == 116:  # short
+            end, sign = 5, -1.0
+        else:
+            continue
+        for j in range(end, width):  # the rest must be numpy's zero padding
+            if c[j] != 0:
+                break
+        else:
+            out[i] = sign
+    return out
 
 
 def broadcast(named: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, np.ndarray]]:

@@ -498,8 +498,9 @@ def portfolio_liquidation(
         raise ValueError("positions: one-way mode allows one position per symbol (use position_mode hedge)")
     fee = rules.default_taker_fee if rules.fee_in_mm else 0.0
     tables: dict[str, TierTable | None] = {}
-    for name in np.unique(sym):
-        idx = np.flatnonzero(sym == name)
+    names, inverse, counts = np.unique(sym, return_inverse=True, return_counts=True)
+    by_symbol = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])  # rows per symbol
+    for name, idx in zip(names, by_symbol, strict=True):
         if np.all(~np.isnan(mmr_o[idx])):
             tables[name] = None
             continue

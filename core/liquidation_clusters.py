@@ -11,10 +11,12 @@ feedback loop total = shock/(1 − k)).
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any
 
 import numpy as np
 
+from . import budget
 from ._inputs import as_float, check, finite, positive
 from .liquidation import liquidation_price as _liquidation_price
 
@@ -117,44 +119,53 @@ def liquidation_map(
     price_of: list[float] = []
     side_of: list[int] = []
     alive: list[bool] = []
+    epoch_start = 0  # levels before this id were closed by a full open-interest reset
     survival = 1.0  # product of the proportional reductions so far
     active = 0.0  # effective notional of live levels
+    # the loop reads Python floats: numpy scalar indexing would cost more than the heap work itself
+    lo_l, hi_l, oi_l, share_l, w_l = lo.tolist(), hi.tolist(), oi.tolist(), share.tolist(), w.tolist()
+    sides = ((1, lp_long.tolist(), longs, False), (-1, lp_short.tolist(), shorts, True))
+    isfinite = math.isfinite
     for t in range(n):
+        if not t & 1023:
+            budget.check("close")
         consumed = 0.0
-        while longs and -longs[0][0] >= lo[t]:
+        low, high = lo_l[t], hi_l[t]
+        while longs and -longs[0][0] >= low:
             _, k = heapq.heappop(longs)
             consumed += stored[k] * survival
             alive[k] = False
-        while shorts and shorts[0][0] <= hi[t]:
+        while shorts and shorts[0][0] <= high:
             _, k = heapq.heappop(shorts)
             consumed += stored[k] * survival
             alive[k] = False
         active = max(active - consumed, 0.0)
-        d_oi = oi[t] - oi[t - 1] if t else 0.0
+        d_oi = oi_l[t] - oi_l[t - 1] if t else 0.0
         if d_oi > 0:
-            for j in range(lev.size):
-                for s, lp_row, heap, part in ((1, lp_long, longs, share[t]), (-1, lp_short, shorts, 1 - share[t])):
-                    amount = d_oi * part * w[j]
-                    price = lp_row[t, j]
-                    if amount <= 0 or not np.isfinite(price):
+            for j, weight in enumerate(w_l):
+                for s, lp_rows, heap, short in sides:
+                    amount = d_oi * (1.0 - share_l[t] if short else share_l[t]) * weight
+                    price = lp_rows[t][j]
+                    if amount <= 0 or not isfinite(price):
                         continue
                     k = len(stored)
                     stored.append(amount / survival)
                     price_of.append(price)
                     side_of.append(s)
                     alive.append(True)
-                    heapq.heappush(heap, (-price, k) if s > 0 else (price, k))
+                    heapq.heappush(heap, (price, k) if short else (-price, k))
                     active += amount
         elif d_oi < 0 and active > 0:
             closed = max(-d_oi - consumed, 0.0)  # OI that fell beyond what the liquidations removed
             frac = min(closed / active, 1.0)
             survival *= 1.0 - frac
             active *= 1.0 - frac
-            if survival < 1e-12:  # everything closed: start a fresh epoch
-                alive = [False] * len(alive)
+            if survival < 1e-12:  # everything closed: start a fresh epoch (no pass over the old levels)
+                epoch_start = len(stored)
                 longs.clear()
                 shorts.clear()
                 survival, active = 1.0, 0.0
+    alive[:epoch_start] = [False] * epoch_start
     p_now = float(
         c[-1] if current_price is None else positive("current_price", as_float("current_price", current_price))
     )
@@ -304,6 +315,8 @@ def cascade(
     depletion = 0.0
     steps = 0
     while steps < max_steps:
+        if not steps & 1023:
+            budget.check("max_steps")
         new_low = int(np.searchsorted(-lp, -p, side="right"))  # long clusters with price >= p
         new_high = int(np.searchsorted(sp, p, side="right"))  # short clusters with price <= p
         long_flow = lcum[max(new_low, low_i)] - lcum[low_i]

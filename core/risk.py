@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
 from ._inputs import as_float, broadcast, check, choice, positive, rate, side_array
 from .liquidation import liquidation_price as _liquidation_price
 
@@ -21,6 +22,8 @@ BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 HOURS_PER_YEAR = 365.0 * 24.0
 MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
+DEFAULT_PATHS = 20_000
+DEFAULT_STEP_MINUTES = 60.0
 #: score bands in 20-point steps (the 5-light ADL indicator precedent, docs/risk-models.md §1.5)
 BANDS = ("very_low", "low", "moderate", "high", "very_high")
 
@@ -78,7 +81,7 @@ def liquidation_probability(
     model: str = "gbm",
     monitoring_minutes: Any = None,
     degrees_of_freedom: float = 4.0,
-    paths: int = 20_000,
+    paths: int = DEFAULT_PATHS,
     seed: int = 0,
     **position: Any,
 ) -> dict[str, Any]:
@@ -175,7 +178,7 @@ def liquidation_probability(
             degrees_of_freedom,
             int(paths),
             int(seed),
-            60.0 if monitoring_minutes is None else float(monitoring_minutes),
+            DEFAULT_STEP_MINUTES if monitoring_minutes is None else float(monitoring_minutes),
         )
     prob = np.where(~has_lp, 0.0, np.where(reached, 1.0, prob))
     stderr = np.where(has_lp & ~reached, stderr, 0.0)
@@ -197,6 +200,13 @@ def liquidation_probability(
     return {k: np.asarray(v).reshape(shape) for k, v in out.items()}
 
 
+def monte_carlo_steps(horizon_hours: float, monitoring_minutes: float | None = None) -> int:
+    """Time steps of the ``student_t`` Monte Carlo: horizon / step length, at least 1 (the work and memory
+    of a run grow with ``paths`` × this)."""
+    minutes = DEFAULT_STEP_MINUTES if monitoring_minutes is None else monitoring_minutes
+    return max(1, int(round(horizon_hours * 60.0 / minutes)))
+
+
 def _student_t_first_passage(b, nu, sigma, t, s, live, dof, paths, seed, step_minutes):
     """Monte Carlo first passage with variance-matched Student-t log-return steps
     (scale σ√Δt·√((ν−2)/ν)), common random numbers across positions, checked at every step."""
@@ -215,13 +225,14 @@ def _student_t_first_passage(b, nu, sigma, t, s, live, dof, paths, seed, step_mi
     for i in np.flatnonzero(live):
         groups.setdefault((float(sigma[i]), float(nu[i]), float(t[i])), []).append(int(i))
     for (sig, drift, horizon), rows in groups.items():
-        steps = max(1, int(round(horizon * HOURS_PER_YEAR * 60.0 / step_minutes)))
+        steps = monte_carlo_steps(horizon * HOURS_PER_YEAR, step_minutes)
         dt = horizon / steps
         low = np.full(paths, np.inf)  # running minimum of the log path (longs)
         high = np.full(paths, -np.inf)  # running maximum (shorts)
         x = np.zeros(paths)
         chunk = max(1, 4_000_000 // paths)  # bound memory: at most ~32 MB of increments at a time
         for start in range(0, steps, chunk):
+            budget.check("monitoring_minutes")
             k = min(chunk, steps - start)
             inc = drift * dt + sig * math.sqrt(dt) * scale * rng.standard_t(dof, size=(k, paths))
             path = x + np.cumsum(inc, axis=0)

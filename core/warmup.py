@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import market
+from ._inputs import side_codes_nb
 from .rulesets import get_ruleset
 from .tiers import EXCHANGES
 
@@ -82,6 +83,7 @@ def warm_up(verbose: bool = False, run: bool = False) -> float:
         if verbose:
             print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     market.wilder_smooth.compile((numba.float64[::1], numba.float64, numba.float64))
+    side_codes_nb.compile((numba.uint32[:, ::1],))
     return time.perf_counter() - start
 
 

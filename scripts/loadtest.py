@@ -1,9 +1,14 @@
-"""Load test (``make loadtest``): start gunicorn on loopback with the repository's config, drive it with
-wrk, and print throughput and latency for ``/healthz`` and a single-position liquidation request, the
-cold start (launch to first answered request), end-to-end batch times (request to parsed response), and a
-soak (default 60 s at 64 connections) mixing single, batch and risk requests, with every worker's RSS before
-and after. The server runs with rate limiting off (the test measures the engine, not the limiter) and worker
-recycling off (so RSS growth is the same processes'), with the JSON access log on (to /dev/null).
+"""Load test (``make loadtest``): start gunicorn on loopback with the repository's config and shipped settings
+(rate limiting off: the test measures the engine, not the limiter), the JSON access log written to a real
+file, and drive it with wrk: throughput and latency for ``/healthz`` and a single-position liquidation
+request, the cold start (launch to first answered request), end-to-end batch times, a soak (default 60 s at
+64 connections) mixing single, batch and risk requests with every worker's RSS before and after, then
+
+* ``worst_cases``: the most expensive accepted request of each heavy route, each on a fresh one-worker
+  server: status, seconds and the worker's peak RSS (VmHWM);
+* ``head_of_line``: per heavy route, while its two heaviest accepted requests run at once and 64 trickling
+  connections are open, a stream of single liquidation requests (p50/p99/max, on new connections as separate
+  clients make them, and on kept-alive ones) and ``/healthz`` every 100 ms (max).
 
 Every request goes to 127.0.0.1 only; each wrk run is bounded by ``--duration``. Figures are printed,
 never asserted (timings depend on the machine).
@@ -12,6 +17,7 @@ never asserted (timings depend on the machine).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -21,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -57,23 +64,24 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def start_server(port: int, workers: int) -> tuple[subprocess.Popen, float]:
-    env = {
-        **os.environ,
-        "LIQRISK_BIND": f"127.0.0.1:{port}",
-        "LIQRISK_WORKERS": str(workers),
-        "LIQRISK_ACCESS_LOG": "",
-        "LIQRISK_RATE_LIMIT_ENABLED": "0",
-        "LIQRISK_MAX_REQUESTS": "0",
-    }
+LOG_DIR = Path(tempfile.mkdtemp(prefix="liqrisk-loadtest-"))
+
+
+def start_server(port: int, workers: int | None, log_name: str = "access.log") -> tuple[subprocess.Popen, float]:
+    """gunicorn with the shipped settings (``workers`` None = the config's default); the JSON access log
+    (stdout) goes to a file under ``LOG_DIR``."""
+    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_RATE_LIMIT_ENABLED": "0"}
+    if workers:
+        env["LIQRISK_WORKERS"] = str(workers)
     gunicorn = Path(sys.executable).parent / "gunicorn"
+    log = open(LOG_DIR / log_name, "ab")  # noqa: SIM115 - the server writes to it until stopped
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/v1/liquidation-price"
@@ -214,11 +222,214 @@ def soak(wrk: str, base: str, master: int, connections: int, duration: int) -> d
     }
 
 
+def heaviest_requests() -> dict[str, tuple[str, bytes]]:
+    """The most expensive request each heavy route accepts under the shipped limits (route -> path, body)."""
+    rng = np.random.default_rng(5)
+    n = 1_000_000
+    batch = {
+        "side": np.where(rng.random(n) < 0.5, "long", "short").tolist(),
+        "entry_price": rng.uniform(20_000, 120_000, n).round(2).tolist(),
+        "quantity": rng.uniform(0.001, 2.0, n).round(6).tolist(),
+        "leverage": rng.uniform(1.5, 50, n).round(2).tolist(),
+        "mark_price": rng.uniform(20_000, 120_000, n).round(2).tolist(),
+        "symbol": [f"X{i}USDT" for i in range(n)],  # 1M distinct symbols the ruleset does not list
+        "maintenance_margin_rate": 0.005,
+    }
+    bars = 25_000  # x 4 leverages = the 100,000-level limit
+    close = (60_000 * np.exp(np.cumsum(rng.normal(0, 0.002, bars)))).round(2)
+    oi = (1e9 + np.cumsum(np.abs(rng.normal(0, 1e6, bars)))).round(0)  # rising every bar: a level per leverage
+    m = 100_000
+    series = {
+        "close": (60_000 + np.cumsum(rng.normal(0, 50, m))).round(2).tolist(),
+        "funding_rate": rng.normal(0, 1e-4, m).tolist(),
+        "open_interest": (1e9 + rng.uniform(0, 1e6, m)).round(0).tolist(),
+        "long_short_ratio": rng.uniform(0.5, 2, m).round(4).tolist(),
+        "long_liquidations": rng.uniform(0, 1e6, m).round(2).tolist(),
+        "short_liquidations": rng.uniform(0, 1e6, m).round(2).tolist(),
+    }
+    events = {
+        "time_ms": (1.7e12 + rng.uniform(0, 8.6e7, m)).round().tolist(),
+        "side": np.where(rng.random(m) < 0.5, "long", "short").tolist(),
+        "notional": rng.uniform(1e3, 1e6, m).round(2).tolist(),
+        "asset": [f"A{i}" for i in range(m)],
+    }
+    cascade = {  # every step crosses exactly one more long cluster: the most steps the route allows
+        "start_price": 100_000,
+        "shock_pct": -0.001,
+        "cluster_price": np.linspace(99_999, 50_000, m).round(4).tolist(),
+        "cluster_notional": [1_000.0] * m,
+        "cluster_side": ["long"] * m,
+        "depth_per_pct": 2e3,
+        "max_steps": 100_000,
+    }
+    probability = {"side": "long", "mark_price": 100_000, "liquidation_price": 90_000, "volatility": 0.8,
+                   "model": "student_t", "paths": 200_000, "horizon_hours": 25, "monitoring_minutes": 60}  # fmt: skip
+    return {
+        "batch": ("/v1/liquidation-price/batch", orjson.dumps({"positions": batch})),
+        "liquidation_probability": ("/v1/risk/liquidation-probability", orjson.dumps(probability)),
+        "liquidation_map": (
+            "/v1/market/liquidation-map",
+            orjson.dumps(
+                {
+                    "close": close.tolist(),
+                    "open_interest": oi.tolist(),
+                    "high": (close * 1.001).tolist(),
+                    "low": (close * 0.999).tolist(),
+                }
+            ),
+        ),  # fmt: skip
+        "cascade": ("/v1/market/cascade", orjson.dumps(cascade)),
+        "liquidation_summary": ("/v1/market/liquidation-summary", orjson.dumps({"events": events})),
+        "squeeze_score": ("/v1/market/squeeze-score", orjson.dumps({"series": series, "lookback": 10_000})),
+    }
+
+
+def post_raw(port: int, path: str, body: bytes, timeout: float = 120) -> tuple[int, float, int]:
+    """(status, seconds, response bytes) of one POST on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    t0 = time.perf_counter()
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return resp.status, elapsed, len(data)
+
+
+def peak_rss_mb(master: int) -> float:
+    peaks = []
+    for pid in worker_rss_mb(master):
+        m = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+        peaks.append(int(m.group(1)) / 1024 if m else 0.0)
+    return round(max(peaks, default=0.0), 1)
+
+
+def worst_cases(heavy: dict[str, tuple[str, bytes]]) -> dict:
+    """Each heaviest request alone on a fresh one-worker server: status, seconds, worker peak RSS."""
+    out = {}
+    for name, (path, body) in heavy.items():
+        port = free_port()
+        proc, _ = start_server(port, 1, "worst-cases.log")
+        try:
+            base_rss = peak_rss_mb(proc.pid)
+            status, seconds, size = post_raw(port, path, body)
+            out[name] = {"status": status, "seconds": round(seconds, 3), "peak_rss_mb": peak_rss_mb(proc.pid),
+                         "idle_rss_mb": base_rss, "body_mb": round(len(body) / 1e6, 1),
+                         "response_mb": round(size / 1e6, 1)}  # fmt: skip
+        finally:
+            stop_server(proc)
+    return out
+
+
+def trickle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send a request's headers and one byte of its body, then stall."""
+    body = json.dumps(LIQ_BODY).encode()
+    head = (f"POST /v1/liquidation-price HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(head + body[:1])
+        socks.append(sock)
+    return socks
+
+
+def light_stream(port: int, stop: threading.Event, keep_alive: bool, out: list[float], errors: list[int]) -> None:
+    body = json.dumps(LIQ_BODY).encode()
+    conn = None
+    while not stop.is_set():
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", "/v1/liquidation-price", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                errors.append(resp.status)
+        except OSError:
+            errors.append(0)
+            conn.close()
+            conn = None
+            continue
+        out.append(time.perf_counter() - t0)
+        if not keep_alive:
+            conn.close()
+            conn = None
+        time.sleep(0.005)
+
+
+def healthz_probe(port: int, stop: threading.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as resp:
+                resp.read()
+            out.append(time.perf_counter() - t0)
+        except OSError:
+            out.append(float("inf"))
+        time.sleep(0.1)
+
+
+def _heavy_call(port: int, path: str, body: bytes, out: list) -> None:
+    out.append(post_raw(port, path, body))
+
+
+def _percentiles(xs: list[float]) -> dict:
+    if not xs:
+        return {}
+    a = np.array(xs) * 1e3
+    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1)}  # fmt: skip
+
+
+def head_of_line(port: int, heavy: dict[str, tuple[str, bytes]], trickling: int = 64) -> dict:
+    """Per heavy route: its heaviest request twice at once, 64 trickling connections, and meanwhile 4 clients
+    sending single liquidation requests (2 on new connections, 2 kept alive) and a /healthz probe."""
+    results = {}
+    socks = trickle(port, trickling)
+    try:
+        for name, (path, body) in heavy.items():
+            stop = threading.Event()
+            fresh: list[float] = []
+            kept: list[float] = []
+            health: list[float] = []
+            errors: list[int] = []
+            streams = [threading.Thread(target=light_stream, args=(port, stop, False, fresh, errors)) for _ in range(2)]
+            streams += [threading.Thread(target=light_stream, args=(port, stop, True, kept, errors)) for _ in range(2)]
+            streams.append(threading.Thread(target=healthz_probe, args=(port, stop, health)))
+            for t in streams:
+                t.start()
+            time.sleep(0.5)
+            heavy_out: list[tuple[int, float, int]] = []
+            runners = [threading.Thread(target=_heavy_call, args=(port, path, body, heavy_out)) for _ in range(2)]
+            for t in runners:
+                t.start()
+            for t in runners:
+                t.join()
+            stop.set()
+            for t in streams:
+                t.join()
+
+            results[name] = {
+                "heavy": [{"status": st, "seconds": round(sec, 2)} for st, sec, _ in heavy_out],
+                "single_new_connections": _percentiles(fresh),
+                "single_kept_alive": _percentiles(kept),
+                "healthz_max_ms": round(max(health) * 1e3, 1) if health else None,
+                "errors": len(errors),
+            }
+    finally:
+        for sock in socks:
+            sock.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workers", type=int, default=0, help="0 = the shipped default (gunicorn.conf.py)")
+    parser.add_argument("--no-heavy", action="store_true", help="skip the worst cases and the head-of-line test")
     parser.add_argument("--no-batch", action="store_true")
     parser.add_argument("--soak", type=int, default=60, help="soak seconds (0 = skip)")
     parser.add_argument("--soak-connections", type=int, default=64)
@@ -228,7 +439,7 @@ def main() -> None:
     proc, cold = start_server(port, args.workers)
     results: dict = {
         "cold_start_s": round(cold, 3),
-        "workers": args.workers,
+        "workers": args.workers or "shipped default",
         "connections": args.connections,
         "cores": os.cpu_count(),
     }
@@ -249,8 +460,16 @@ def main() -> None:
             results["batch"] = [batch_timing(port, n) for n in (100_000, 1_000_000)]
         if args.soak:
             results["soak"] = soak(wrk, base, proc.pid, args.soak_connections, args.soak)
+        if not args.no_heavy:
+            heavy = heaviest_requests()
+            results["head_of_line"] = head_of_line(port, heavy)
     finally:
         stop_server(proc)
+    if not args.no_heavy:
+        results["worst_cases"] = worst_cases(heavy)
+    log = LOG_DIR / "access.log"
+    lines = [x for x in log.read_text(errors="replace").splitlines() if x.startswith('{"ts"')]
+    results["access_log"] = {"file": str(log), "json_lines": len(lines), "bytes": log.stat().st_size}
     print(json.dumps(results, indent=2))
 
 

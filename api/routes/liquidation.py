@@ -57,7 +57,8 @@ def liquidation_price_batch():
         raise ApiError(
             422, "fields must be a non-empty list of output names", {"fields": ["must be a list of strings"]}
         )
-    return respond(batch.price(data["positions"], current_app.config["MAX_BATCH_ROWS"], fields))
+    cfg = current_app.config
+    return respond(batch.price(data["positions"], cfg["MAX_BATCH_ROWS"], fields, cfg["MAX_BATCH_GROUPS"]))
 
 
 @bp.post("/portfolio/liquidation")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from core import liquidation_clusters, market
 
@@ -45,7 +45,13 @@ def liquidation_summary():
 
 @bp.post("/liquidation-map")
 def liquidation_map():
-    return respond(call(liquidation_clusters.liquidation_map, **load(map_schema)))
+    data = load(map_schema)
+    limit = current_app.config["MAP_MAX_LEVELS"]
+    bars, leverages = len(data["close"]), len(data.get("leverage", liquidation_clusters.DEFAULT_LEVERAGE))
+    if bars * leverages > limit:
+        rule = f"bars x leverages = {bars:,} x {leverages} = {bars * leverages:,}; at most {limit:,}"
+        raise ApiError(422, f"the liquidation map is too large: {rule}", {"close": [rule], "leverage": [rule]})
+    return respond(call(liquidation_clusters.liquidation_map, **data))
 
 
 @bp.post("/cascade")

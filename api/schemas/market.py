@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import Base, Number, Text
+from .base import Base, Number, NumberList, Text, TextList
 
-SERIES = validate.Length(min=1, max=100_000)
+MAX_SERIES = 100_000
 
 
 class SqueezeSeriesSchema(Base):
-    close = fields.List(Number(), required=True, validate=SERIES)
-    funding_rate = fields.List(Number(), required=True, validate=SERIES)
-    open_interest = fields.List(Number(), required=True, validate=SERIES)
-    long_short_ratio = fields.List(Number(), required=True, validate=SERIES)
-    long_liquidations = fields.List(Number(), validate=SERIES)
-    short_liquidations = fields.List(Number(), validate=SERIES)
+    close = NumberList(required=True, max_length=MAX_SERIES)
+    funding_rate = NumberList(required=True, max_length=MAX_SERIES)
+    open_interest = NumberList(required=True, max_length=MAX_SERIES)
+    long_short_ratio = NumberList(required=True, max_length=MAX_SERIES)
+    long_liquidations = NumberList(max_length=MAX_SERIES)
+    short_liquidations = NumberList(max_length=MAX_SERIES)
 
 
 class WeightsSchema(Base):
@@ -35,16 +35,16 @@ class SqueezeScoreSchema(Base):
 
 
 class EventsSchema(Base):
-    time_ms = fields.List(Number(), required=True, validate=SERIES)
-    side = fields.List(fields.String(validate=validate.OneOf(("long", "short"))), required=True, validate=SERIES)
-    notional = fields.List(Number(), required=True, validate=SERIES)
-    asset = fields.List(Text(), validate=SERIES)
+    time_ms = NumberList(required=True, max_length=MAX_SERIES)
+    side = TextList(choices=("long", "short"), required=True, max_length=MAX_SERIES)
+    notional = NumberList(required=True, max_length=MAX_SERIES)
+    asset = TextList(max_length=MAX_SERIES)
 
 
 class LiquidationSummarySchema(Base):
-    long_liquidations = fields.List(Number(), validate=validate.Length(min=1, max=10_000))
-    short_liquidations = fields.List(Number(), validate=validate.Length(min=1, max=10_000))
-    assets = fields.List(Text(), validate=validate.Length(min=1, max=10_000))
+    long_liquidations = NumberList(min_length=1, max_length=10_000)
+    short_liquidations = NumberList(min_length=1, max_length=10_000)
+    assets = TextList(max_length=10_000)
     events = fields.Nested(EventsSchema)
     window = fields.String(validate=validate.OneOf(("rolling_24h", "calendar_day")))
     end_time_ms = Number()
@@ -52,15 +52,15 @@ class LiquidationSummarySchema(Base):
 
 
 class LiquidationMapSchema(Base):
-    close = fields.List(Number(), required=True, validate=validate.Length(min=2, max=100_000))
-    open_interest = fields.List(Number(), required=True, validate=validate.Length(min=2, max=100_000))
-    high = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
-    low = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
+    close = NumberList(required=True, min_length=2, max_length=100_000)
+    open_interest = NumberList(required=True, min_length=2, max_length=100_000)
+    high = NumberList(min_length=2, max_length=100_000)
+    low = NumberList(min_length=2, max_length=100_000)
     long_share = Number()
-    taker_buy_volume = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
-    taker_sell_volume = fields.List(Number(), validate=validate.Length(min=2, max=100_000))
-    leverage = fields.List(Number(), validate=validate.Length(min=1, max=20))
-    leverage_weights = fields.List(Number(), validate=validate.Length(min=1, max=20))
+    taker_buy_volume = NumberList(min_length=2, max_length=100_000)
+    taker_sell_volume = NumberList(min_length=2, max_length=100_000)
+    leverage = NumberList(min_length=1, max_length=20)
+    leverage_weights = NumberList(min_length=1, max_length=20)
     exchange = fields.String(validate=validate.OneOf(("binance", "bybit", "okx", "gate", "hyperliquid", "generic")))
     symbol = Text()
     maintenance_margin_rate = Number()
@@ -72,13 +72,9 @@ class LiquidationMapSchema(Base):
 class CascadeSchema(Base):
     start_price = Number(required=True)
     shock_pct = Number(required=True)
-    cluster_price = fields.List(Number(), required=True, validate=validate.Length(min=1, max=100_000))
-    cluster_notional = fields.List(Number(), required=True, validate=validate.Length(min=1, max=100_000))
-    cluster_side = fields.List(
-        fields.String(validate=validate.OneOf(("long", "short"))),
-        required=True,
-        validate=validate.Length(min=1, max=100_000),
-    )
+    cluster_price = NumberList(required=True, min_length=1, max_length=100_000)
+    cluster_notional = NumberList(required=True, min_length=1, max_length=100_000)
+    cluster_side = TextList(choices=("long", "short"), required=True, max_length=100_000)
     depth_per_pct = Number()
     impact_model = fields.String(validate=validate.OneOf(("linear", "sqrt")))
     sqrt_coefficient = Number()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import CONTRACT_TYPES, MARGIN_MODES, SIDE, Base, Number, Text, exchange_field, one_of
+from .base import CONTRACT_TYPES, MARGIN_MODES, SIDE, Base, Number, NumberList, Text, exchange_field, one_of
 
 
 class LiquidationProbabilitySchema(Base):
@@ -12,13 +12,13 @@ class LiquidationProbabilitySchema(Base):
     mark_price = Number(required=True)
     liquidation_price = Number()
     volatility = Number()
-    closes = fields.List(Number(), validate=validate.Length(min=3, max=100_000))
+    closes = NumberList(min_length=3, max_length=100_000)
     periods_per_year = Number()
     volatility_method = one_of("ewma", "realized")
-    horizon_hours = Number(load_default=24.0)
+    horizon_hours = Number(load_default=24.0, validate=validate.Range(min=0, max=8760, min_inclusive=False))
     drift = Number()
     model = one_of("gbm", "student_t")
-    monitoring_minutes = Number()
+    monitoring_minutes = Number(validate=validate.Range(min=0.01, max=10080))
     degrees_of_freedom = Number()
     paths = fields.Integer(strict=True, validate=validate.Range(min=100, max=200_000))
     seed = fields.Integer(strict=True, validate=validate.Range(min=0, max=2**32 - 1))

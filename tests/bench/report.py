@@ -28,6 +28,8 @@ def main(path: str) -> None:
 
     ratio("test_isolated_full_result", "test_baseline_copy_pass", "1M isolated, full result / copy pass")
     ratio("test_isolated_price_and_tier", "test_baseline_copy_pass", "1M isolated, price+tier / copy pass")
+    ratio("test_side_as_strings", "test_side_as_floats", "1M, side as strings / as floats")
+    ratio("test_side_parse_only", "test_side_baseline_memory_pass", "1M, side strings parsed / copy pass")
     if "test_python_scalar_loop_20k" in stats and "test_vectorised_20k" in stats:
         py = stats["test_python_scalar_loop_20k"]["median"] / 20_000
         vec = stats["test_vectorised_20k"]["median"] / 20_000

@@ -44,7 +44,7 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> float:
 def _post(url: str, payload: dict) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=120) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
@@ -104,11 +104,66 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
     finally:
         _stop(proc)
     output = proc.stdout.read()
-    # vectorbt imported and the simulator compiled in the master, before any worker took traffic
-    assert "liqrisk: backtester ready" in output.split('{"ts"')[0]
+    # the master loads the core kernels only: the backtester is imported by its route in the workers
+    assert "liqrisk: kernels ready" in output.split('{"ts"')[0]
+    assert "backtester ready" not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith('{"ts"')]
     assert len({x["pid"] for x in lines if x["route"] == "/v1/backtests"}) == 2  # both workers logged JSON lines
     assert all(len(x["request_id"]) == 32 for x in lines)
+
+
+def _trickle(port: int, body: bytes, chunked: bool = False) -> socket.socket:
+    """A connection that sends a request's headers and the first byte of its body, then stalls."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    sock.sendall(
+        f"POST /v1/liquidation-price HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{length}\r\n\r\n".encode()
+    )
+    sock.sendall(b"1\r\n" + body[:1] + b"\r\n" if chunked else body[:1])
+    return sock
+
+
+def _chunked_post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for i in range(0, len(body), 65536):
+        part = body[i : i + 65536]
+        conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+    conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def test_trickling_clients_hold_threads_not_workers_and_chunked_bodies_are_bounded() -> None:
+    """With the shipped serving model, 64 connections that stall mid-request leave /healthz and the
+    calculators answering; a chunked body over the route's limit is a 413 problem, one within it is served."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc, base = _serve([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], ROOT, {"LIQRISK_WORKERS": "2"})
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps({"side": "long", "entry_price": 100000, "quantity": 0.5, "leverage": 20}).encode()
+    stalled = []
+    try:
+        _wait(base + "/healthz", proc)
+        stalled = [_trickle(port, body, chunked=i % 2 == 1) for i in range(64)]
+        for _ in range(10):
+            with urllib.request.urlopen(base + "/healthz", timeout=30) as resp:
+                assert resp.status == 200
+        assert _post(base + "/v1/liquidation-price", json.loads(body))[0] == 200
+        status, data = _chunked_post(port, "/v1/liquidation-price", body + b" " * 1000)
+        assert status == 200 and json.loads(data)["liquidation_price"] > 0
+        status, data = _chunked_post(port, "/v1/liquidation-price", body + b" " * (1024 * 1024))
+        assert status == 413 and "body" in json.loads(data)["errors"]
+    finally:
+        for sock in stalled:
+            sock.close()
+        _stop(proc)
 
 
 def _sample(text: str, name: str) -> float:
