@@ -62,6 +62,21 @@ class Config:
     TRUSTED_PROXIES = _int("LIQRISK_TRUSTED_PROXIES", 0)
     #: one JSON line per request on stdout (logger liqrisk.access)
     ACCESS_LOG = _bool("LIQRISK_JSON_ACCESS_LOG", True)
+    #: Redis the job queue runs on (backtests and sweeps run in `liqrisk worker` processes); empty = no jobs
+    BROKER_URL = _str("LIQRISK_BROKER_URL", os.environ.get("CELERY_BROKER_URL", ""))
+    #: seconds a finished job and its result stay readable
+    JOB_RESULT_TTL = _int("LIQRISK_RESULT_TTL", 86_400)
+    #: most unfinished (queued or running) jobs one client may hold (429 beyond)
+    JOB_MAX_QUEUED = _int("LIQRISK_JOB_MAX_QUEUED", 20)
+    #: longest ?wait= a submission may ask for, in seconds
+    JOB_MAX_WAIT = _int("LIQRISK_JOB_MAX_WAIT", 30)
+    #: most bytes of uploaded bars stored with one job (413 beyond)
+    JOB_MAX_UPLOAD_BYTES = _int("LIQRISK_JOB_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
+    #: most combinations in one sweep (422 beyond) and combinations per chunk task
+    SWEEP_MAX_COMBINATIONS = _int("LIQRISK_SWEEP_MAX_COMBINATIONS", 1_000_000)
+    SWEEP_CHUNK = _int("LIQRISK_SWEEP_CHUNK", 128)
+    #: folder of market data the named datasets come from (Binance's or freqtrade's file names)
+    DATA_DIR = _str("LIQRISK_DATA_DIR", "")
     TESTING = False
 
 
@@ -74,3 +89,5 @@ class TestConfig(Config):
     API_KEYS: tuple[str, ...] = ()
     CORS_ORIGINS: tuple[str, ...] = ()
     ACCESS_LOG = False
+    BROKER_URL = ""
+    DATA_DIR = ""
