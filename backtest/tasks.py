@@ -68,7 +68,7 @@ class _Run:
             raise Ignore()
         if "started_ts" not in job:
             st.update(self.job_id, started_at=Q.now_iso(), started_ts=repr(time.time()))
-        st.update(self.job_id, status="running", worker=self.task.request.hostname or "")
+        st.update(self.job_id, status="running", worker=self.task.request.hostname or "", pid=str(os.getpid()))
         st.running(self.task_id, limits["time_limit"])
         self.request = orjson.loads(job["request"])
         self.job = job
@@ -82,6 +82,10 @@ class _Run:
             limit = Q.settings()["time_limit"]
             self.fail(Q.problem(422, f"the job needs more than its {limit} s run-time budget",
                                 {"dataset": ["use fewer bars or fewer combinations"]}))  # fmt: skip
+        from .data import DataError
+
+        if isinstance(exc, DataError):  # a dataset file the loader cannot use: it names the file, line and column
+            self.fail(Q.problem(422, str(exc), {"dataset": [str(exc)]}))
         if isinstance(exc, ValueError):
             self.fail(_field_problem(exc, "grid" if self.kind == "sweep" else "strategy"))
         log.error("job %s failed", self.job_id, exc_info=(exc_type, exc, tb))
