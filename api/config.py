@@ -75,6 +75,8 @@ class Config:
     #: most combinations in one sweep (422 beyond) and combinations per chunk task
     SWEEP_MAX_COMBINATIONS = _int("LIQRISK_SWEEP_MAX_COMBINATIONS", 1_000_000)
     SWEEP_CHUNK = _int("LIQRISK_SWEEP_CHUNK", 128)
+    #: /readyz fails when no job worker answers a ping (set 0 for an API that may run before its workers)
+    READY_REQUIRES_WORKER = _bool("LIQRISK_READY_REQUIRES_WORKER", True)
     #: folder of market data the named datasets come from (Binance's or freqtrade's file names)
     DATA_DIR = _str("LIQRISK_DATA_DIR", "")
     TESTING = False

@@ -59,9 +59,10 @@ def readyz():
         checks["engine"] = abs(lp["liquidation_price"] - 9_036.144578313253) < 1e-6
     except Exception:  # any failure means not ready
         checks["engine"] = False
-    if all(checks.values()):
+    required = {k: v for k, v in checks.items() if k != "workers" or current_app.config["READY_REQUIRES_WORKER"]}
+    if all(required.values()):
         return respond({"status": "ready", "checks": checks})
-    bad = [k for k, v in checks.items() if not v]
+    bad = [k for k, v in required.items() if not v]
     return problem(503, "not ready: " + ", ".join(bad), {k: ["failing"] for k in bad}, "Service Unavailable")
 
 
