@@ -27,7 +27,7 @@ from backtest import queue as Q
 
 from .errors import ApiError
 
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = Q.FINAL
 
 
 class Jobs:
@@ -73,26 +73,11 @@ class Jobs:
                 f"this client already has {len(unfinished)} unfinished jobs; at most {max_queued}",
                 {"client": [f"at most {max_queued} queued or running jobs; wait for one to finish or cancel one"]},
             )
-        self.store.create(job_id, kind, request, client, bars)
-        if chunks is not None:
-            self.store.update(job_id, chunks=str(len(chunks)))
         pipe = r.pipeline()
         pipe.zadd(active, {job_id: time.time()})
         pipe.expire(active, self.ttl)
         pipe.execute()
-        if kind == "backtest":
-            self.celery.send_task(Q.TASK_BACKTEST, args=[job_id], task_id=job_id)
-        else:
-            from celery import chord
-
-            header = [
-                self.celery.signature(Q.TASK_CHUNK, args=[job_id, i, len(chunks or []), grid]).set(
-                    task_id=f"{job_id}.{i}"
-                )
-                for i, grid in enumerate(chunks or [])
-            ]
-            callback = self.celery.signature(Q.TASK_COMBINE, kwargs={"job_id": job_id}).set(task_id=job_id)
-            chord(header, app=self.celery)(callback)
+        Q.enqueue(self.celery, self.store, job_id, kind, request, client, bars, chunks)
         return self.view(job_id) or {}, True
 
     def _replay(self, idem: str, fingerprint: str) -> dict[str, Any]:
@@ -114,40 +99,7 @@ class Jobs:
     # --- read ----------------------------------------------------------------------------------------------
     def view(self, job_id: str) -> dict[str, Any] | None:
         """The job as the API shows it, or None when unknown or expired."""
-        rec = self.store.get(job_id)
-        if rec is None:
-            return None
-        status = rec.get("status", "queued")
-        result = error = None
-        finished_at = rec.get("finished_at")
-        if status not in ("cancelled", "failed"):
-            meta = self.celery.backend.get_task_meta(job_id)
-            state = meta.get("status")
-            if state == "SUCCESS":
-                status, result = "succeeded", meta.get("result")
-                done = meta.get("date_done")
-                finished_at = finished_at or (done.isoformat() if hasattr(done, "isoformat") else done)
-            elif state == "FAILURE":
-                status = "failed"
-            elif status == "succeeded":  # the record is written just before the result is stored
-                status = "running"
-        if status == "failed":
-            error = orjson.loads(rec["error"]) if rec.get("error") else Q.problem(500, "the job failed")
-        progress = float(rec.get("progress", 0) or 0)
-        out: dict[str, Any] = {
-            "id": job_id,
-            "kind": rec.get("kind", "backtest"),
-            "status": status,
-            "progress": 1.0 if status == "succeeded" else min(max(progress, 0.0), 1.0),
-            "created_at": rec.get("created_at"),
-            "started_at": rec.get("started_at"),
-            "finished_at": finished_at if status in FINAL else None,
-        }
-        if status == "succeeded":
-            out["result"] = result
-        if error is not None:
-            out["error"] = error
-        return out
+        return Q.job_view(self.celery, self.store, job_id)
 
     def wait(self, job_id: str, seconds: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + seconds
@@ -160,7 +112,7 @@ class Jobs:
     # --- cancel --------------------------------------------------------------------------------------------
     def cancel(self, job_id: str) -> dict[str, Any] | None:
         job = self.view(job_id)
-        if job is None or job["status"] in FINAL:
+        if job is None or job["status"] in Q.FINAL:
             return job
         rec = self.store.get(job_id) or {}
         self.store.cancel(job_id)

@@ -36,6 +36,7 @@ from typing import Any
 QUEUE = "liqrisk"
 PREFIX = "liqrisk:"
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled")
 KINDS = ("backtest", "sweep")
 TASK_BACKTEST = "liqrisk.backtest"
 TASK_CHUNK = "liqrisk.sweep_chunk"
@@ -229,6 +230,71 @@ class JobStore:
 
     def queue_depth(self) -> int:
         return int(self.r.llen(QUEUE))
+
+
+def enqueue(
+    app,
+    store: JobStore,
+    job_id: str,
+    kind: str,
+    request: dict[str, Any],
+    client: str,
+    bars: bytes | None = None,
+    chunks: list[dict[str, list]] | None = None,
+) -> None:
+    """Create the job record and send its tasks: one backtest task, or a chord of sweep chunk tasks (ids
+    ``<job>.<i>``) whose combining task has the job's id."""
+    store.create(job_id, kind, request, client, bars)
+    if kind == "backtest":
+        app.send_task(TASK_BACKTEST, args=[job_id], task_id=job_id)
+        return
+    from celery import chord
+
+    chunks = chunks or []
+    store.update(job_id, chunks=str(len(chunks)))
+    header = [
+        app.signature(TASK_CHUNK, args=[job_id, i, len(chunks), grid]).set(task_id=f"{job_id}.{i}")
+        for i, grid in enumerate(chunks)
+    ]
+    chord(header, app=app)(app.signature(TASK_COMBINE, kwargs={"job_id": job_id}).set(task_id=job_id))
+
+
+def job_view(app, store: JobStore, job_id: str) -> dict[str, Any] | None:
+    """The job as the API shows it, or None when unknown or expired."""
+    rec = store.get(job_id)
+    if rec is None:
+        return None
+    status = rec.get("status", "queued")
+    result = error = None
+    finished_at = rec.get("finished_at")
+    if status not in ("cancelled", "failed"):
+        meta = app.backend.get_task_meta(job_id)
+        state = meta.get("status")
+        if state == "SUCCESS":
+            status, result = "succeeded", meta.get("result")
+            done = meta.get("date_done")
+            finished_at = finished_at or (done.isoformat() if hasattr(done, "isoformat") else done)
+        elif state == "FAILURE":
+            status = "failed"
+        elif status == "succeeded":  # the record is written just before the result is stored
+            status = "running"
+    if status == "failed":
+        error = json.loads(rec["error"]) if rec.get("error") else problem(500, "the job failed")
+    progress = float(rec.get("progress", 0) or 0)
+    out: dict[str, Any] = {
+        "id": job_id,
+        "kind": rec.get("kind", "backtest"),
+        "status": status,
+        "progress": 1.0 if status == "succeeded" else min(max(progress, 0.0), 1.0),
+        "created_at": rec.get("created_at"),
+        "started_at": rec.get("started_at"),
+        "finished_at": finished_at if status in FINAL else None,
+    }
+    if status == "succeeded":
+        out["result"] = result
+    if error is not None:
+        out["error"] = error
+    return out
 
 
 class JobFailed(Exception):

@@ -93,7 +93,8 @@ def _fuzzed_app():
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.05)
-    return create_app(type("SpecConfig", (TestConfig,), {"BROKER_URL": f"redis://127.0.0.1:{port}/0", "READY_REQUIRES_WORKER": False}))
+    attrs = {"BROKER_URL": f"redis://127.0.0.1:{port}/0", "READY_REQUIRES_WORKER": False}
+    return create_app(type("SpecConfig", (TestConfig,), attrs))
 
 
 FUZZED_APP = _fuzzed_app()

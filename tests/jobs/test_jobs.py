@@ -3,6 +3,7 @@ real ``liqrisk worker`` runs them; results equal the in-process runs."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -159,3 +160,19 @@ def test_readyz_and_metrics_see_the_queue(client):
     assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="succeeded"}'] >= 1
     assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="failed"}'] >= 0
     assert samples['liqrisk_job_duration_seconds_count{kind="backtest"}'] >= 1
+
+
+def test_cli_sweep_queue_prints_the_in_process_table(cluster, capsys, monkeypatch):
+    from api.cli import main
+
+    monkeypatch.setenv("LIQRISK_BROKER_URL", cluster[0].url)
+    monkeypatch.setenv("LIQRISK_DATA_DIR", str(cluster[3]))
+    argv = ["sweep", "--data", str(cluster[3] / "small"), "--symbol", "SOL", "--timeframe", "5m",
+            "--leverage", "2,5", "--surge-mult", "0,3", "--chunk", "2", "--json"]  # fmt: skip
+    assert main([*argv, "--queue"]) == 0
+    queued = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert queued == local and len(queued["results"]) == 4
+    assert main(["sweep", "--queue", "--data", "/elsewhere", "--leverage", "2"]) == 2
+    assert "LIQRISK_DATA_DIR" in capsys.readouterr().err
