@@ -79,8 +79,8 @@ class _Run:
         if exc is None or isinstance(exc, (Ignore, Q.JobFailed)):
             return False
         if isinstance(exc, SoftTimeLimitExceeded | TimeoutError):
-            limit = Q.settings()["time_limit"]
-            self.fail(Q.problem(422, f"the job needs more than its {limit} s run-time budget",
+            limit = Q.settings()["time_limit"] if isinstance(exc, SoftTimeLimitExceeded) else _backtest_budget()
+            self.fail(Q.problem(422, f"the job needs more than its {limit:g} s run-time budget",
                                 {"dataset": ["use fewer bars or fewer combinations"]}))  # fmt: skip
         from .data import DataError
 
@@ -171,6 +171,14 @@ def load_frame(job_id: str, request: dict[str, Any]):
     return frame, list(warnings), DS.normalise_symbol(ds["symbol"])
 
 
+def _backtest_budget() -> float:
+    """Run-time budget of one backtest in seconds (``LIQRISK_BACKTEST_TIMEOUT``, default 30)."""
+    try:
+        return float(os.environ.get("LIQRISK_BACKTEST_TIMEOUT", 30))
+    except ValueError:
+        return 30.0
+
+
 def _config(request: dict[str, Any], symbol: str | None) -> dict[str, Any]:
     cfg = dict(request.get("strategy") or {})
     if symbol and "symbol" not in cfg:
@@ -189,8 +197,7 @@ def backtest_job(self, job_id: str) -> dict[str, Any]:
         req = run.request
         frame, warnings, symbol = load_frame(job_id, req)
         run.progress(0.2)
-        budget = float(os.environ.get("LIQRISK_BACKTEST_TIMEOUT", 30))
-        result = run_backtest(frame, _config(req, symbol), deadline=time.monotonic() + budget)
+        result = run_backtest(frame, _config(req, symbol), deadline=time.monotonic() + _backtest_budget())
         out = to_jsonable(
             {
                 "metrics": result["metrics"],
