@@ -118,6 +118,9 @@ def simulate_nb(
         i = int(st[c, S_BAR])
         resume = False
         if status == NEED_LP:  # the driver priced the entry at bar i's open
+            if nt[0] + 2 > cap:  # this bar may close trades: wait (still NEED_LP) until the driver adds room
+                active += 1
+                continue
             st[c, S_STATUS] = RUN
             resume = True
             if lp_ok[c]:
@@ -335,7 +338,7 @@ def simulate(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError("run time budget exceeded")
         status = st[:, S_STATUS]
-        if (status == NEED_ROOM).any():
+        if (status == NEED_ROOM).any() or nt[0] + 2 > tr.shape[0]:
             tr = np.concatenate([tr, np.empty_like(tr)])
         need = np.flatnonzero(status == NEED_LP)
         if need.size:
