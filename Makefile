@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the API, one job worker process per core and (unless LIQRISK_BROKER_URL names one) a local Redis, together
 serve: $(STAMP)
-	LIQRISK_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'api:create_app()'
+	@[ -n "$$LIQRISK_BROKER_URL" ] || command -v redis-server >/dev/null || scripts/ensure-redis.sh
+	LIQRISK_BIND=$(HOST):$(PORT) $(BIN)/python scripts/serve.py
 
 test: $(STAMP)
 	@command -v redis-server >/dev/null || scripts/ensure-redis.sh || \
@@ -42,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
 clean:
-	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis
+	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis .run
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 loadtest: $(STAMP)

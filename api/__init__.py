@@ -1,7 +1,7 @@
 """liqrisk HTTP API: ``create_app()`` builds the Flask app (routes under ``/v1``, problem+json errors).
 
-The calculator routes import only :mod:`core`; the backtester (and vectorbt) is imported lazily by its
-own route, so a worker starts in well under two seconds.
+The calculator routes import only :mod:`core`; backtests and sweeps are jobs run by ``liqrisk worker``
+processes (:mod:`api.jobs`), so the API never imports the backtester (pandas, vectorbt).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.from_object(config or Config)
     app.json.sort_keys = False
-    from .routes import backtests, calculators, docs, liquidation, market, meta, risk
+    from .routes import backtests, calculators, docs, jobs, liquidation, market, meta, risk
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(liquidation.bp)
@@ -28,6 +28,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(risk.bp)
     app.register_blueprint(market.bp)
     app.register_blueprint(backtests.bp)
+    app.register_blueprint(jobs.bp)
     app.register_blueprint(docs.bp)
     _load_tiers(app)
     errors.register(app)

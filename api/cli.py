@@ -1,6 +1,6 @@
 """The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
-gunicorn.conf.py settings), the backtester's ``backtest`` and ``sweep`` (from :mod:`backtest.cli`) and
-``tiers refresh`` (from :mod:`api.tier_refresh`)."""
+gunicorn.conf.py settings), ``worker`` (a job worker on the queue), the backtester's ``backtest`` and
+``sweep`` (from :mod:`backtest.cli`), ``calibrate`` and ``tiers refresh`` (from :mod:`api.tier_refresh`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"))
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_serve)
+    w = sub.add_parser("worker", help="run backtest and sweep jobs from the queue (LIQRISK_BROKER_URL)")
+    w.add_argument("--concurrency", type=int, default=None, help="pool processes (default: one per core)")
+    w.add_argument("--hostname", default=None, help="worker name (default: celery's, worker@<host>)")
+    w.add_argument("--include", action="append", default=[], help="extra task module to load (repeatable)")
+    w.add_argument("--loglevel", default=os.environ.get("LIQRISK_LOG_LEVEL", "info"))
+    w.set_defaults(func=_worker)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,6 +33,31 @@ def _serve(args: argparse.Namespace) -> int:
     argv.append("api:create_app()")
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Warm the numba kernels and vectorbt once in this process, then start Celery's prefork pool: the pool
+    processes fork from here and inherit them (one BLAS/numba thread each, like the API's workers)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from backtest import queue
+
+    if not queue.broker_url():
+        print("liqrisk: set LIQRISK_BROKER_URL (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
+        return 2
+    from backtest.tasks import app
+    from backtest.warmup import warm_up as warm_backtest
+    from core.warmup import warm_up
+
+    print(f"liqrisk worker: kernels ready in {warm_up():.2f} s, backtester in {warm_backtest():.2f} s", file=sys.stderr)
+    for module in args.include:
+        __import__(module)
+    argv = ["worker", "--pool", "prefork", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle",
+            "--concurrency", str(args.concurrency or os.cpu_count() or 1)]  # fmt: skip
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

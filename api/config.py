@@ -88,6 +88,23 @@ class Config:
     TIERS_DIR = _str("LIQRISK_TIERS_DIR", "")
     #: a tier table older than this many days adds a stale_tiers warning to the results that use it
     TIERS_MAX_AGE_DAYS = _int("LIQRISK_TIERS_MAX_AGE_DAYS", 30)
+    #: Redis the job queue runs on (backtests and sweeps run in `liqrisk worker` processes); empty = no jobs
+    BROKER_URL = _str("LIQRISK_BROKER_URL", os.environ.get("CELERY_BROKER_URL", ""))
+    #: seconds a finished job and its result stay readable
+    JOB_RESULT_TTL = _int("LIQRISK_RESULT_TTL", 86_400)
+    #: most unfinished (queued or running) jobs one client may hold (429 beyond)
+    JOB_MAX_QUEUED = _int("LIQRISK_JOB_MAX_QUEUED", 20)
+    #: longest ?wait= a submission may ask for, in seconds
+    JOB_MAX_WAIT = _int("LIQRISK_JOB_MAX_WAIT", 30)
+    #: most bytes of uploaded bars stored with one job (413 beyond)
+    JOB_MAX_UPLOAD_BYTES = _int("LIQRISK_JOB_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
+    #: most combinations in one sweep (422 beyond) and combinations per chunk task
+    SWEEP_MAX_COMBINATIONS = _int("LIQRISK_SWEEP_MAX_COMBINATIONS", 1_000_000)
+    SWEEP_CHUNK = _int("LIQRISK_SWEEP_CHUNK", 128)
+    #: /readyz fails when no job worker answers a ping (set 0 for an API that may run before its workers)
+    READY_REQUIRES_WORKER = _bool("LIQRISK_READY_REQUIRES_WORKER", True)
+    #: folder of market data the named datasets come from (Binance's or freqtrade's file names)
+    DATA_DIR = _str("LIQRISK_DATA_DIR", "")
     TESTING = False
 
 
@@ -102,3 +119,5 @@ class TestConfig(Config):
     CORS_ORIGINS: tuple[str, ...] = ()
     ACCESS_LOG = False
     TIERS_DIR = ""
+    BROKER_URL = ""
+    DATA_DIR = ""

@@ -33,6 +33,7 @@ from .security import OPEN, key_is_valid, presented_key
 HEAVY = (
     "liquidation.liquidation_price_batch",
     "backtests.backtests",
+    "backtests.sweeps",
     "risk.liquidation_probability",
     "market.liquidation_map",
     "market.cascade",
@@ -44,7 +45,7 @@ def body_limit(app: Flask, endpoint: str | None) -> int:
     cfg = app.config
     if endpoint == "liquidation.liquidation_price_batch":
         return cfg["MAX_CONTENT_LENGTH"]
-    if endpoint == "backtests.backtests":
+    if endpoint in ("backtests.backtests", "backtests.sweeps"):
         return cfg["MAX_BODY_BACKTEST"]
     if endpoint and endpoint.startswith(SERIES_PREFIXES):
         return cfg["MAX_BODY_SERIES"]

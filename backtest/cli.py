@@ -105,6 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--top", type=int, default=20, help="rows to print (default 20)")
     s.add_argument("--csv", help="write the whole results table as CSV")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument(
+        "--queue",
+        action="store_true",
+        help="run the chunks on the job workers (LIQRISK_BROKER_URL; --data under LIQRISK_DATA_DIR)",
+    )
     s.set_defaults(func=_sweep)
 
 
@@ -185,11 +190,76 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queued_sweep(args: argparse.Namespace, grid: dict[str, list], split: float | None, bar) -> tuple:
+    """Submit the sweep to the job workers as chunk tasks and follow its progress; returns (table, warnings)."""
+    import os
+    import time
+    import uuid
+
+    import pandas as pd
+
+    from . import datasets as DS
+    from . import queue as Q
+
+    url = Q.broker_url()
+    if not url:
+        raise ValueError("queue: set LIQRISK_BROKER_URL to the workers' Redis")
+    if args.liquidations:
+        raise ValueError("queue: --liquidations is not available with --queue")
+    if args.data:
+        root = os.environ.get("LIQRISK_DATA_DIR", "")
+        folder = os.path.abspath(args.data)
+        if not root or not (folder == os.path.abspath(root) or folder.startswith(os.path.abspath(root) + os.sep)):
+            raise ValueError("data: with --queue, a folder under LIQRISK_DATA_DIR (where the workers read it)")
+        name = os.path.relpath(folder, root)
+        name = os.path.basename(os.path.abspath(root)) if name == "." else name.replace(os.sep, "/")
+        dataset: dict[str, Any] = {"name": name, "symbol": DS.normalise_symbol(args.symbol or "BTC"),
+                                   "timeframe": args.timeframe}  # fmt: skip
+        if DS.find(root, name, dataset["symbol"], args.timeframe) is None:
+            raise ValueError(f"data: no {args.timeframe} klines for {dataset['symbol']} in {args.data}")
+        for k in ("start", "end"):
+            if getattr(args, k):
+                dataset[k] = getattr(args, k)
+    else:
+        dataset = {"name": "synthetic", "bars": args.bars, "timeframe": args.timeframe, "seed": args.seed}
+        if args.start or args.end:
+            raise ValueError("queue: --start/--end need --data")
+    strategy = _config(args, DS.normalise_symbol(args.symbol or "BTC"))
+    total = math.prod(len(v) for v in grid.values())
+    s = Q.settings()
+    app = Q.celery_app(url, s["result_ttl"], s["visibility_timeout"], s["time_limit"])
+    store = Q.JobStore.from_url(url, s["result_ttl"])
+    job_id = uuid.uuid4().hex
+    request = {"strategy": strategy, "grid": grid, "dataset": dataset, "split": split, "sort": args.sort,
+               "top": total, "chunk": args.chunk}  # fmt: skip
+    Q.enqueue(app, store, job_id, "sweep", request, "cli", chunks=Q.split_grid(grid, args.chunk))
+    done = 0
+    try:
+        while True:
+            job = Q.job_view(app, store, job_id) or {"status": "failed", "error": {"detail": "the job expired"}}
+            now = int(round(job["progress"] * total)) if "progress" in job else done
+            if bar is not None and now > done:
+                bar.update(now - done)
+            done = max(done, now)
+            if job["status"] in Q.FINAL:
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        store.cancel(job_id)
+        app.control.revoke([job_id] + [f"{job_id}.{i}" for i in range(int(store.get(job_id).get("chunks", 0)))],
+                           terminate=True, signal="SIGKILL")  # fmt: skip
+        raise
+    if job["status"] != "succeeded":
+        raise ValueError(f"queue: the sweep {job['status']}: {(job.get('error') or {}).get('detail', '')}")
+    res = job["result"]
+    return pd.DataFrame(res["results"]), res.get("warnings", [])
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from .run import overfitting, sweep, sweep_warnings
 
     try:
-        frame, symbol, warnings = load_frame(args)
+        frame, symbol, warnings = (None, "", []) if args.queue else load_frame(args)
         grid = {k: getattr(args, k) for k in NUMBER_FIELDS + WORD_FIELDS if hasattr(args, k)}
         if not grid:
             grid = {"breakout_window": [24, 48, 96], "surge_mult": [2.0, 3.0], "leverage": [2.0, 3.0, 5.0]}
@@ -207,7 +277,10 @@ def _sweep(args: argparse.Namespace) -> int:
                 bar.update(k - last[0])
             last[0] = k
 
-        table = sweep(frame, grid, _config(args, symbol), split=split, chunk=args.chunk, progress=progress)
+        if args.queue:
+            table, warnings = _queued_sweep(args, grid, split, bar)
+        else:
+            table = sweep(frame, grid, _config(args, symbol), split=split, chunk=args.chunk, progress=progress)
         if bar is not None:
             bar.close()
     except (ValueError, OSError) as exc:

@@ -1,80 +1,119 @@
-"""``POST /v1/backtests``: run the squeeze backtester on a built-in dataset or uploaded bars.
+"""``POST /v1/backtests`` and ``POST /v1/sweeps``: validate, store the job and queue it for the workers.
 
-The backtester (pandas, vectorbt) is imported on the first request, not when the app starts, so the
-calculator routes never load it; under gunicorn the master imports it and compiles its kernels before the
-workers fork (see gunicorn.conf.py), so the first request is not slow either. Bounded by
-``LIQRISK_BACKTEST_MAX_BARS`` (413 beyond) and ``LIQRISK_BACKTEST_TIMEOUT`` seconds of run time (422 beyond).
+Both answer **202** with ``Location: /v1/jobs/{id}`` and the job (:mod:`api.jobs`); with ``?wait=N`` they answer
+200 with the finished job when it ends within N seconds. The work runs in ``liqrisk worker`` processes, never
+here: this module imports only the light strategy fields (:mod:`backtest.params`) and dataset listing
+(:mod:`backtest.datasets`). Uploaded bars (at most ``LIQRISK_BACKTEST_MAX_BARS`` bars and
+``LIQRISK_JOB_MAX_UPLOAD_BYTES``) are stored with the job so a worker on any machine can run it.
 """
 
 from __future__ import annotations
 
-import time
+import math
 from functools import cache
+from typing import Any
 
-from flask import Blueprint, current_app
+import orjson
+from flask import Blueprint, current_app, request
+from marshmallow import ValidationError
 
-from ..errors import ApiError, from_value_error
+import core
+
+from ..errors import ApiError, flatten_messages, from_value_error
 from ..jsonio import respond
-from ..observability import BACKTEST_BARS, BACKTEST_SECONDS
+from ..limits import client_key
 from ._common import load
 
 bp = Blueprint("backtests", __name__, url_prefix="/v1")
 
 
 @cache
-def _schema():
-    """Built on first use: it reads the strategy fields from the backtest package, which the calculator
+def _schemas():
+    """Built on first use: they read the strategy fields from the backtest package, which the calculator
     routes never import."""
-    from ..schemas.backtests import BacktestSchema
+    from ..schemas.backtests import BacktestSchema, SweepSchema
 
-    return BacktestSchema()
+    return BacktestSchema(), SweepSchema()
+
+
+def _check_strategy(cfg: dict[str, Any], prefix: str = "strategy") -> None:
+    from ..schemas.backtests import check_strategy
+
+    try:
+        check_strategy(cfg)
+    except ValidationError as exc:
+        errors = flatten_messages(exc.normalized_messages(), prefix)
+        raise ApiError(422, "the request has invalid fields: " + ", ".join(sorted(errors)), errors) from None
+    if "symbol" in cfg:
+        try:
+            core.tiers_for(cfg.get("exchange", "binance"), cfg["symbol"])
+        except ValueError as exc:
+            raise from_value_error(exc, prefix) from None
+
+
+def _source(data: dict[str, Any]) -> bytes | None:
+    """The uploaded bars as stored with the job (None for a named dataset); 413 beyond the limits."""
+    max_bars = current_app.config["BACKTEST_MAX_BARS"]
+    if "dataset" in data:
+        ds = data["dataset"]
+        n = ds.get("bars", 8760) if ds["name"] == "synthetic" else 0
+        if n > max_bars:
+            raise ApiError(
+                413, f"a job takes at most {max_bars} bars", {"dataset.bars": [f"{n} bars; at most {max_bars}"]}
+            )
+        return None
+    n = len(data["bars"]["time"])
+    if n > max_bars:
+        raise ApiError(413, f"a job takes at most {max_bars} bars", {"bars.time": [f"{n} bars; at most {max_bars}"]})
+    raw = orjson.dumps(data["bars"])
+    limit = current_app.config["JOB_MAX_UPLOAD_BYTES"]
+    if len(raw) > limit:
+        raise ApiError(413, f"uploaded bars are stored with the job: at most {limit} bytes",
+                       {"bars": [f"{len(raw)} bytes; at most {limit}"]})  # fmt: skip
+    return raw
+
+
+def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=None):
+    from .. import jobs as J
+
+    wait = J.wait_seconds(request.args.get("wait"))
+    queue = J.require()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ApiError(422, "Idempotency-Key: 1 to 255 characters", {"Idempotency-Key": ["1 to 255 characters"]})
+    job, _created = queue.submit(kind, request_doc, client_key(), bars, chunks, key,
+                                 current_app.config["JOB_MAX_QUEUED"])  # fmt: skip
+    if wait > 0 and job["status"] not in J.FINAL:
+        job = queue.wait(job["id"], wait) or job
+    resp = respond(job, 200 if job["status"] in J.FINAL and wait > 0 else 202)
+    resp.headers["Location"] = f"/v1/jobs/{job['id']}"
+    return resp
 
 
 @bp.post("/backtests")
 def backtests():
-    data = load(_schema())
-    max_bars = current_app.config["BACKTEST_MAX_BARS"]
-    budget = current_app.config["BACKTEST_TIMEOUT"]
-    source = data.get("dataset") or data["bars"]
-    n = source.get("bars", 8760) if "dataset" in data else len(source["time"])
-    if n > max_bars:
-        field = "dataset.bars" if "dataset" in data else "bars.time"
-        raise ApiError(413, f"a backtest takes at most {max_bars} bars", {field: [f"{n} bars; at most {max_bars}"]})
-    from backtest import data as D
-    from backtest.run import downsample, run_backtest
-    from backtest.synthetic import synthetic_market
+    data = load(_schemas()[0])
+    _check_strategy(data["strategy"])
+    bars = _source(data)
+    doc = {k: v for k, v in data.items() if k != "bars"}
+    return _answer("backtest", doc, bars)
 
-    started = time.monotonic()
-    try:
-        if "dataset" in data:
-            ds = data["dataset"]
-            frame = synthetic_market(bars=n, timeframe=ds.get("timeframe", "1h"), seed=ds.get("seed", 7))
-            warnings: list[str] = []
-        else:
-            frame, warnings = D.frame_from_columns(data["bars"])
-        result = run_backtest(frame, data["strategy"], deadline=started + budget)
-    except TimeoutError:
-        raise ApiError(
-            422,
-            f"the backtest needs more than the {budget:g} s run-time budget",
-            {"bars": [f"send fewer bars (this run stopped after {time.monotonic() - started:.1f} s)"]},
-        ) from None
-    except ValueError as exc:
-        prefix = "" if str(exc).startswith("bars.") else "strategy"
-        raise from_value_error(exc, prefix) from None
-    BACKTEST_SECONDS.observe(result["seconds"])
-    BACKTEST_BARS.observe(len(frame))
-    trades = result["trades"] if data.get("include_trades", True) else []
-    return respond(
-        {
-            "metrics": result["metrics"],
-            "trades": trades,
-            "equity": downsample(frame.index, result["equity"], data.get("equity_points", 500)),
-            "bars": len(frame),
-            "start": frame.index[0].isoformat(),
-            "end": frame.index[-1].isoformat(),
-            "warnings": warnings + result["warnings"],
-            "strategy": result["config"],
-            "seconds": result["seconds"],
-        }
-    )
+
+@bp.post("/sweeps")
+def sweeps():
+    from backtest.queue import split_grid
+
+    data = load(_schemas()[1])
+    _check_strategy(data["strategy"])
+    grid = data["grid"]
+    combos = math.prod(len(v) for v in grid.values())
+    most = current_app.config["SWEEP_MAX_COMBINATIONS"]
+    if combos > most:
+        msg = f"{combos} combinations (the product of the value counts); at most {most}"
+        raise ApiError(422, f"a sweep runs at most {most} combinations", {"grid": [msg]})
+    bars = _source(data)
+    chunk = current_app.config["SWEEP_CHUNK"]
+    doc = {k: v for k, v in data.items() if k != "bars"}
+    doc["split"] = data.get("split")  # null (dropped by load) means no in-sample/out-of-sample split
+    doc["chunk"] = chunk
+    return _answer("sweep", doc, bars, split_grid(grid, chunk))

@@ -29,6 +29,15 @@ def spec_text() -> str:
     raise FileNotFoundError("openapi.yaml")
 
 
+def _jobs():
+    """The job queue when one is configured (imported only then: the calculators never load the queue client)."""
+    if not current_app.config.get("BROKER_URL"):
+        return None
+    from ..jobs import jobs
+
+    return jobs()
+
+
 @bp.get("/healthz")
 def healthz():
     return respond({"status": "ok"})
@@ -37,23 +46,32 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Readiness: the engine answers a known position correctly (a 10x BTCUSDT long at 10,000 liquidates at
-    (10,000 − 1,000)/(1 − 0.004)) and the shared rate-limit store, when one is configured, answers. 503 problem
-    otherwise. ``/healthz`` is liveness only."""
+    (10,000 − 1,000)/(1 − 0.004)) and the shared rate-limit store, when one is configured, answers; when jobs
+    are configured, the broker answers and at least one job worker replies to a ping. 503 problem otherwise.
+    ``/healthz`` is liveness only."""
     checks = {"engine": False, "rate_limit_storage": limits.storage_ok(current_app)}
+    queue = _jobs()
+    if queue is not None:
+        checks["broker"] = queue.broker_ok()
+        checks["workers"] = checks["broker"] and queue.live_workers() > 0
     try:
         lp = core.liquidation_price(side="long", entry_price=10_000.0, quantity=1.0, leverage=10.0, symbol="BTCUSDT")
         checks["engine"] = abs(lp["liquidation_price"] - 9_036.144578313253) < 1e-6
     except Exception:  # any failure means not ready
         checks["engine"] = False
-    if all(checks.values()):
+    required = {k: v for k, v in checks.items() if k != "workers" or current_app.config["READY_REQUIRES_WORKER"]}
+    if all(required.values()):
         return respond({"status": "ready", "checks": checks})
-    bad = [k for k, v in checks.items() if not v]
+    bad = [k for k, v in required.items() if not v]
     return problem(503, "not ready: " + ", ".join(bad), {k: ["failing"] for k in bad}, "Service Unavailable")
 
 
 @bp.get("/metrics")
 def metrics():
     text, content_type = metrics_text()
+    queue = _jobs()
+    if queue is not None:
+        text += queue.metrics_text()
     return Response(text, content_type=content_type)
 
 

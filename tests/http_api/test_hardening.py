@@ -194,7 +194,7 @@ def test_request_id_and_json_access_log(capsys):
     assert lines[-1]["rows"] == 2
 
 
-def test_metrics_count_requests_batches_and_backtests(client):
+def test_metrics_count_requests_and_batches(client):
     def sample(name):
         for line in client.get("/metrics").get_data(as_text=True).splitlines():
             if line.startswith(name + " "):
@@ -204,14 +204,11 @@ def test_metrics_count_requests_batches_and_backtests(client):
     key = 'liqrisk_http_requests_total{method="POST",route="/v1/pnl",status="200"}'
     rows = 'liqrisk_batch_rows_sum{route="/v1/liquidation-price/batch"}'
     before, rows_before = sample(key), sample(rows)
-    before_bt = sample("liqrisk_backtest_duration_seconds_count")
     for _ in range(3):
         client.post("/v1/pnl", json=PNL)
     row = {"side": "long", "entry_price": 1.0, "quantity": 1.0, "leverage": 2.0}
     client.post("/v1/liquidation-price/batch", json={"positions": [row] * 5})
-    client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}})
     assert sample(key) == before + 3
     assert sample(rows) == rows_before + 5
-    assert sample("liqrisk_backtest_duration_seconds_count") == before_bt + 1
     assert 'liqrisk_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/pnl"}' in client.get(
         "/metrics").get_data(as_text=True)  # fmt: skip

@@ -1,0 +1,178 @@
+"""Backtests and sweeps through the queue, end to end: the API (Flask test client) submits to a real Redis and a
+real ``liqrisk worker`` runs them; results equal the in-process runs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from jobkit import make_app, wait_for
+
+from backtest import queue as Q
+from backtest.run import overfitting, run_backtest, sweep
+from backtest.synthetic import synthetic_market
+from core.jsonable import to_jsonable
+
+pytestmark = pytest.mark.usefixtures("cluster")
+
+
+@pytest.fixture
+def client(cluster):
+    return cluster[2].test_client()
+
+
+def test_backtest_job_returns_the_in_process_result(client):
+    payload = {"dataset": {"name": "synthetic", "bars": 3000, "seed": 3}, "equity_points": 50,
+               "strategy": {"leverage": 5, "stop_pct": None}}  # fmt: skip
+    r = client.post("/v1/backtests", json=payload)
+    assert r.status_code == 202, r.json
+    assert r.headers["Location"] == f"/v1/jobs/{r.json['id']}"
+    assert r.json["kind"] == "backtest" and r.json["status"] in ("queued", "running")
+    job = wait_for(client, r.json["id"])
+    assert job["status"] == "succeeded" and job["progress"] == 1.0, job
+    assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+    expected = run_backtest(synthetic_market(bars=3000, seed=3), {"leverage": 5, "stop_pct": None})
+    assert job["result"]["metrics"] == to_jsonable(expected["metrics"])
+    assert job["result"]["metrics"]["trades"] == len(job["result"]["trades"])
+    assert len(job["result"]["equity"]["time"]) <= 51 and job["result"]["strategy"]["stop_pct"] is None
+
+
+def test_wait_answers_200_with_the_finished_job(client):
+    r = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
+    assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
+    assert set(r.json["result"]) >= {"metrics", "trades", "equity", "bars", "start", "end"}
+    assert client.post("/v1/backtests?wait=nope", json={"dataset": {"name": "synthetic"}}).status_code == 422
+
+
+def test_sweep_chunks_combine_into_the_in_process_table(cluster):
+    app = make_app(cluster[0].url, cluster[3], SWEEP_CHUNK=3)
+    client = app.test_client()
+    grid = {
+        "breakout_window": [24, 48],
+        "surge_mult": [0.0, 2.0],
+        "leverage": [2.0, 3.0, 5.0],
+        "stop_pct": [0.02, None],
+    }
+    r = client.post("/v1/sweeps", json={"dataset": {"name": "synthetic", "bars": 3000}, "grid": grid, "split": 0.7})
+    assert r.status_code == 202, r.json
+    assert int(Q.JobStore.from_url(cluster[0].url, 60).get(r.json["id"])["chunks"]) == 12  # 24 rows, 2 per chunk
+    job = wait_for(client, r.json["id"])
+    assert job["status"] == "succeeded", job
+    res = job["result"]
+    table = sweep(synthetic_market(bars=3000), grid, split=0.7)
+    ranked = table.sort_values("is_sharpe", ascending=False, na_position="last", kind="stable")
+    assert res["combinations"] == 24 and res["sort"] == "is_sharpe"
+    assert res["results"] == to_jsonable(ranked.to_dict(orient="records"))
+    assert res["best"]["config"] == {k: ranked.iloc[0][k] if pd.notna(ranked.iloc[0][k]) else None for k in grid}
+    assert res["overfitting"] == to_jsonable(overfitting(table))
+
+
+def test_sweep_without_split_ranks_plain_metrics(client):
+    body = {"dataset": {"name": "synthetic", "bars": 2000}, "split": None, "grid": {"leverage": [2, 5]},
+            "sort": "total_return", "top": 1}  # fmt: skip
+    r = client.post("/v1/sweeps?wait=30", json=body)
+    assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
+    assert len(r.json["result"]["results"]) == 1 and "overfitting" not in r.json["result"]
+    assert r.json["result"]["sort"] == "total_return"
+
+
+def test_uploaded_bars_are_stored_with_the_job(client):
+    rng = np.random.default_rng(0)
+    p = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    o = np.r_[100.0, p[:-1]]
+    bars = {"time": [1.7e12 + i * 3.6e6 for i in range(300)], "open": o.tolist(),
+            "high": (np.maximum(o, p) * 1.002).tolist(), "low": (np.minimum(o, p) * 0.998).tolist(),
+            "close": p.tolist(), "funding_rate": [(-0.001 if i % 8 == 0 else None) for i in range(300)]}  # fmt: skip
+    strategy = {"surge_mult": 0, "breakout_window": 12, "symbol": "SOLUSDT", "funding_threshold": None}
+    r = client.post("/v1/backtests?wait=30", json={"bars": bars, "include_trades": False, "strategy": strategy})
+    assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
+    assert r.json["result"]["trades"] == [] and r.json["result"]["metrics"]["trades"] > 0
+    assert any("mark-price" in w for w in r.json["result"]["warnings"])
+
+
+def test_named_dataset_is_listed_and_runs(client):
+    listed = client.get("/v1/datasets").json["datasets"]
+    assert listed[0]["name"] == "synthetic"
+    small = next(d for d in listed if d["name"] == "small")
+    assert small == {"name": "small", "symbol": "SOLUSDT", "timeframe": "5m", "start": small["start"],
+                     "end": small["end"], "has_mark": False, "has_funding": True}  # fmt: skip
+    ds = {"name": "small", "symbol": "SOL", "timeframe": "5m", "start": small["start"][:10]}
+    r = client.post("/v1/backtests?wait=30", json={"dataset": ds, "strategy": {"funding_threshold": None}})
+    assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
+    assert r.json["result"]["strategy"]["symbol"] == "SOLUSDT" and r.json["result"]["bars"] > 2000
+    bad = client.post("/v1/backtests", json={"dataset": {"name": "small", "symbol": "BTC", "timeframe": "5m"}})
+    assert bad.status_code == 422 and "dataset.symbol" in bad.json["errors"]
+
+
+def test_a_job_that_raises_fails_with_a_problem(client):
+    ds = {"name": "broken", "symbol": "SOLUSDT", "timeframe": "5m"}
+    r = client.post("/v1/backtests?wait=30", json={"dataset": ds})
+    assert r.status_code == 200, r.json
+    job = r.json
+    assert job["status"] == "failed" and "result" not in job
+    assert job["error"]["status"] == 422 and "line 1500" in job["error"]["errors"]["dataset"][0]
+    assert client.get(f"/v1/jobs/{job['id']}").json["error"] == job["error"]
+
+
+def test_idempotency_key_returns_the_same_job(client):
+    body = {"dataset": {"name": "synthetic", "bars": 500, "seed": 11}}
+    key = {"Idempotency-Key": f"k-{time.time_ns()}"}
+    first = client.post("/v1/backtests", json=body, headers=key)
+    again = client.post("/v1/backtests", json=body, headers=key)
+    assert first.status_code == 202 and again.json["id"] == first.json["id"]
+    other = client.post("/v1/backtests", json={**body, "equity_points": 3}, headers=key)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json["errors"]
+    wait_for(client, first.json["id"])
+
+
+def test_a_client_holds_at_most_n_unfinished_jobs(cluster):
+    client = make_app(cluster[0].url, cluster[3], JOB_MAX_QUEUED=1).test_client()
+    first = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 19000}})
+    assert first.status_code == 202
+    second = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}})
+    assert second.status_code == 429 and second.headers["Content-Type"] == "application/problem+json"
+    assert "client" in second.json["errors"]
+    assert client.delete(f"/v1/jobs/{first.json['id']}").json["status"] == "cancelled"
+    assert client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}}).status_code == 202
+
+
+def test_unknown_jobs_are_404_and_records_expire(cluster, client):
+    for job_id in ("0" * 32, "not-a-job"):
+        r = client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 404 and "id" in r.json["errors"]
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 404
+    r = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
+    store = Q.JobStore.from_url(cluster[0].url, 60)
+    assert 0 < store.r.ttl(store.key(r.json["id"])) <= cluster[2].config["JOB_RESULT_TTL"]
+
+
+def test_readyz_and_metrics_see_the_queue(client):
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["broker"] and ready.json["checks"]["workers"]
+    client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("liqrisk_job")}  # fmt: skip
+    assert samples["liqrisk_jobs_queued"] >= 0 and samples["liqrisk_jobs_running"] >= 0
+    assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="succeeded"}'] >= 1
+    assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="failed"}'] >= 0
+    assert samples['liqrisk_job_duration_seconds_count{kind="backtest"}'] >= 1
+
+
+def test_cli_sweep_queue_prints_the_in_process_table(cluster, capsys, monkeypatch):
+    from api.cli import main
+
+    monkeypatch.setenv("LIQRISK_BROKER_URL", cluster[0].url)
+    monkeypatch.setenv("LIQRISK_DATA_DIR", str(cluster[3]))
+    argv = ["sweep", "--data", str(cluster[3] / "small"), "--symbol", "SOL", "--timeframe", "5m",
+            "--leverage", "2,5", "--surge-mult", "0,3", "--chunk", "2", "--json"]  # fmt: skip
+    assert main([*argv, "--queue"]) == 0
+    queued = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert queued == local and len(queued["results"]) == 4
+    assert main(["sweep", "--queue", "--data", "/elsewhere", "--leverage", "2"]) == 2
+    assert "LIQRISK_DATA_DIR" in capsys.readouterr().err
