@@ -1,0 +1,105 @@
+"""A live app on a free loopback port and Debian's Chromium driven by Playwright (never a downloaded browser).
+
+The tests skip, saying why, when the ``playwright`` package or ``/usr/bin/chromium`` (installed by
+``scripts/ensure-chromium.sh`` from ``make test``) is missing. Screenshots go to ``reports/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("LIQRISK_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The app (TestConfig) served by a werkzeug thread on 127.0.0.1:<free port>; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    from api import TestConfig, create_app
+
+    srv = make_server("127.0.0.1", 0, create_app(TestConfig), threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (Debian package chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def page(browser, server, viewport):
+    """A fresh page at the given viewport; fails the test on any script error or CSP violation it logs."""
+    context = browser.new_context(viewport=VIEWPORTS[viewport], base_url=server, reduced_motion="reduce")
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+    pg.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" and "status of 4" not in m.text  # the API's own 4xx answers are expected
+            else None
+        ),
+    )
+    pg.viewport_name = viewport
+    yield pg
+    context.close()
+    assert not problems, problems
+
+
+@pytest.fixture(scope="session")
+def api(server):
+    """POST JSON to the live server outside the browser: (status, parsed body)."""
+
+    def post(path: str, body: dict) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            server + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    return post
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
