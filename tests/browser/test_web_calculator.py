@@ -284,7 +284,7 @@ def check_shown_values(form, answer: dict) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_tab_shows_the_api_numbers(page, api, screenshots, case: Case) -> None:
+def test_tab_shows_the_api_numbers_and_errors(page, api, screenshots, case: Case) -> None:
     form = open_form(page, case)
     for path, value in case.fill.items():
         fill(form, path, value)
@@ -309,13 +309,13 @@ def test_tab_shows_the_api_numbers(page, api, screenshots, case: Case) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width} px"
     page.screenshot(path=str(screenshots / f"{case.form}-{page.viewport_name}.png"), full_page=True)
+    if page.viewport_name == "desktop":  # once per tab: the same form with one bad field
+        check_bad_field(page, api, screenshots, form, case)
 
 
-@pytest.mark.parametrize("viewport", ["desktop"], indirect=True)
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_bad_field_shows_the_api_error_next_to_it(page, api, screenshots, case: Case) -> None:
+def check_bad_field(page, api, screenshots, form, case: Case) -> None:
+    """The API's message for a bad field is shown next to that field, marked invalid and described by it."""
     path, value, accepted = case.bad
-    form = open_form(page, case)
     fill(form, path, value)
     response = submit(page, form, case.endpoint)
     problem = response.json()
@@ -333,6 +333,7 @@ def test_bad_field_shows_the_api_error_next_to_it(page, api, screenshots, case: 
     described = control.get_attribute("aria-describedby") or ""
     assert control.get_attribute("data-err") in described.split()
     assert form.locator(".problem[role=alert]").is_visible()
+    assert form.locator(".result [data-key]").count() == 0  # the previous answer is gone
     if case.form in ("liq-one", "average"):
         page.screenshot(path=str(screenshots / f"{case.form}-error-{page.viewport_name}.png"), full_page=True)
 
@@ -369,3 +370,21 @@ def test_page_is_served_with_its_csp(server) -> None:
         html = resp.read().decode()
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "connect-src 'self'" in csp
     assert '<script type="module" src="/web/js/main.js">' in html and "http" not in html.split("<body")[0]
+
+
+@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+def test_squeeze_series_from_a_pasted_csv(page, api) -> None:
+    case = next(c for c in CASES if c.form == "squeeze")
+    form = open_form(page, case)
+    rows = [(60000 + 50 * i, -0.0001 * (i % 7), 1.0e9 + 2.0e6 * i, 0.9 + 0.01 * (i % 5)) for i in range(40)]
+    csv = "open_interest,close,long_short_ratio,funding_rate\n" + "\n".join(f"{o},{c},{r},{f}" for c, f, o, r in rows)
+    form.locator("details.paste summary").click()
+    page.get_by_label("CSV with a header row").fill(csv)
+    page.get_by_role("button", name="Fill the series from the CSV").click()
+    assert "40 rows" in form.locator("details.paste [aria-live]").inner_text()
+    response = submit(page, form, case.endpoint)
+    sent = json.loads(response.request.post_data)["series"]
+    assert sent["close"] == [r[0] for r in rows] and sent["open_interest"] == [r[2] for r in rows]
+    assert sent["funding_rate"] == [r[1] for r in rows] and sent["long_short_ratio"] == [r[3] for r in rows]
+    _, answer = api(case.endpoint, {"series": sent})
+    assert check_shown_values(form, answer) >= 5

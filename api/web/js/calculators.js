@@ -293,7 +293,7 @@ const probability = {
       head,
       list(result, [
         { key: "probability", label: "Probability", fmt: "rate", lead: true },
-        { key: "score", label: "Score (0–100)", fmt: "num" },
+        { key: "score", label: "Score (0–100)", fmt: "score" },
         { key: "distance_sigmas", label: "Distance", fmt: "num" },
         { key: "volatility", label: "Volatility used", fmt: "rate" },
         { key: "standard_error", label: "Standard error", fmt: "rate" },
@@ -339,11 +339,39 @@ function sampleSeries() {
 }
 const S = sampleSeries();
 
+const SERIES = ["close", "funding_rate", "open_interest", "long_short_ratio"];
+
+/** A box to paste a CSV with a header row (close, funding_rate, open_interest, long_short_ratio, any order). */
+function csvPaste(form) {
+  const box = el("details", { class: "paste" }, el("summary", { text: "Paste a CSV instead" }));
+  const area = el("textarea", { id: "squeeze-csv", rows: 4, spellcheck: "false", placeholder: "close,funding_rate,open_interest,long_short_ratio" });
+  const status = el("p", { class: "hint", "aria-live": "polite" });
+  const button = el("button", { type: "button", class: "secondary", text: "Fill the series from the CSV" });
+  button.addEventListener("click", () => {
+    const lines = area.value.trim().split(/\r?\n/).filter((l) => l.trim() !== "");
+    const head = (lines.shift() || "").split(/[,;\t]/).map((h) => h.trim().toLowerCase());
+    const missing = SERIES.filter((name) => !head.includes(name));
+    if (missing.length) {
+      status.textContent = `The header row needs the columns ${missing.join(", ")}.`;
+      return;
+    }
+    const rows = lines.map((l) => l.split(/[,;\t]/).map((c) => c.trim()));
+    for (const name of SERIES) {
+      const i = head.indexOf(name);
+      form.querySelector(`[data-path="series.${name}"]`).value = rows.map((r) => r[i] ?? "").join(" ");
+    }
+    status.textContent = `${rows.length} rows read into the four series below.`;
+  });
+  box.append(el("label", { for: "squeeze-csv", text: "CSV with a header row" }), area, button, status);
+  return box;
+}
+
 const squeeze = {
   id: "squeeze",
   title: "Squeeze score",
   endpoint: "/v1/market/squeeze-score",
   about: "How crowded one side of the market is (funding, open interest, long/short ratio, RSI), from series you paste.",
+  extra: csvPaste,
   fields: [
     { name: "series.close", label: "Close prices", kind: "list", value: S.close.join(" "), wide: true, rows: 2 },
     { name: "series.funding_rate", label: "Funding rates", kind: "list", value: S.funding.join(" "), wide: true, rows: 2, hint: "Decimal per funding interval." },
@@ -364,14 +392,14 @@ const squeeze = {
       out,
       el("p", { class: "band-line" }, "Regime: ", badge("regime", result.regime)),
       list(result, [
-        { key: "score", label: "Score (0–100)", fmt: "num", lead: true },
-        { key: "short_squeeze_score", label: "Short-squeeze score", fmt: "num" },
-        { key: "long_squeeze_score", label: "Long-squeeze score", fmt: "num" },
+        { key: "score", label: "Score (0–100)", fmt: "score", lead: true },
+        { key: "short_squeeze_score", label: "Short-squeeze score", fmt: "score" },
+        { key: "long_squeeze_score", label: "Long-squeeze score", fmt: "score" },
         { key: "components.funding_rate_annualized", label: "Funding, annualised", fmt: "rate" },
         { key: "components.funding_z", label: "Funding z-score", fmt: "num" },
         { key: "components.open_interest_change", label: "Open-interest change", fmt: "rate" },
-        { key: "components.long_short_ratio_percentile", label: "Long/short ratio percentile", fmt: "num" },
-        { key: "components.rsi", label: "RSI", fmt: "num" },
+        { key: "components.long_short_ratio_percentile", label: "Long/short ratio percentile", fmt: "score" },
+        { key: "components.rsi", label: "RSI", fmt: "score" },
         { key: "components.rsi_band", label: "RSI band", fmt: "text" },
       ]),
       warnings(result),
@@ -409,6 +437,18 @@ const backtest = {
         { name: "strategy.size_value", label: "Share of equity per trade", kind: "number", value: "0.25" },
         { name: "strategy.init_cash", label: "Starting cash", kind: "number", value: "10000" },
         { name: "strategy.fee_rate", label: "Fee rate", kind: "number", value: "0.0005" },
+      ],
+    },
+    {
+      legend: "Entry and exit rules (optional; defaults from the strategy)",
+      collapsed: true,
+      fields: [
+        { name: "strategy.breakout_window", label: "Breakout window", kind: "int", unit: "bars" },
+        { name: "strategy.surge_mult", label: "Volume surge multiple", kind: "number" },
+        { name: "strategy.funding_threshold", label: "Funding threshold", kind: "number", hint: "Decimal per interval." },
+        { name: "strategy.time_stop", label: "Time stop", kind: "int", unit: "bars" },
+        { name: "strategy.rsi_level", label: "RSI exit level", kind: "number" },
+        { name: "strategy.slippage", label: "Slippage", kind: "number", hint: "Decimal of price." },
       ],
     },
   ],

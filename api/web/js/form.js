@@ -225,6 +225,7 @@ async function wireExchange(ctx) {
   const select = ctx.exchangeSelect;
   if (!select) return;
   const all = await listExchanges();
+  if (!all.length) return; // keep the built-in choice; the API's answer will say what is wrong
   const current = select.value;
   select.replaceChildren(...all.map((x) => el("option", { value: x.exchange, text: x.exchange, selected: x.exchange === current })));
   const hint = select.parentElement.querySelector(".hint");
@@ -256,6 +257,7 @@ export function buildForm(decl, { run, render }) {
   form.append(el("p", { class: "about", id: `${formId}-about`, text: decl.about }));
   const body = el("div", { class: "grid" });
   buildItems(decl.fields, ctx, body);
+  if (decl.extra) form.append(decl.extra(form));
   form.append(body);
   const submit = el("button", { type: "submit", class: "primary", text: decl.submit || "Calculate" });
   const actions = el("div", { class: "actions" }, submit);

@@ -13,7 +13,7 @@ function decimalsFor(v, max) {
 /**
  * Format one result value by kind:
  * price / money / qty (magnitude-aware decimals), rate (a decimal shown as a percent),
- * pct (already a percent), num, int, text, time (an ISO string shown to the minute).
+ * pct (already a percent), score (0–100, one decimal), num, int, text, time (an ISO string shown to the minute).
  */
 export function format(value, kind = "num") {
   if (value === null || value === undefined) return "none";
@@ -34,11 +34,13 @@ export function format(value, kind = "num") {
     }
     case "pct":
       return `${nf(2).format(value)} %`;
+    case "score":
+      return nf(1).format(value);
     case "int":
       return nf(0).format(value);
     case "text":
       return String(value);
     default:
-      return nf(Math.abs(value) >= 100 ? 2 : 4).format(value);
+      return nf(Math.abs(value) >= 1 ? 2 : 4).format(value);
   }
 }
