@@ -144,7 +144,7 @@ const pnl = {
     { name: "quantity", label: "Quantity", kind: "number", value: "0.5" },
     { name: "leverage", label: "Leverage", kind: "number", value: "20" },
     ...FEES,
-    { name: "funding_paid", label: "Funding paid", kind: "number", value: "0", hint: "Positive = paid, negative = received." },
+    { name: "funding_paid", signed: true, label: "Funding paid", kind: "number", value: "0", hint: "Positive = paid, negative = received." },
   ],
   render: show([
     { key: "net_pnl", label: "Net PnL", fmt: "money", lead: true },
@@ -167,7 +167,7 @@ const target = {
     CONTRACT,
     { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
     { name: "leverage", label: "Leverage", kind: "number", value: "20" },
-    { name: "target_roe", label: "Target ROE", kind: "number", value: "0.5", hint: "Decimal: 0.5 = +50 %, -0.2 = -20 %." },
+    { name: "target_roe", signed: true, label: "Target ROE", kind: "number", value: "0.5", hint: "Decimal: 0.5 = +50 %, -0.2 = -20 %." },
   ],
   render: show([{ key: "target_price", label: "Target price", fmt: "price", lead: true }]),
 };
@@ -240,7 +240,7 @@ const breakEven = {
     SIDE,
     { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
     ...FEES,
-    { name: "funding_paid", label: "Funding paid", kind: "number", hint: "Optional; with a quantity, moves the price by funding." },
+    { name: "funding_paid", signed: true, label: "Funding paid", kind: "number", hint: "Optional; with a quantity, moves the price by funding." },
     { name: "quantity", label: "Quantity", kind: "number" },
   ],
   render: show([{ key: "break_even_price", label: "Break-even price", fmt: "price", lead: true }]),
@@ -284,7 +284,7 @@ const probability = {
     { name: "volatility", label: "Volatility", kind: "number", value: "0.6", hint: "Annualised, decimal: 0.6 = 60 %." },
     { name: "horizon_hours", label: "Horizon", kind: "number", unit: "hours", value: "168" },
     { name: "model", label: "Model", kind: "select", options: [["gbm", "Geometric Brownian motion"], ["student_t", "Student-t (fat tails, Monte Carlo)"]], value: "gbm" },
-    { name: "drift", label: "Drift", kind: "number", hint: "Optional; annualised, decimal." },
+    { name: "drift", signed: true, label: "Drift", kind: "number", hint: "Optional; annualised, decimal." },
   ],
   render: (result, out) => {
     const head = el("p", { class: "band-line" }, "Band: ", badge("band", result.band));
@@ -294,7 +294,7 @@ const probability = {
       list(result, [
         { key: "probability", label: "Probability", fmt: "rate", lead: true },
         { key: "score", label: "Score (0–100)", fmt: "score" },
-        { key: "distance_sigmas", label: "Distance", fmt: "num" },
+        { key: "distance_sigmas", label: "Distance to liquidation (σ)", fmt: "num" },
         { key: "volatility", label: "Volatility used", fmt: "rate" },
         { key: "standard_error", label: "Standard error", fmt: "rate" },
       ]),
@@ -445,7 +445,7 @@ const backtest = {
       fields: [
         { name: "strategy.breakout_window", label: "Breakout window", kind: "int", unit: "bars" },
         { name: "strategy.surge_mult", label: "Volume surge multiple", kind: "number" },
-        { name: "strategy.funding_threshold", label: "Funding threshold", kind: "number", hint: "Decimal per interval." },
+        { name: "strategy.funding_threshold", signed: true, label: "Funding threshold", kind: "number", hint: "Decimal per interval." },
         { name: "strategy.time_stop", label: "Time stop", kind: "int", unit: "bars" },
         { name: "strategy.rsi_level", label: "RSI exit level", kind: "number" },
         { name: "strategy.slippage", label: "Slippage", kind: "number", hint: "Decimal of price." },

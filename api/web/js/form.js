@@ -109,7 +109,8 @@ function buildField(f, ctx, path = f.name) {
       control = el("input", {
         id,
         type: "text",
-        inputmode: numeric ? (f.kind === "int" ? "numeric" : "decimal") : undefined,
+        // phone keypads for "decimal" have no minus sign: signed fields get the full keyboard
+        inputmode: numeric && !f.signed ? (f.kind === "int" ? "numeric" : "decimal") : undefined,
         autocomplete: "off",
         spellcheck: "false",
         placeholder: f.placeholder,
