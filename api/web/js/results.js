@@ -60,7 +60,7 @@ export function warnings(result) {
 
 /** A coloured label for a band or regime word (the word itself is the information; colour only repeats it). */
 export function badge(key, value) {
-  const node = el("span", { class: `badge badge-${String(value).replace(/[^a-z0-9]+/gi, "-")}`, "data-key": key, text: String(value) });
+  const node = el("span", { class: `badge badge-${String(value).replace(/[^a-z0-9_]+/gi, "-")}`, "data-key": key, text: String(value) });
   node.dataset.value = String(value);
   return node;
 }
