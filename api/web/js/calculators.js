@@ -151,7 +151,7 @@ const pnl = {
     { key: "net_roe", label: "Net ROE", fmt: "rate", lead: true },
     { key: "pnl", label: "PnL before fees", fmt: "money" },
     { key: "roe", label: "ROE before fees", fmt: "rate" },
-    { key: "pnl_pct", label: "Price change", fmt: "pct" },
+    { key: "pnl_pct", label: "PnL of notional", fmt: "pct" },
     { key: "fees", label: "Fees", fmt: "money" },
     { key: "initial_margin", label: "Initial margin", fmt: "money" },
   ]),

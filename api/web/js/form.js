@@ -172,7 +172,7 @@ function buildRows(r, ctx) {
       renumber();
       list.lastElementChild?.querySelector("input, select")?.focus();
     });
-    li.append(grid, errorSlot(rowErr), remove);
+    li.append(grid, remove, errorSlot(rowErr));
     list.append(li);
     renumber();
     return li;

@@ -1,6 +1,7 @@
 // Display formatting only: the API returns full-precision floats; a result keeps its raw value in data-value.
 
-const nf = (digits) => new Intl.NumberFormat("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+const nf = (digits, least = 0) =>
+  new Intl.NumberFormat("en-US", { maximumFractionDigits: digits, minimumFractionDigits: Math.min(least, digits) });
 
 /** Decimals that keep about six significant digits, capped to `max`. */
 function decimalsFor(v, max) {
@@ -22,9 +23,9 @@ export function format(value, kind = "num") {
   if (!Number.isFinite(value)) return String(value);
   switch (kind) {
     case "price":
-      return nf(Math.abs(value) >= 1000 ? 2 : decimalsFor(value, 8)).format(value);
-    case "money":
-      return nf(Math.abs(value) >= 1 ? 2 : decimalsFor(value, 8)).format(value);
+      return Math.abs(value) >= 1000 ? nf(2, 2).format(value) : nf(decimalsFor(value, 8)).format(value);
+    case "money": // cents always shown from one unit up
+      return Math.abs(value) >= 1 ? nf(2, 2).format(value) : nf(decimalsFor(value, 8)).format(value);
     case "qty":
       return nf(decimalsFor(value, 8)).format(value);
     case "rate": {
