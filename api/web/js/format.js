@@ -21,11 +21,12 @@ export function format(value, kind = "num") {
   if (kind === "time") return String(value).slice(0, 16).replace("T", " ");
   if (typeof value !== "number") return String(value);
   if (!Number.isFinite(value)) return String(value);
+  if (value === 0) value = 0; // -0 (e.g. a short's zero PnL) reads as 0
   switch (kind) {
     case "price":
       return Math.abs(value) >= 1000 ? nf(2, 2).format(value) : nf(decimalsFor(value, 8)).format(value);
     case "money": // cents always shown from one unit up
-      return Math.abs(value) >= 1 ? nf(2, 2).format(value) : nf(decimalsFor(value, 8)).format(value);
+      return Math.abs(value) >= 1 || value === 0 ? nf(2, 2).format(value) : nf(decimalsFor(value, 8)).format(value);
     case "qty":
       return nf(decimalsFor(value, 8)).format(value);
     case "rate": {
