@@ -79,6 +79,22 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def keyed_server():
+    """The app with ``LIQRISK_API_KEYS=browser-key`` on another free port; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    from api import TestConfig, create_app
+
+    app = create_app(type("KeyedConfig", (TestConfig,), {"API_KEYS": ("browser-key",)}))
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')")
     if not CHROMIUM.is_file():

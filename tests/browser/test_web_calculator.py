@@ -391,3 +391,22 @@ def test_squeeze_series_from_a_pasted_csv(page, api) -> None:
     assert sent["funding_rate"] == [r[1] for r in rows] and sent["long_short_ratio"] == [r[3] for r in rows]
     _, answer = api(case.endpoint, {"series": sent})
     assert check_shown_values(form, answer) >= 5
+
+
+@pytest.mark.parametrize("viewport", ["desktop"], indirect=True)
+def test_api_key_entered_on_the_page_is_sent(page, keyed_server) -> None:
+    """With LIQRISK_API_KEYS set the page still loads; a call without the key shows the 401 problem and opens
+    the key box; the key typed there is sent as X-API-Key and the same form then answers."""
+    page.goto(keyed_server + "/#pnl")
+    page.wait_for_selector("body[data-ready]")
+    form = page.locator("form#pnl")
+    response = submit(page, form, "/v1/pnl")
+    assert response.status == 401 and form.get_attribute("data-state") == "error"
+    assert "X-API-Key" in form.locator(".problem").inner_text()
+    key = page.get_by_label("API key (only when this service requires one; kept for this browser tab)")
+    assert key.is_visible()
+    key.fill("browser-key")
+    key.press("Enter")
+    response = submit(page, form, "/v1/pnl")
+    assert response.status == 200 and response.request.headers["x-api-key"] == "browser-key"
+    assert form.locator('.result [data-key="net_pnl"]').is_visible()

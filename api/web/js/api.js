@@ -52,7 +52,11 @@ let exchanges;
 /** GET /v1/exchanges once per page: [{exchange, default_symbol, symbols, source, ...}]. */
 export function listExchanges() {
   if (!exchanges) {
-    exchanges = call("GET", "/v1/exchanges").then((r) => (r.ok ? r.body.exchanges : []));
+    exchanges = call("GET", "/v1/exchanges").then((r) => {
+      if (r.ok) return r.body.exchanges;
+      exchanges = undefined; // e.g. 401 before the API key is entered: ask again next time
+      return [];
+    });
   }
   return exchanges;
 }

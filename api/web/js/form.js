@@ -226,7 +226,13 @@ async function wireExchange(ctx) {
   const select = ctx.exchangeSelect;
   if (!select) return;
   const all = await listExchanges();
-  if (!all.length) return; // keep the built-in choice; the API's answer will say what is wrong
+  if (!all.length) {
+    // keep the built-in choice (the API's answer says what is wrong) and try again when the picker is used
+    select.addEventListener("focus", () => wireExchange(ctx), { once: true });
+    return;
+  }
+  if (select.dataset.wired) return;
+  select.dataset.wired = "true";
   const current = select.value;
   select.replaceChildren(...all.map((x) => el("option", { value: x.exchange, text: x.exchange, selected: x.exchange === current })));
   const hint = select.parentElement.querySelector(".hint");
@@ -353,6 +359,10 @@ export function showErrors(form, summary, problem, alias) {
   summary.replaceChildren(head);
   if (loose.length) summary.append(el("ul", {}, ...loose.map((t) => el("li", { text: t }))));
   summary.hidden = false;
+  if ("X-API-Key" in (problem.errors || {})) {
+    const settings = document.querySelector("details.settings");
+    if (settings) settings.open = true; // the key is entered there
+  }
   const focusable = first && (first.matches("input, select, textarea") ? first : first.querySelector("input, select, textarea"));
   focusable?.focus();
 }
