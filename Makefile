@@ -26,6 +26,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	@command -v redis-server >/dev/null || scripts/ensure-redis.sh || \
 		echo "redis-server unavailable: the shared rate-limit test will skip"
+	@scripts/ensure-chromium.sh || echo "chromium unavailable: the browser tests (tests/browser) will skip"
 	$(BIN)/python -m pytest
 
 # schemathesis over every operation with 200 examples per operation and phase (the test run uses 15)

@@ -20,7 +20,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.from_object(config or Config)
     app.json.sort_keys = False
-    from .routes import backtests, calculators, docs, jobs, liquidation, market, meta, risk
+    from .routes import backtests, calculators, docs, jobs, liquidation, market, meta, risk, web
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(liquidation.bp)
@@ -30,6 +30,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(backtests.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(web.bp)
     _load_tiers(app)
     errors.register(app)
     observability.install(app)  # request id and timer first, so every response (401/413/429 too) has them

@@ -1,7 +1,8 @@
 """Optional API keys, CORS from an allow-list, and security headers on every response.
 
 * ``LIQRISK_API_KEYS``: when set, every route but ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.yaml``,
-  ``/docs`` and CORS preflights needs ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; else 401 problem
+  ``/docs``, the web calculator's page and files (``/``, ``/web/``; its API calls send the key the user enters)
+  and CORS preflights needs ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; else 401 problem
   with ``WWW-Authenticate``. Keys may be given as ``sha256:<hex>`` so the plain key need not sit in the
   environment; comparison is constant-time (``hmac.compare_digest``).
 * ``LIQRISK_CORS_ORIGINS``: origins allowed to call from a browser (``*`` for any). Allowed origins get
@@ -9,7 +10,8 @@
   get no CORS headers (the browser blocks them). https://fetch.spec.whatwg.org/#http-cors-protocol
 * Security headers (OWASP Secure Headers): ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
   ``Referrer-Policy: no-referrer``, a Content-Security-Policy (``default-src 'none'`` for API responses; the
-  Swagger UI page gets what it needs from its own origin), ``Cache-Control: no-store`` on ``/v1`` answers, and
+  Swagger UI page gets what it needs from its own origin; the web calculator gets scripts, styles and API calls
+  from its own origin only, no inline script), ``Cache-Control: no-store`` on ``/v1`` answers, and
   HSTS when ``LIQRISK_HSTS`` is on.
 """
 
@@ -22,11 +24,15 @@ from flask import Flask, Response, request
 
 from .errors import problem
 
-#: endpoints open to everyone: no API key, no rate limit (probes, metrics, the spec and its docs)
-OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.")
+#: endpoints open to everyone: no API key, no rate limit (probes, metrics, the spec, its docs, the web page)
+OPEN = ("meta.healthz", "meta.readyz", "meta.metrics", "meta.openapi", "swagger_ui.", "web.")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")  # fmt: skip
+#: the web calculator (``/`` and its files under ``/web/``): scripts, styles and API calls from its own origin
+#: only, no inline script or style, no frames, forms post nowhere else
+WEB_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")  # fmt: skip
 EXPOSED = "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 
 
@@ -96,7 +102,8 @@ def install(app: Flask) -> None:
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "no-referrer")
         docs = request.path.startswith("/docs")
-        h.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+        web = request.path == "/" or request.path.startswith("/web/")
+        h.setdefault("Content-Security-Policy", DOCS_CSP if docs else WEB_CSP if web else API_CSP)
         if request.path.startswith("/v1"):
             h["Cache-Control"] = "no-store"
         if app.config["HSTS"]:

@@ -28,8 +28,8 @@ from api import TestConfig, create_app
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
-# Swagger UI's own static assets under /docs/<path> are not API operations.
-UNDOCUMENTED = {"/docs/{path}"}
+# Swagger UI's own static assets under /docs/<path> and the web calculator's files are not API operations.
+UNDOCUMENTED = {"/docs/{path}", "/web/{filename}"}
 
 
 def _routes() -> set[tuple[str, str]]:
