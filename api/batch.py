@@ -80,6 +80,15 @@ def _rows_to_columns(rows: list[Any]) -> dict[str, list[Any]]:
     return cols
 
 
+def _nested(name: str) -> None:
+    """A list or object where one row's value belongs is malformed input, not a row error."""
+    raise ApiError(
+        422,
+        f"positions.{name} holds a list or an object where a row's value belongs",
+        {f"positions.{name}": ["must be one value (number, string, boolean or null) or a list of such values"]},
+    )
+
+
 def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
     """A float64 column (NaN = not given) with bad rows reported."""
     if not isinstance(col, list):
@@ -108,6 +117,8 @@ def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
     for i, v in enumerate(col):
         if v is None:
             continue
+        if isinstance(v, list | dict):
+            _nested(name)
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, int) and abs(v) > 1e300):
             bad[i] = True
         else:
@@ -132,6 +143,8 @@ def _categorical(name: str, col: Any, n: int, allowed: tuple[str, ...] | None, e
     if allowed is not None:
         ok_value = np.isin(arr, np.array(allowed, dtype=object))
         bad |= given & is_str & ~ok_value
+    if bad.any() and any(isinstance(col[i], list | dict) for i in np.flatnonzero(bad)):
+        _nested(name)
     if bad.any():
         rule = f"must be one of {', '.join(allowed)}" if allowed else "must be a string of 1-64 characters"
         errors.add(name, rule, np.flatnonzero(bad) if len(col) == n else np.arange(n))
@@ -148,6 +161,8 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, np.ndarray], Ro
                 {"positions": [f"{len(positions)} rows; at most {max_rows}"]},
             )
         cols = _rows_to_columns(positions)
+        for k in REQUIRED:  # a field missing from every row is "not given" in each: reported per row below
+            cols.setdefault(k, [None] * len(positions))
     elif isinstance(positions, dict):
         cols = positions
     else:
