@@ -1,5 +1,6 @@
-"""The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
-gunicorn.conf.py settings), and the backtester's ``backtest`` and ``sweep`` (from :mod:`backtest.cli`)."""
+"""The ``liqrisk`` command: ``calc`` (the HTTP API's calculators, :mod:`api.calc_cli`), ``serve`` (gunicorn
+with the repository's gunicorn.conf.py settings), and the backtester's ``backtest`` and ``sweep``
+(from :mod:`backtest.cli`)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from backtest import cli as bt_cli
-    from core import cli as core_cli
+
+    from . import calc_cli
 
     parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
     sub = parser.add_subparsers(dest="command", required=True)
-    core_cli.register(sub)
+    calc_cli.register(sub)
     register(sub)
     bt_cli.register(sub)
     args = parser.parse_args(argv)

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
-SIDES = {"long": 1.0, "short": -1.0, "buy": 1.0, "sell": -1.0}
+#: the only side names, exactly as the HTTP API and the CLI take them (no buy/sell aliases, no other case:
+#: "buy" is an order side, and a short position is opened by selling, so one spelling avoids both readings)
+SIDES = {"long": 1.0, "short": -1.0}
+SIDE_RULE = 'must be "long" or "short" (not buy/sell, lower case)'
 
 
 def as_float(name: str, value: Any, *, default: float | None = None) -> np.ndarray:
@@ -33,21 +36,20 @@ def require(name: str, value: Any) -> Any:
 
 
 def side_array(side: Any) -> np.ndarray:
-    """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (or "buy"/"sell"), ±1, or arrays of
-    either. Other values become 0 and are reported by the validation as ``side``."""
+    """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (exactly, as the HTTP API and the CLI
+    do), ±1 for numeric arrays, or arrays of either. Anything else raises ``ValueError`` naming ``side``."""
     if side is None:
         raise ValueError("side: required (long or short)")
     if isinstance(side, str):
-        if side.lower() not in SIDES:
-            raise ValueError(f"side: must be long or short, not {side!r}")
-        return np.asarray(SIDES[side.lower()])
+        if side not in SIDES:
+            raise ValueError(f"side: {SIDE_RULE}, not {side!r}")
+        return np.asarray(SIDES[side])
     arr = np.asarray(side)
     if arr.dtype.kind in "USO":
-        lower = np.char.lower(arr.astype(str))
-        out = np.where(lower == "long", 1.0, np.where(lower == "short", -1.0, 0.0))
-        out = np.where(lower == "buy", 1.0, np.where(lower == "sell", -1.0, out))
+        text = arr.astype(str)
+        out = np.where(text == "long", 1.0, np.where(text == "short", -1.0, 0.0))
         if np.any(out == 0):
-            raise ValueError("side: must be long or short")
+            raise ValueError(f"side: {SIDE_RULE}")
         return out
     if arr.dtype == bool:
         raise ValueError("side: must be long or short (or +1 / -1), not a boolean")
