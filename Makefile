@@ -24,6 +24,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	@command -v redis-server >/dev/null || scripts/ensure-redis.sh || \
 		echo "redis-server unavailable: the shared rate-limit test will skip"
+	@scripts/ensure-client-tools.sh || echo "client generators not installed: the generated-client tests will say why"
 	$(BIN)/python -m pytest
 
 # schemathesis over every operation with 200 examples per operation and phase (the test run uses 15)
@@ -40,6 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+	scripts/ensure-client-tools.sh node
+	.tools/node/node_modules/.bin/redocly lint --format=stylish openapi.yaml
 
 clean:
 	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis

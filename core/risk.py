@@ -21,8 +21,23 @@ BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 HOURS_PER_YEAR = 365.0 * 24.0
 MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
-#: score bands in 20-point steps (the 5-light ADL indicator precedent, risk-models.md §3.4)
-BANDS = ("very_low", "low", "moderate", "high", "very_high")
+#: bands on the probability of liquidation within the horizon asked about, the same cut-offs at every
+#: horizon, so a label always means the same chance of losing the margin before the horizon ends:
+#: minimal < 1 % ≤ low < 5 % ≤ moderate < 15 % ≤ high < 35 % ≤ extreme. 1 % and 5 % are the tail levels of
+#: 99 % and 95 % value-at-risk (RiskMetrics Technical Document, J.P. Morgan/Reuters 1996, §1.2; Basel
+#: Committee, "Minimum capital requirements for market risk", 2019, MAR33); 15 % is about one in seven,
+#: 35 % about one in three.
+BAND_CUTOFFS = (0.01, 0.05, 0.15, 0.35)
+BANDS = ("minimal", "low", "moderate", "high", "extreme")
+
+
+def probability_band(probability: Any) -> Any:
+    """The band of a probability of liquidation (0–1, within whatever horizon): ``minimal`` < 0.01 ≤ ``low``
+    < 0.05 ≤ ``moderate`` < 0.15 ≤ ``high`` < 0.35 ≤ ``extreme`` (:data:`BAND_CUTOFFS`). A string for a
+    scalar, an array of strings for an array."""
+    p = np.asarray(probability, dtype=np.float64)
+    out = np.array(BANDS)[np.searchsorted(np.asarray(BAND_CUTOFFS), p, side="right")]
+    return str(out) if out.ndim == 0 else out
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -106,8 +121,9 @@ def liquidation_probability(
     dict
         ``probability`` (0–1), ``standard_error`` (Monte Carlo only, else 0), ``distance_sigmas``
         (ln-distance to liquidation / (σ√T); NaN without a liquidation price), ``score`` (0–100,
-        = 100 × probability), ``band`` (very_low < 20 ≤ low < 40 ≤ moderate < 60 ≤ high < 80 ≤ very_high),
-        ``volatility``, ``liquidation_price``.
+        = 100 × probability), ``band`` on the probability itself, the same at every horizon (minimal < 1 % ≤
+        low < 5 % ≤ moderate < 15 % ≤ high < 35 % ≤ extreme; see ``BAND_CUTOFFS``), ``volatility``,
+        ``liquidation_price``.
     """
     choice("model", model, MODELS)
     if liquidation_price is None:
@@ -182,13 +198,12 @@ def liquidation_probability(
     with np.errstate(invalid="ignore"):
         dist = np.where(has_lp, np.maximum(b, 0.0) / (sigma * np.sqrt(t)), np.nan)
     score = 100.0 * prob
-    band_idx = np.minimum((score // 20).astype(int), 4)
     out = {
         "probability": prob,
         "standard_error": stderr,
         "distance_sigmas": dist,
         "score": score,
-        "band": np.array(BANDS)[band_idx],
+        "band": probability_band(prob),
         "volatility": sigma,
         "liquidation_price": liq,
     }
