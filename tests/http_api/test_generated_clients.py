@@ -1,5 +1,5 @@
 """Clients generated from openapi.yaml work: openapi-python-client builds a Python client that calls every
-calculator route (batch included) against a live gunicorn on loopback, and openapi-typescript builds a type
+calculator route (batch included) against a live HTTP server on loopback, and openapi-typescript builds a type
 file that TypeScript compiles strictly, batch request included.
 
 The generators are installed by scripts/ensure-client-tools.sh into .tools/ (pinned, outside .venv: the Python
@@ -9,13 +9,9 @@ registry cannot be reached."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,26 +26,6 @@ OFFLINE = re.compile(
     re.IGNORECASE,
 )
 CALCULATOR_TAGS = ("liquidation", "calculators", "risk", "market")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
 def _ensure(what: str) -> None:
@@ -106,27 +82,19 @@ def _cases() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def live_server():
-    port = _free_port()
-    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_BACKTEST_WARMUP": "0"}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    """The app behind werkzeug's threaded HTTP server on a free loopback port (a real socket, in this process)."""
+    from werkzeug.serving import make_server
+
+    from api import TestConfig, create_app
+
+    server = make_server("127.0.0.1", 0, create_app(TestConfig), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        _wait(base + "/healthz", proc)
-        yield base
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def test_generated_python_client_calls_every_calculator_route(tmp_path, live_server) -> None:
