@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 import webbrowser
 from pathlib import Path
@@ -160,6 +161,14 @@ def _fail(msg: str) -> int:
     return 2
 
 
+#: the terminal width the tables and lines are fitted to
+WIDTH = 100
+
+
+def _say(text: str) -> None:
+    print(textwrap.fill(text, WIDTH, subsequent_indent="  "))
+
+
 def _source(args: argparse.Namespace) -> tuple[str, bool]:
     """Where the bars come from, in words, and whether they are synthetic."""
     if args.data:
@@ -197,8 +206,8 @@ def _backtest(args: argparse.Namespace) -> int:
     else:
         from .formatting import metric
 
-        print(f"{symbol} {args.timeframe} {cfg['side']}, {len(frame)} bars {frame.index[0]} → {frame.index[-1]}")
-        print(f"data: {about['data']}")
+        _say(f"{symbol} {args.timeframe} {cfg['side']}, {len(frame)} bars {frame.index[0]} → {frame.index[-1]}")
+        _say(f"data: {about['data']}")
         for k, v in m.items():
             print(f"  {k:14s} {metric(k, v)}")
     if args.trades:
@@ -287,12 +296,12 @@ def _sweep(args: argparse.Namespace) -> int:
             out["overfitting"] = overfitting(table, args.sort)
         print(json.dumps(to_jsonable(out)))
         return 0
-    print(f"{symbol} {args.timeframe}, {len(frame)} bars {frame.index[0]} → {frame.index[-1]}")
-    print(f"data: {about['data']}")
-    print(sweep_table(table, list(grid), key, args.top))
+    _say(f"{symbol} {args.timeframe}, {len(frame)} bars {frame.index[0]} → {frame.index[-1]}")
+    _say(f"data: {about['data']}")
+    print(sweep_table(table, list(grid), key, args.top, width=WIDTH))
     if split:
         o = overfitting(table, args.sort)
-        print(
+        _say(
             f"in-sample vs out-of-sample ({o['metric']}): rank correlation {o['rank_correlation']:.2f}; "
             f"best in-sample {o['best_in_sample']:.2f} → out-of-sample {o['its_out_of_sample']:.2f} "
             f"(median out-of-sample {o['median_out_of_sample']:.2f})"

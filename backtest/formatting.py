@@ -41,6 +41,9 @@ def metric(name: str, value: Any) -> str:
         return f"{value:,.2f}"
     if name in COUNT:
         return f"{int(value):,d}"
+    if name.endswith("price"):  # 6 significant digits (at least 2 decimals): 101,516.50 / 224.350 / 0.00123456
+        decimals = max(2, 5 - int(math.floor(math.log10(abs(value))))) if value else 2
+        return f"{value:,.{decimals}f}"
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
