@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--report", help="write an HTML report to this path")
     b.add_argument("--png", help="also write a PNG of the report")
     b.add_argument("--open", action="store_true", help="open the HTML report in a browser")
+    b.add_argument("--self-contained", action="store_true",
+                   help="embed the plotly bundle (one file, +4.8 MB), not a file next to the report")  # fmt: skip
     b.add_argument("--trades", help="write the trades as CSV to this path")
     b.set_defaults(func=_backtest)
     s = sub.add_parser("sweep", help="parameter grid with an in-sample/out-of-sample split")
@@ -217,7 +219,7 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.report or args.open:
         path = args.report or str(Path.cwd() / "liqrisk-backtest.html")
         R.html_report(frame, result, path, title=f"liqrisk backtest — {symbol} {args.timeframe} {cfg['side']}",
-                      about=about)  # fmt: skip
+                      about=about, self_contained=args.self_contained)  # fmt: skip
         print(f"report: {path}", file=sys.stderr)
         if args.open:
             webbrowser.open(Path(path).resolve().as_uri())
