@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from functools import cache
 from typing import Any
@@ -169,7 +170,7 @@ def _help(name: str, schema: dict[str, Any], required: bool) -> str:
     if bounds:
         text += f"; {bounds}"
     if required:
-        text += " (required)"
+        text = re.sub(r" \(default: [^)]*\)", "", text) + " (required)"
     elif "default" in schema:
         text += f" (default: {schema['default']})"
     elif "default" not in text:
