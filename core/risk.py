@@ -371,9 +371,14 @@ def position_size(
         if bad.any():
             i = int(np.argmax(bad))
             where = "" if shape == () else f" (first at index {i})"
+            advice = (
+                f"use at most {max_lev[i]:.4g}x"
+                if np.isfinite(max_lev[i])
+                else "no leverage keeps liquidation beyond the stop with these margin settings"
+            )
             raise ValueError(
                 f"leverage: at {lev[i]:g}x the position is liquidated at {liq[i]:.8g}, before the stop at "
-                f"{stop[i]:.8g}; use at most {max_lev[i]:.4g}x{where}"
+                f"{stop[i]:.8g}; {advice}{where}"
             )
     else:
         liq = np.where(np.isnan(recommended), np.nan, lp_at(np.where(np.isnan(recommended), 1.0, recommended)))
