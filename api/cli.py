@@ -12,8 +12,10 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
-    p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"))
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"),
+                   help="host:port to listen on (default: LIQRISK_BIND, else 127.0.0.1:8000)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn worker processes (default: LIQRISK_WORKERS, else one per core)")  # fmt: skip
     p.set_defaults(func=_serve)
 
 
