@@ -27,6 +27,7 @@ test: $(STAMP)
 	@command -v redis-server >/dev/null || scripts/ensure-redis.sh || \
 		echo "redis-server unavailable: the shared rate-limit test will skip"
 	@scripts/ensure-chromium.sh || echo "chromium unavailable: the browser tests (tests/browser) will skip"
+	@scripts/ensure-client-tools.sh || echo "client generators not installed: the generated-client tests will say why"
 	$(BIN)/python -m pytest
 
 # schemathesis over every operation with 200 examples per operation and phase (the test run uses 15)
@@ -43,6 +44,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+	scripts/ensure-client-tools.sh node
+	.tools/node/node_modules/.bin/redocly lint --format=stylish openapi.yaml
 
 clean:
 	rm -rf $(VENV) .benchmarks .pytest_cache .hypothesis .run

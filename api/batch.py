@@ -86,6 +86,15 @@ def _rows_to_columns(rows: list[Any]) -> dict[str, list[Any]]:
     return cols
 
 
+def _nested(name: str) -> None:
+    """A list or object where one row's value belongs is malformed input, not a row error."""
+    raise ApiError(
+        422,
+        f"positions.{name} holds a list or an object where a row's value belongs",
+        {f"positions.{name}": ["must be one value (number, string, boolean or null) or a list of such values"]},
+    )
+
+
 def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
     """A float64 column (NaN = not given) with bad rows reported."""
     if not isinstance(col, list):
@@ -122,6 +131,8 @@ def _numeric(name: str, col: Any, n: int, errors: RowErrors) -> np.ndarray:
     for i, v in enumerate(col):
         if v is None:
             continue
+        if isinstance(v, list | dict):
+            _nested(name)
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, int) and abs(v) > 1e300):
             bad[i] = True
         elif 0 < abs(v) < 1e-300:
@@ -174,6 +185,8 @@ def _categorical(
         codes = np.fromiter(map(lookup.get, col, repeat(-1, len(col))), np.int64, len(col))
     except TypeError:  # lists or objects in the column (unhashable)
         codes = np.array([lookup.get(v, -1) if v is None or isinstance(v, str) else -2 for v in col], dtype=np.int64)
+    if (codes == -2).any():
+        _nested(name)
     rest = np.flatnonzero(codes < 0)
     if rest.size and free_text:
         texts = [col[i] for i in rest[codes[rest] == -1].tolist()]
@@ -201,6 +214,8 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, Any], RowErrors
                 {"positions": [f"{len(positions)} rows; at most {max_rows}"]},
             )
         cols = _rows_to_columns(positions)
+        for k in REQUIRED:  # a field missing from every row is "not given" in each: reported per row below
+            cols.setdefault(k, [None] * len(positions))
     elif isinstance(positions, dict):
         cols = positions
     else:

@@ -1,6 +1,7 @@
-"""The ``liqrisk`` command: ``calc`` (from :mod:`core.cli`), ``serve`` (gunicorn with the repository's
-gunicorn.conf.py settings), ``worker`` (a job worker on the queue), the backtester's ``backtest`` and
-``sweep`` (from :mod:`backtest.cli`), ``calibrate`` and ``tiers refresh`` (from :mod:`api.tier_refresh`)."""
+"""The ``liqrisk`` command: ``calc`` (the HTTP API's calculators, :mod:`api.calc_cli`), ``serve`` (gunicorn
+with the repository's gunicorn.conf.py settings), ``worker`` (a job worker on the queue), the backtester's
+``backtest`` and ``sweep`` (from :mod:`backtest.cli`), ``calibrate`` and ``tiers refresh``
+(from :mod:`api.tier_refresh`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
-    p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"))
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"),
+                   help="host:port to listen on (default: LIQRISK_BIND, else 127.0.0.1:8000)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn worker processes (default: LIQRISK_WORKERS, else one per core)")  # fmt: skip
     p.set_defaults(func=_serve)
     w = sub.add_parser("worker", help="run backtest and sweep jobs from the queue (LIQRISK_BROKER_URL)")
     w.add_argument("--concurrency", type=int, default=None, help="pool processes (default: one per core)")
@@ -63,13 +66,12 @@ def _worker(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from backtest import calibrate_cli
     from backtest import cli as bt_cli
-    from core import cli as core_cli
 
-    from . import tier_refresh
+    from . import calc_cli, tier_refresh
 
     parser = argparse.ArgumentParser(prog="liqrisk", description="liqrisk: crypto-derivatives risk engine")
     sub = parser.add_subparsers(dest="command", required=True)
-    core_cli.register(sub)
+    calc_cli.register(sub)
     register(sub)
     bt_cli.register(sub)
     calibrate_cli.register(sub)

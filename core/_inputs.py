@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-SIDES = {"long": 1.0, "short": -1.0, "buy": 1.0, "sell": -1.0}
+#: the only side names, exactly as the HTTP API and the CLI take them (no buy/sell aliases, no other case:
+#: "buy" is an order side, and a short position is opened by selling, so one spelling avoids both readings)
+SIDES = {"long": 1.0, "short": -1.0}
+SIDE_RULE = 'must be "long" or "short" (not buy/sell, lower case)'
 
 
 def as_float(name: str, value: Any, *, default: float | None = None) -> np.ndarray:
@@ -34,14 +37,14 @@ def require(name: str, value: Any) -> Any:
 
 
 def side_array(side: Any) -> np.ndarray:
-    """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (or "buy"/"sell"), ±1, or arrays of
-    either. Other values become 0 and are reported by the validation as ``side``."""
+    """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (exactly, as the HTTP API and the CLI
+    do), ±1 for numeric arrays, or arrays of either. Anything else raises ``ValueError`` naming ``side``."""
     if side is None:
         raise ValueError("side: required (long or short)")
     if isinstance(side, str):
-        if side.lower() not in SIDES:
-            raise ValueError(f"side: must be long or short, not {side!r}")
-        return np.asarray(SIDES[side.lower()])
+        if side not in SIDES:
+            raise ValueError(f"side: {SIDE_RULE}, not {side!r}")
+        return np.asarray(SIDES[side])
     arr = np.asarray(side)
     if arr.dtype.kind in "USO":
         return _side_strings(arr)
@@ -54,8 +57,7 @@ def side_array(side: Any) -> np.ndarray:
 
 def _side_strings(arr: np.ndarray) -> np.ndarray:
     """An array of side names as ±1.0. Exact "long"/"short" are read in one compiled pass over the
-    characters (no per-row Python, no lower-casing copy of the column); only rows left over (other cases,
-    "buy"/"sell", non-strings in object arrays) are looked up one by one."""
+    characters (no per-row Python, no lower-casing copy of the column); any other value is refused."""
     if arr.dtype.kind == "S":
         arr = arr.astype(str)
     if arr.dtype.kind == "U" and arr.dtype.itemsize > 0:
@@ -65,11 +67,8 @@ def _side_strings(arr: np.ndarray) -> np.ndarray:
         out = np.zeros(arr.shape)
         out[arr == "long"] = 1.0
         out[arr == "short"] = -1.0
-    rest = out == 0
-    if rest.any():
-        out[rest] = [SIDES.get(v.lower(), 0.0) if isinstance(v, str) else 0.0 for v in arr[rest].tolist()]
-        if np.any(out == 0):
-            raise ValueError("side: must be long or short")
+    if np.any(out == 0):
+        raise ValueError(f"side: {SIDE_RULE}")
     return out
 
 

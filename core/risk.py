@@ -24,8 +24,23 @@ MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
 DEFAULT_PATHS = 20_000
 DEFAULT_STEP_MINUTES = 60.0
-#: score bands in 20-point steps (the 5-light ADL indicator precedent, docs/risk-models.md §1.5)
-BANDS = ("very_low", "low", "moderate", "high", "very_high")
+#: bands on the probability of liquidation within the horizon asked about, the same cut-offs at every
+#: horizon, so a label always means the same chance of losing the margin before the horizon ends:
+#: minimal < 1 % ≤ low < 5 % ≤ moderate < 15 % ≤ high < 35 % ≤ extreme. 1 % and 5 % are the tail levels of
+#: 99 % and 95 % value-at-risk (RiskMetrics Technical Document, J.P. Morgan/Reuters 1996, §1.2; Basel
+#: Committee, "Minimum capital requirements for market risk", 2019, MAR33); 15 % is about one in seven,
+#: 35 % about one in three.
+BAND_CUTOFFS = (0.01, 0.05, 0.15, 0.35)
+BANDS = ("minimal", "low", "moderate", "high", "extreme")
+
+
+def probability_band(probability: Any) -> Any:
+    """The band of a probability of liquidation (0–1, within whatever horizon): ``minimal`` < 0.01 ≤ ``low``
+    < 0.05 ≤ ``moderate`` < 0.15 ≤ ``high`` < 0.35 ≤ ``extreme`` (:data:`BAND_CUTOFFS`). A string for a
+    scalar, an array of strings for an array."""
+    p = np.asarray(probability, dtype=np.float64)
+    out = np.array(BANDS)[np.searchsorted(np.asarray(BAND_CUTOFFS), p, side="right")]
+    return str(out) if out.ndim == 0 else out
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -109,8 +124,9 @@ def liquidation_probability(
     dict
         ``probability`` (0–1), ``standard_error`` (Monte Carlo only, else 0), ``distance_sigmas``
         (ln-distance to liquidation / (σ√T); NaN without a liquidation price), ``score`` (0–100,
-        = 100 × probability), ``band`` (very_low < 20 ≤ low < 40 ≤ moderate < 60 ≤ high < 80 ≤ very_high),
-        ``volatility``, ``liquidation_price``.
+        = 100 × probability), ``band`` on the probability itself, the same at every horizon (minimal < 1 % ≤
+        low < 5 % ≤ moderate < 15 % ≤ high < 35 % ≤ extreme; see ``BAND_CUTOFFS``), ``volatility``,
+        ``liquidation_price``.
     """
     choice("model", model, MODELS)
     if liquidation_price is None:
@@ -185,13 +201,12 @@ def liquidation_probability(
     with np.errstate(invalid="ignore"):
         dist = np.where(has_lp, np.maximum(b, 0.0) / (sigma * np.sqrt(t)), np.nan)
     score = 100.0 * prob
-    band_idx = np.minimum((score // 20).astype(int), 4)
     out = {
         "probability": prob,
         "standard_error": stderr,
         "distance_sigmas": dist,
         "score": score,
-        "band": np.array(BANDS)[band_idx],
+        "band": probability_band(prob),
         "volatility": sigma,
         "liquidation_price": liq,
     }
@@ -367,9 +382,14 @@ def position_size(
         if bad.any():
             i = int(np.argmax(bad))
             where = "" if shape == () else f" (first at index {i})"
+            advice = (
+                f"use at most {max_lev[i]:.4g}x"
+                if np.isfinite(max_lev[i])
+                else "no leverage keeps liquidation beyond the stop with these margin settings"
+            )
             raise ValueError(
                 f"leverage: at {lev[i]:g}x the position is liquidated at {liq[i]:.8g}, before the stop at "
-                f"{stop[i]:.8g}; use at most {max_lev[i]:.4g}x{where}"
+                f"{stop[i]:.8g}; {advice}{where}"
             )
     else:
         liq = np.where(np.isnan(recommended), np.nan, lp_at(np.where(np.isnan(recommended), 1.0, recommended)))

@@ -78,9 +78,9 @@ def test_fat_tails_raise_short_horizon_risk() -> None:
 
 def test_no_liquidation_and_already_beyond() -> None:
     none = core.liquidation_probability(side="long", mark_price=100, liquidation_price=np.nan, volatility=0.5)
-    assert none["probability"] == 0 and math.isnan(none["distance_sigmas"]) and none["band"] == "very_low"
+    assert none["probability"] == 0 and math.isnan(none["distance_sigmas"]) and none["band"] == "minimal"
     beyond = core.liquidation_probability(side="short", mark_price=120, liquidation_price=110, volatility=0.5)
-    assert beyond["probability"] == 1 and beyond["band"] == "very_high"
+    assert beyond["probability"] == 1 and beyond["band"] == "extreme"
 
 
 def test_probability_from_the_position_and_arrays() -> None:
@@ -185,7 +185,7 @@ def test_risk_routes_over_http(client) -> None:
             "horizon_hours": 168,
         },
     ).get_json()
-    assert body["probability"] == pytest.approx(0.2387, abs=5e-4) and body["band"] == "low"
+    assert body["probability"] == pytest.approx(0.2387, abs=5e-4) and body["band"] == "high"
     resp = client.post(
         "/v1/risk/position-size",
         json={"equity": 10000, "risk_fraction": 0.01, "side": "long", "entry_price": 100000, "stop_price": 101000},
@@ -196,3 +196,23 @@ def test_risk_routes_over_http(client) -> None:
         json={"side": "long", "mark_price": 100000, "entry_price": 100000, "volatility": 0.6},
     )
     assert resp.status_code == 422 and "quantity" in resp.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("probability", "band"),
+    [(0.0, "minimal"), (0.0099, "minimal"), (0.01, "low"), (0.049, "low"), (0.05, "moderate"),
+     (0.149, "moderate"), (0.15, "high"), (0.23, "high"), (0.349, "high"), (0.35, "extreme"), (1.0, "extreme")],
+)  # fmt: skip
+def test_band_cut_offs(probability, band) -> None:
+    assert core.risk.probability_band(probability) == band
+    assert list(core.risk.probability_band(np.array([probability, probability]))) == [band, band]
+
+
+@pytest.mark.parametrize("hours", [1.0, 24.0, 168.0, 720.0])
+def test_band_depends_on_the_probability_only(hours) -> None:
+    """The same cut-offs at every horizon: a 23 % chance is "high" whether over a day or over a week."""
+    d = np.linspace(0.001, 0.5, 200)
+    r = core.liquidation_probability(
+        side="long", mark_price=100.0, liquidation_price=100.0 * np.exp(-d), volatility=0.8, horizon_hours=hours
+    )
+    assert list(r["band"]) == list(core.risk.probability_band(r["probability"]))

@@ -51,9 +51,7 @@ def liquidation_price_batch():
     if "positions" not in data:
         raise ApiError(422, "positions is required", {"positions": ["required"]})
     fields = data.get("fields")
-    if fields is not None and (
-        not isinstance(fields, list) or not all(isinstance(f, str) for f in fields) or not fields
-    ):
+    if "fields" in data and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields) or not fields):
         raise ApiError(
             422, "fields must be a non-empty list of output names", {"fields": ["must be a list of strings"]}
         )

@@ -47,6 +47,11 @@ class Number(fields.Field):
         return out + 0.0  # -0.0 becomes 0.0
 
 
+def positive(**kwargs: Any) -> Number:
+    """A number > 0 (a contract size, say): 0 or less is refused even where the value is not used."""
+    return Number(validate=validate.Range(min=0, min_inclusive=False, error="must be a finite number > 0"), **kwargs)
+
+
 class Text(fields.String):
     """A short string (1-64 characters)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import CONTRACT_TYPES, SIDE, Base, Number, Text, exchange_field, one_of, tiers_field
+from .base import CONTRACT_TYPES, SIDE, Base, Number, Text, exchange_field, one_of, positive, tiers_field
 
 MAX_SERIES = 100_000
 
@@ -17,7 +17,7 @@ class PnlSchema(Base):
     quantity = Number(required=True)
     leverage = Number(required=True)
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
     open_fee_rate = Number(load_default=0.0)
     close_fee_rate = Number(load_default=0.0)
     funding_paid = Number(load_default=0.0)
@@ -44,7 +44,7 @@ class MaxOpenSchema(Base):
     mark_price = Number()
     last_price = Number()
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
     tiers = tiers_field()
 
 
@@ -66,13 +66,13 @@ class BreakEvenSchema(Base):
     funding_paid = Number(load_default=0.0)
     quantity = Number()
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
 
 
 class FundingSchema(Base):
     side = one_of(*SIDE, required=True)
     quantity = Number(required=True)
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
     mark_prices = fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES))
     funding_rates = fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES))

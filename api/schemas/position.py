@@ -14,6 +14,7 @@ from .base import (
     Text,
     exchange_field,
     one_of,
+    positive,
     tiers_field,
 )
 
@@ -45,7 +46,7 @@ class OtherPositionSchema(Base):
     maintenance_margin_rate = Number()
     maintenance_amount = Number()
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
 
     @validates_schema
     def _summary_or_full(self, data, **kwargs):
@@ -67,7 +68,7 @@ class PositionSchema(Base):
     exchange = exchange_field()
     symbol = Text()
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
     margin_mode = one_of(*MARGIN_MODES, load_default="isolated")
     position_mode = one_of(*POSITION_MODES, load_default="one_way")
     side = one_of(*SIDE, required=True)

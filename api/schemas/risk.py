@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import CONTRACT_TYPES, MARGIN_MODES, SIDE, Base, Number, NumberList, Text, exchange_field, one_of
+from .base import (
+    CONTRACT_TYPES,
+    MARGIN_MODES,
+    SIDE,
+    Base,
+    Number,
+    NumberList,
+    Text,
+    exchange_field,
+    one_of,
+    positive,
+)
 
 
 class LiquidationProbabilitySchema(Base):
@@ -26,7 +37,7 @@ class LiquidationProbabilitySchema(Base):
     exchange = exchange_field(load_default=None)
     symbol = Text()
     contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = Number()
+    contract_size = positive()
     margin_mode = one_of(*MARGIN_MODES)
     entry_price = Number()
     quantity = Number()
