@@ -257,7 +257,7 @@ class _Progress:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .formatting import sweep_table
-    from .run import overfitting, sweep
+    from .run import overfitting, strategy, sweep
 
     try:
         frame, symbol, warnings = load_frame(args)
@@ -281,19 +281,20 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.csv:
         table.to_csv(args.csv, index=False)
     about = _about(args, frame, symbol, warnings)
+    settings = strategy(cfg)  # every setting, the defaults filled in
     if args.report:
         from . import report as R
 
         pair = args.heatmap.split(",") if args.heatmap else list(grid)[:2]
         try:
-            R.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=cfg)
+            R.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=settings)
         except ValueError as exc:
             return _fail(str(exc))
         print(f"report: {args.report}", file=sys.stderr)
     if args.json:
         from core.jsonable import to_jsonable
 
-        out = {"results": table.to_dict(orient="records"), "grid": grid, "strategy": cfg, **about}
+        out = {"results": table.to_dict(orient="records"), "grid": grid, "strategy": settings, **about}
         if split:
             out["overfitting"] = overfitting(table, args.sort)
         print(json.dumps(to_jsonable(out)))
