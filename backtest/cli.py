@@ -368,10 +368,15 @@ class _Progress:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .formatting import sweep_table
-    from .run import overfitting, sweep, sweep_warnings
+    from .run import overfitting, strategy, sweep, sweep_warnings
 
     try:
-        frame, symbol, warnings = (None, "", []) if args.queue else load_frame(args)
+        if args.queue:
+            from .datasets import normalise_symbol
+
+            frame, symbol, warnings = None, normalise_symbol(args.symbol or "BTC"), []
+        else:
+            frame, symbol, warnings = load_frame(args)
         grid = {k: getattr(args, k) for k in NUMBER_FIELDS + WORD_FIELDS if hasattr(args, k)}
         if not grid:
             grid = {"breakout_window": [24, 48, 96], "surge_mult": [2.0, 3.0], "leverage": [2.0, 3.0, 5.0]}
@@ -398,19 +403,20 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.csv:
         table.to_csv(args.csv, index=False)
     about = _about(args, frame, symbol, warnings, job)
+    settings = strategy(cfg)  # every setting, the defaults filled in
     if args.report:
         from . import report as R
 
         pair = args.heatmap.split(",") if args.heatmap else list(grid)[:2]
         try:
-            R.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=cfg)
+            R.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=settings)
         except ValueError as exc:
             return _fail(str(exc))
         print(f"report: {args.report}", file=sys.stderr)
     if args.json:
         from core.jsonable import to_jsonable
 
-        out = {"results": table.to_dict(orient="records"), "grid": grid, "strategy": cfg, **about}
+        out = {"results": table.to_dict(orient="records"), "grid": grid, "strategy": settings, **about}
         if split:
             out["overfitting"] = overfitting(table, args.sort)
         print(json.dumps(to_jsonable(out)))

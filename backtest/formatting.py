@@ -47,8 +47,9 @@ def metric(name: str, value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def setting(name: str, value: Any) -> str:
-    """One strategy setting as text; None/NaN (switched off) → ``"off"``."""
+def setting(name: str, value: Any, short: bool = False) -> str:
+    """One strategy setting as text; None/NaN (switched off) → ``"off"``; ``short`` drops units that a table
+    header already implies."""
     if _missing(value):
         return "off"
     if isinstance(value, bool) or isinstance(value, str):
@@ -56,7 +57,7 @@ def setting(name: str, value: Any) -> str:
     if name in PERCENT_SETTINGS:
         return f"{100 * value:.4g} %"
     if name == "funding_threshold":
-        return f"{100 * value:.4g} % per interval"
+        return f"{100 * value:.4g} %" + ("" if short else " per interval")
     if name in MONEY:
         return f"{value:,.2f}"
     if isinstance(value, float) and value.is_integer():
@@ -87,7 +88,7 @@ def sweep_table(table: pd.DataFrame, params: list[str], sort_key: str, top: int,
 
     def column(col: str, kind: str) -> list[str]:
         name = col.split("_", 1)[1] if col.startswith(("is_", "oos_")) else col
-        cells = [setting(col, v) if kind == "param" else metric(name, v) for v in shown[col].tolist()]
+        cells = [setting(col, v, short=True) if kind == "param" else metric(name, v) for v in shown[col].tolist()]
         return [header(col)] + cells
 
     cols = [column(c, "param") for c in params] + [column(c, "metric") for c in metric_cols]

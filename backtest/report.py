@@ -101,9 +101,10 @@ def _table(rows: list[list[str]], head: list[str], left: int = 1, cls: str = "")
     def cell(tag: str, i: int, text: str) -> str:
         return f"<{tag}{' class=l' if i < left else ''}>{text}</{tag}>"
 
-    out = [f"<table{f' class={cls}' if cls else ''}><thead><tr>"]
-    out += [cell("th", i, html.escape(h)) for i, h in enumerate(head)]
-    out.append("</tr></thead><tbody>")
+    out = [f"<table{f' class={cls}' if cls else ''}>"]
+    if any(head):
+        out += ["<thead><tr>", *(cell("th", i, html.escape(h)) for i, h in enumerate(head)), "</tr></thead>"]
+    out.append("<tbody>")
     for r in rows:
         out.append("<tr>" + "".join(cell("td", i, html.escape(str(v))) for i, v in enumerate(r)) + "</tr>")
     out.append("</tbody></table>")
@@ -300,7 +301,7 @@ def sweep_report(
     cells += [f"<th>{html.escape(setting(b, c if c != 'off' else None))}</th>" for c in pivot.columns]
     cells.append("</tr></thead><tbody>")
     for r, row in zip(pivot.index, vals, strict=True):
-        cells.append(f"<tr><th>{html.escape(setting(a, r if r != 'off' else None))}</th>")
+        cells.append(f"<tr><th>{html.escape(setting(a, r if r != 'off' else None, short=True))}</th>")
         cells += [f"<td style='background:{_heat(v, lo, hi)}'>{html.escape(metric(name, v))}</td>" for v in row]
         cells.append("</tr>")
     cells.append("</tbody></table>")
