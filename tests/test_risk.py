@@ -200,8 +200,8 @@ def test_risk_routes_over_http(client) -> None:
 
 @pytest.mark.parametrize(
     ("probability", "band"),
-    [(0.0, "minimal"), (0.0099, "minimal"), (0.01, "low"), (0.049, "low"), (0.05, "moderate"),
-     (0.149, "moderate"), (0.15, "high"), (0.23, "high"), (0.349, "high"), (0.35, "extreme"), (1.0, "extreme")],
+    [(0.0, "minimal"), (0.00049, "minimal"), (0.0005, "low"), (0.0149, "low"), (0.015, "moderate"),
+     (0.089, "moderate"), (0.09, "high"), (0.23, "high"), (0.379, "high"), (0.38, "extreme"), (1.0, "extreme")],
 )  # fmt: skip
 def test_band_cut_offs(probability, band) -> None:
     assert core.risk.probability_band(probability) == band

@@ -53,7 +53,7 @@ def test_servers_tags_and_open_operations() -> None:
     the probes, metrics and docs need no key (no lock), the /v1 operations name the key schemes."""
     assert [s["url"] for s in SPEC["servers"]] == ["/"]
     described = {t["name"] for t in SPEC["tags"] if t.get("description")}
-    open_paths = {"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/docs/"}
+    open_paths = {"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/docs/", "/"}
     for path, ops in SPEC["paths"].items():
         for method, op in ops.items():
             assert len(op.get("tags", [])) == 1 and op["tags"][0] in described, (path, method)
