@@ -127,8 +127,8 @@ def liquidation_probability(
         ``probability`` (0–1), ``standard_error`` (Monte Carlo only, else 0), ``distance_sigmas``
         (ln-distance to liquidation / (σ√T); NaN without a liquidation price), ``score`` (0–100,
         = 100 × probability), ``band`` of the probability, the same cut-offs at every horizon, calibrated against
-        outcomes (minimal < 0.05 % ≤ low < 1.5 % ≤ moderate < 9 % ≤ high < 38 % ≤ extreme; see ``BAND_CUTOFFS``), ``volatility``,
-        ``liquidation_price``.
+        outcomes (minimal < 0.05 % ≤ low < 1.5 % ≤ moderate < 9 % ≤ high < 38 % ≤ extreme; see
+        ``BAND_CUTOFFS``), ``volatility``, ``liquidation_price``.
     """
     choice("model", model, MODELS)
     if liquidation_price is None:
