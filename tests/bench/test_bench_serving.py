@@ -1,7 +1,7 @@
 """Benchmarks of the serving paths whose cost grows with the input (``make bench``): the batch route's
 grouping with 1,000,000 rows of 1,000,000 distinct symbols, the liquidation summary with 100,000 events of
 100,000 assets, and string sides in ``core.liquidation_price``. No timing is asserted (the figures go into
-the issue notes); each case checks its result so that a fast wrong answer cannot pass.
+the benchmark report, `make bench`); each case checks its result so that a fast wrong answer cannot pass.
 """
 
 from __future__ import annotations
