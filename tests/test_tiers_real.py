@@ -1,5 +1,6 @@
 """Liquidation prices with every packaged real tier table equal the exchange's formula worked by hand with the
-exchange's rows, across notionals from 1k to the last cap; and the cases where the old packaged tables were wrong (ETHUSDT 200k at 120x, Bybit ETHUSDT tier 1, OKX contract tiers, Gate's deduction, Hyperliquid DOGE)."""
+exchange's rows, across notionals from 1k to the last cap; and the cases where the old packaged tables were
+wrong (ETHUSDT 200k at 120x, Bybit ETHUSDT tier 1, OKX contract tiers, Gate's deduction, Hyperliquid DOGE)."""
 
 from __future__ import annotations
 
