@@ -216,7 +216,11 @@ def _positive_zero(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj + 0.0
     if isinstance(obj, np.ndarray):
-        return obj + 0.0 if obj.dtype.kind == "f" else obj
+        if obj.dtype.kind == "f" and obj.flags.writeable:
+            np.add(obj, 0.0, out=obj)  # in place: result arrays of a million rows are not copied
+        elif obj.dtype.kind == "f":
+            return obj + 0.0
+        return obj
     if isinstance(obj, dict):
         return {k: _positive_zero(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
