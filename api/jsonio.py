@@ -212,7 +212,8 @@ def body() -> dict[str, Any]:
 
 
 def _positive_zero(obj: Any) -> Any:
-    """``obj`` with every ``-0.0`` made ``0.0`` (adding ``0.0`` does exactly that in IEEE 754)."""
+    """``obj`` with every ``-0.0`` made ``0.0``, in place where it can be (adding ``0.0`` does exactly that in
+    IEEE 754; ``0.0 in values`` finds a zero of either sign with one C-level pass)."""
     if isinstance(obj, float):
         return obj + 0.0
     if isinstance(obj, np.ndarray):
@@ -222,12 +223,14 @@ def _positive_zero(obj: Any) -> Any:
             return obj + 0.0
         return obj
     if isinstance(obj, dict):
-        return {k: _positive_zero(v) for k, v in obj.items()}
+        for k, v in obj.items():
+            if isinstance(v, float | np.ndarray | dict | list | tuple):
+                obj[k] = _positive_zero(v)
+        return obj
     if isinstance(obj, list | tuple):
         types = set(map(type, obj))
-        if float in types or np.ndarray in types or not CONTAINERS.isdisjoint(types):
+        if np.ndarray in types or not CONTAINERS.isdisjoint(types) or (float in types and 0.0 in obj):
             return [_positive_zero(v) for v in obj]
-        return obj
     return obj
 
 

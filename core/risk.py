@@ -22,10 +22,13 @@ BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 HOURS_PER_YEAR = 365.0 * 24.0
 MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
-DEFAULT_PATHS = 20_000
-DEFAULT_STEP_MINUTES = 60.0
 #: score bands in 20-point steps (the 5-light ADL indicator precedent, risk-models.md §3.4)
 BANDS = ("very_low", "low", "moderate", "high", "very_high")
+
+
+#: Monte Carlo defaults of :func:`liquidation_probability` (``model="student_t"``)
+DEFAULT_PATHS = 20_000
+DEFAULT_STEP_MINUTES = 60.0
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
