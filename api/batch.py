@@ -242,6 +242,7 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, Any], RowErrors
     for name in NUMERIC:
         if name in cols:
             out[name] = _numeric(name, cols.pop(name), n, errors)
+            budget.check("positions")  # parsing a million rows is most of a batch's time
     for name in REQUIRED[1:]:
         missing = np.isnan(out[name])
         errors.add(name, "required", np.flatnonzero(missing))
@@ -392,4 +393,5 @@ def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: i
             if (flags & bit).any()
         }
     body["errors"] = errors.as_list()
+    budget.check("positions")  # before serialising (about as long again for a million rows)
     return body
