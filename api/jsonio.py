@@ -211,19 +211,40 @@ def body() -> dict[str, Any]:
     return data
 
 
+_NEGATIVE_ZERO = re.compile(rb"-0\.0[,}\]]")
+_FLOATS = (float, np.float64)
+
+
 def _positive_zero(obj: Any) -> Any:
-    """``obj`` with every ``-0.0`` made ``0.0`` (adding ``0.0`` does exactly that in IEEE 754)."""
-    if isinstance(obj, float):
+    """``obj`` with every ``-0.0`` made ``0.0``, in place where it can be (adding ``0.0`` does exactly that in
+    IEEE 754). Float arrays are fixed in one pass; ``0.0 in values`` finds a zero of either sign in a list
+    of floats in C; a long list of objects is serialised once and searched for ``-0.0`` before it is walked."""
+    kind = type(obj)
+    if kind in _FLOATS:
         return obj + 0.0
-    if isinstance(obj, np.ndarray):
-        return obj + 0.0 if obj.dtype.kind == "f" else obj
-    if isinstance(obj, dict):
-        return {k: _positive_zero(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        types = set(map(type, obj))
-        if float in types or np.ndarray in types or not CONTAINERS.isdisjoint(types):
-            return [_positive_zero(v) for v in obj]
+    if kind is np.ndarray:
+        if obj.dtype.kind == "f" and obj.flags.writeable:
+            np.add(obj, 0.0, out=obj)  # in place: result arrays of a million rows are not copied
+        elif obj.dtype.kind == "f":
+            return obj + 0.0
         return obj
+    if kind is dict:
+        for k, v in obj.items():
+            t = type(v)
+            if t in _FLOATS:
+                if v == 0.0:
+                    obj[k] = 0.0
+            elif t is dict or t is list or t is tuple or t is np.ndarray:
+                obj[k] = _positive_zero(v)
+        return obj
+    if kind is list or kind is tuple:
+        types = set(map(type, obj))
+        if len(obj) > 1000 and not types - {dict, str, int, float, bool, type(None)}:
+            dumped = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+            if not _NEGATIVE_ZERO.search(dumped):
+                return obj
+        if np.ndarray in types or not CONTAINERS.isdisjoint(types) or (float in types and 0.0 in obj):
+            return [_positive_zero(v) for v in obj]
     return obj
 
 

@@ -22,8 +22,6 @@ BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 HOURS_PER_YEAR = 365.0 * 24.0
 MODELS = ("gbm", "student_t")
 VOL_METHODS = ("ewma", "realized")
-DEFAULT_PATHS = 20_000
-DEFAULT_STEP_MINUTES = 60.0
 #: bands of the probability of liquidation within the horizon asked about. A band names how often such a
 #: prediction comes true: minimal < 1 %, low 1–5 %, moderate 5–15 %, high 15–35 %, extreme ≥ 35 % (1 % and 5 %
 #: are the tails of 99 % and 95 % value-at-risk: RiskMetrics Technical Document, J.P. Morgan/Reuters 1996).
@@ -43,6 +41,11 @@ def probability_band(probability: Any) -> Any:
     p = np.asarray(probability, dtype=np.float64)
     out = np.array(BANDS)[np.searchsorted(np.asarray(BAND_CUTOFFS), p, side="right")]
     return str(out) if out.ndim == 0 else out
+
+
+#: Monte Carlo defaults of :func:`liquidation_probability` (``model="student_t"``)
+DEFAULT_PATHS = 20_000
+DEFAULT_STEP_MINUTES = 60.0
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:

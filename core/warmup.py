@@ -43,17 +43,23 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
-def warm_up(verbose: bool = False, run: bool = False) -> float:
+def warm_up(verbose: bool = False, run: bool = False, parallel: bool | None = None) -> float:
     """Compile every configuration, or load it from numba's on-disk cache; returns the seconds taken.
 
     With ``run=False`` (what gunicorn's master uses) the kernels are only compiled/loaded, never executed,
     so no worker thread pool exists before the workers fork (numba's OpenMP layer is not fork-safe).
+    ``parallel=None`` loads the parallel variants only when numba may use more than one thread (gunicorn
+    pins each worker to one, so they would never run there and only cost start-up time).
     """
+    if parallel is None:
+        parallel = numba.config.NUMBA_NUM_THREADS > 1
     start = time.perf_counter()
     one = np.ones(1)
     nan = np.full(1, np.nan)
     table = (np.zeros(1), np.full(1, np.inf), np.full(1, 100.0), np.full(1, 0.01), np.zeros(1))
     for config in configurations():
+        if config[-1] and not parallel:
+            continue
         t0 = time.perf_counter()
         out = K.empty_outputs(1)
         args = (
@@ -88,5 +94,5 @@ def warm_up(verbose: bool = False, run: bool = False) -> float:
 
 
 if __name__ == "__main__":
-    seconds = warm_up(verbose="-v" in sys.argv)
+    seconds = warm_up(verbose="-v" in sys.argv, parallel=True)
     print(f"liqrisk: {len(configurations())} kernel configurations ready in {seconds:.1f} s", file=sys.stderr)

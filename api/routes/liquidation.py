@@ -56,7 +56,8 @@ def liquidation_price_batch():
             422, "fields must be a non-empty list of output names", {"fields": ["must be a list of strings"]}
         )
     cfg = current_app.config
-    return respond(batch.price(data["positions"], cfg["MAX_BATCH_ROWS"], fields, cfg["MAX_BATCH_GROUPS"]))
+    positions = data.pop("positions")  # the parsed lists are freed column by column as they are converted
+    return respond(batch.price(positions, cfg["MAX_BATCH_ROWS"], fields, cfg["MAX_BATCH_GROUPS"]))
 
 
 @bp.post("/portfolio/liquidation")
