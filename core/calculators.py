@@ -14,7 +14,7 @@ import numpy as np
 from ._inputs import as_float, broadcast, check, choice, finite, non_negative, positive, rate, require, side_array
 from .contracts import position_value, unrealized_pnl
 from .liquidation import CONTRACT_TYPES, resolve_contract
-from .tiers import instrument
+from .tiers import instrument, partial_message
 
 
 def _contract(
@@ -190,7 +190,8 @@ def max_open(
     ``= Q·|min(0, side·(mark − order price))|`` (COIN-M ``N·CS·|min(0, side·(1/order − 1/mark))|``). We add the
     taker fee to open, ``Q·EP·fee``, which the exchange also reserves. Binance does not publish the
     Max-Open formula itself; the bracket table caps the notional at the chosen leverage (the largest
-    ``notional_cap`` among tiers whose max leverage ≥ leverage).
+    ``notional_cap`` among tiers whose max leverage ≥ leverage). With a partial table (``complete`` false)
+    whose last known cap would bind, the exchange's cap is unknown: ``ValueError`` naming ``tiers``.
 
     Returns
     -------
@@ -237,6 +238,9 @@ def max_open(
         cost = cs_ / assume / lev + cs_ * np.abs(np.minimum(0.0, s * (1.0 / ep - 1.0 / mk))) + cs_ / ep * f
         q_tier = cap / cs_ if table.basis == "quantity" else cap * ep / cs_
     q_bal = a["available_balance"] / cost
+    beyond_known = (cap_idx == len(table) - 1) & (q_tier < q_bal)
+    if not table.complete and np.any(beyond_known):  # the exchange's own cap lies beyond the known rows
+        raise ValueError(f"tiers: the largest position the balance opens is {partial_message(table)}")
     q = np.minimum(q_bal, q_tier)
     limited = np.where(q_tier < q_bal, "tier", "balance")
     res = _out(

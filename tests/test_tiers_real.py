@@ -232,3 +232,12 @@ def test_batch_names_tables_and_stale_rows(client) -> None:
     used = {(t["symbol"], t["as_of"], t["rows"]) for t in out["tiers_as_of"]}
     assert used == {("BTCUSDT", "2026-09-29", 1), ("ETHUSDT", "2026-09-29", 1)}
     assert out["warnings"]["stale_tiers"] == [0, 1]  # row 2 gave its MMR
+
+
+def test_max_open_does_not_take_a_partial_tables_last_row_for_the_cap() -> None:
+    small = core.max_open(exchange="gate", symbol="BTC_USDT", side="long", entry_price=100_000, leverage=2,
+                          available_balance=100_000)  # fmt: skip
+    assert small["limited_by"] == "balance"
+    with pytest.raises(ValueError, match="tiers: the largest position the balance opens is beyond the known rows"):
+        core.max_open(exchange="gate", symbol="BTC_USDT", side="long", entry_price=100_000, leverage=2,
+                      available_balance=10_000_000)  # fmt: skip

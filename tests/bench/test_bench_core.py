@@ -38,7 +38,7 @@ def test_isolated_full_result(benchmark, positions) -> None:
 @pytest.mark.benchmark(group="isolated-1M")
 def test_isolated_price_and_tier(benchmark, positions) -> None:
     res = benchmark(core.liquidation_price, **positions, fields=LP_FIELDS)
-    assert set(res) == set(LP_FIELDS) and not res["error_code"].any()
+    assert set(res) == {*LP_FIELDS, "tiers_as_of", "tiers_source"} and not res["error_code"].any()
 
 
 @pytest.mark.benchmark(group="isolated-1M")
