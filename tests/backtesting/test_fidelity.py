@@ -107,7 +107,12 @@ def test_funding_is_taken_from_the_margin_and_the_liquidation_price_repriced_by_
     lp = core.liquidation_price(side=1, entry_price=entry, quantity=qty, leverage=10, margin=t[E.T_MARGIN] - paid,
                                 symbol="BTCUSDT")["liquidation_price"]  # fmt: skip
     assert t[E.T_LP] == pytest.approx(lp, rel=1e-12) and t[E.T_LP] > t[E.T_LP_ENTRY]
-    assert r.state[0, E.S_REPRICES] == 2
+    # a wick between the entry's liquidation price and the one after funding: liquidated (re-priced in time)
+    m2 = market(n, funding_rate=f)
+    m2["mark_low"][10] = (t[E.T_LP_ENTRY] + t[E.T_LP]) / 2
+    r2 = E.simulate(m2, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
+    assert reason(r2) == "liquidation" and r2.trades[0, E.T_EXIT_BAR] == 10 and r2.state[0, E.S_REPRICES] >= 1
+    assert r2.trades[0, E.T_EXIT] == pytest.approx(lp, rel=1e-12)
     # a short receives: its margin grows and its liquidation price moves away
     r = E.simulate(m, signal(n, 1), signal(n), side=-1, leverage=10, size_value=0.5, **NO_COSTS)
     assert r.trades[0, E.T_LP] > r.trades[0, E.T_LP_ENTRY]
