@@ -225,7 +225,9 @@ def test_expressions_compute_causally_and_refuse_anything_else():
                      ("close.real > 1", "Attribute"),
                      ("(lambda: 1)()", "not allowed"), ("vol > 1", "unknown column 'vol'"),
                      ("rolling_max(high, 2.5) > 1", "whole number"), ("close + 1", "must be a condition"),
-                     ("close >", "not an expression"), ("[c for c in close]", "not allowed")]:  # fmt: skip
+                     ("close >", "not an expression"), ("[c for c in close]", "not allowed"),
+                     ("-" * 1000 + "close > 0", "at most 400 terms|too deeply nested"),
+                     ("not " * 300 + "close > 0", "at most 400 terms|too deeply nested")]:  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             X.evaluate(bad, cols, "entry_rule")
 
