@@ -295,3 +295,14 @@ def test_finer_mark_klines_are_aggregated_to_the_bars(tmp_path):
     np.testing.assert_allclose(frame["mark_open"], px[::3])
     np.testing.assert_allclose(frame["mark_high"], px[2::3] + 1)
     np.testing.assert_allclose(frame["mark_low"], px[::3] - 1)
+
+
+def test_the_proxy_fade_exit_is_warned_when_it_cuts_every_trade(shared_data):
+    frame, _, _ = D.load_dataset(str(shared_data / "binance_um_perp_btc_eth_sol_2025"), "SOL", "1h")
+    cfg = {"symbol": "SOLUSDT", "surge_mult": 0.0, "funding_threshold": None}
+    res = R.run_backtest(frame, cfg)
+    assert np.median([t["exit_bar"] - t["entry_bar"] for t in res["trades"]]) <= 1
+    assert any("fade exit" in w for w in res["warnings"])
+    res = R.run_backtest(frame, {**cfg, "exit_fraction": 0.0})
+    assert np.median([t["exit_bar"] - t["entry_bar"] for t in res["trades"]]) > 1
+    assert not any("fade exit" in w for w in res["warnings"])
