@@ -106,19 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--csv", help="write the whole results table as CSV")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_sweep)
-    c = sub.add_parser("calibrate", help="predicted vs observed liquidation probability on a real dataset")
-    c.add_argument("--data", required=True, help="folder in freqtrade's or Binance's naming")
-    c.add_argument("--symbols", default="BTC,ETH,SOL", help="comma-separated (default BTC,ETH,SOL)")
-    c.add_argument("--timeframe", default="1h")
-    c.add_argument("--start", help="first bar (ISO date)")
-    c.add_argument("--end", help="last bar (ISO date)")
-    c.add_argument("--leverage", type=_numbers, default=[5.0, 10.0, 20.0, 50.0], help="default 5,10,20,50")
-    c.add_argument("--horizon-hours", type=float, default=24.0)
-    c.add_argument("--models", type=_words(("gbm", "student_t"), True), default=["gbm", "student_t"])
-    c.add_argument("--exchange", default="binance")
-    c.add_argument("--json", action="store_true", help="print Brier scores and reliability tables as JSON")
-    c.add_argument("--png", help="write a reliability diagram to this path")
-    c.set_defaults(func=_calibrate)
 
 
 def load_frame(args: argparse.Namespace):
@@ -245,47 +232,4 @@ def _sweep(args: argparse.Namespace) -> int:
     print(table.head(args.top).to_string(index=False, float_format="{:.4g}".format))
     if split:
         print("\nin-sample vs out-of-sample:", json.dumps(overfitting(table, args.sort)))
-    return 0
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from . import calibrate as C
-    from . import data as D
-
-    results = {}
-    try:
-        if not args.leverage or any(v is None or v < 1 for v in args.leverage):
-            raise ValueError("leverage: numbers >= 1")
-        for sym in [t.strip().upper() for t in args.symbols.split(",") if t.strip()]:
-            frame, _, warnings = D.load_dataset(args.data, sym, args.timeframe)
-            if args.start:
-                frame = frame[frame.index >= args.start]
-            if args.end:
-                frame = frame[frame.index <= args.end]
-            for w in warnings:
-                print(f"warning: {sym}: {w}", file=sys.stderr)
-            pair = sym.removesuffix("USDT") + "USDT"
-            results[pair] = C.calibrate(frame, symbol=pair, exchange=args.exchange, leverages=tuple(args.leverage),
-                                        horizon_hours=args.horizon_hours, models=tuple(args.models))  # fmt: skip
-    except (ValueError, OSError) as exc:
-        return _fail(str(exc))
-    summary = {k: {kk: v for kk, v in r.items() if kk != "samples"} | {"samples": len(r["samples"])}
-               for k, r in results.items()}  # fmt: skip
-    if args.png:
-        C.plot(results, args.png)
-        print(f"plot: {args.png}", file=sys.stderr)
-    if args.json:
-        from core.jsonable import to_jsonable
-
-        print(json.dumps(to_jsonable(summary)))
-        return 0
-    for name, r in summary.items():
-        print(f"{name}: {r['samples']} samples, {args.horizon_hours:g} h horizon, base rate {r['base_rate']:.4f}, "
-              f"reference Brier {r['reference_brier']:.4f}")  # fmt: skip
-        for model, b in r["brier"].items():
-            print(f"  {model:10s} Brier {b:.4f}")
-            for row in r["reliability"][model]:
-                if row["count"]:
-                    print(f"    {row['bin']}  n={row['count']:6d}  predicted {row['mean_predicted']:.3f}  "
-                          f"observed {row['observed']:.3f}")  # fmt: skip
     return 0
