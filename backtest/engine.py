@@ -13,13 +13,16 @@ events happen in this order — the one place the order is stated:
    shorts receive) ``quantity × mark price × rate`` (``funding_open`` = Σ rate × mark of the events at that
    instant), taken from its isolated margin and from the wallet: Binance settles an isolated position's funding
    against its margin (https://www.binance.com/en/support/faq/360033525031), so the liquidation price moves;
-   it is re-priced by ``core`` with the new margin. A margin used up by funding is liquidated at the open.
+   ``core`` re-prices it with the new margin before any later bar whose liquidation-trigger range comes near the
+   last priced level (within :data:`REPRICE_NEAR` of price plus a bound on how far the margin change can move
+   it), and once more for the trade record at the exit — exact where it matters, without a pause per funding
+   event. A margin used up by funding is liquidated at the open.
 2. **Orders decided on bar ``t−1``'s close fill at the open** (exits first, then entries), moved against the
    trader by the slippage; every fill pays ``fee_rate`` (taker, decimal) on its notional. Orders reach the
    exchange just after the funding instant: a fill at the open of a funding bar is charged that funding when it
    is an exit (the position was open at the timestamp) and not when it is an entry (it was not) — the same rule.
 3. **Funding events strictly inside the bar** (coarse bars: ``funding_inside`` = Σ rate × mark over them, each at
-   its own time and mark price) are settled next, from the margin, and the liquidation price re-priced.
+   its own time and mark price) are settled next, from the margin, the same way.
 4. **Gaps at the open**: a liquidation-trigger open (mark by default) beyond the liquidation price liquidates at
    once; else a stop-trigger open (last by default) beyond the stop, or beyond the take profit, fills at the open.
 5. **Along the path**: when the bar's range reaches both the stop and the liquidation price, the level nearer to
@@ -63,11 +66,16 @@ RUN, NEED_LP, NEED_REPRICE, PRICED, DONE = 0, 1, 2, 3, 4
 S_CASH, S_BAR, S_INPOS, S_QTY, S_ENTRY, S_MARGIN, S_LP, S_STOP, S_TP, S_ENTRY_BAR = range(10)
 S_PEND_ENTRY, S_PEND_EXIT, S_FEES, S_FUNDING, S_TRADE_FEES, S_TRADE_FUND, S_EXPOSURE = range(10, 17)
 S_TRADES, S_LIQS, S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_REJECTED, S_STATUS, S_PHASE, S_ASK, S_MARGIN0 = range(17, 27)
-S_REPRICES, S_LP0 = 27, 28
-N_STATE = 29
+S_REPRICES, S_LP0, S_PRICED_MARGIN = 27, 28, 29
+N_STATE = 30
 T_COL, T_SIDE, T_ENTRY_BAR, T_EXIT_BAR, T_ENTRY, T_EXIT, T_QTY, T_LEV, T_MARGIN, T_LP = range(10)
-T_PNL, T_FEES, T_FUNDING, T_REASON, T_LP_ENTRY = range(10, 15)
-N_TRADE = 15
+T_PNL, T_FEES, T_FUNDING, T_REASON, T_LP_ENTRY, T_MARGIN_EXIT, T_STALE = range(10, 17)
+N_TRADE = 17
+#: re-price when the liquidation-trigger extreme of a bar comes within this share of price of the last priced
+#: liquidation price, or within ``REPRICE_SLOPE`` × |margin change| / quantity of it (the liquidation price of an
+#: isolated position moves by |Δmargin| / (quantity × (1 ∓ MMR)) ≤ 2 |Δmargin| / quantity for MMR ≤ 0.5)
+REPRICE_NEAR = 0.02
+REPRICE_SLOPE = 4.0
 #: trade records one column may write in one bar (an exit at the open, then an intrabar or end-of-data close)
 ROOM = 2
 
@@ -107,6 +115,8 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
     tr[k, T_MARGIN] = st[c, S_MARGIN0]
     tr[k, T_LP] = st[c, S_LP]
     tr[k, T_LP_ENTRY] = st[c, S_LP0]
+    tr[k, T_MARGIN_EXIT] = margin
+    tr[k, T_STALE] = 1.0 if margin != st[c, S_PRICED_MARGIN] else 0.0  # re-priced by the driver afterwards
     tr[k, T_PNL] = net
     tr[k, T_FEES] = st[c, S_TRADE_FEES] + liq_fee
     st[c, S_FEES] += liq_fee
@@ -188,6 +198,7 @@ def simulate_nb(
                     st[c, S_TRADE_FUND] = 0.0
                     st[c, S_INPOS] = 1.0
                     st[c, S_LP] = st[c, S_LP0] = lp_in[c]
+                    st[c, S_PRICED_MARGIN] = st[c, S_MARGIN]
                     st[c, S_ENTRY_BAR] = i
                     sp = stop_pct[c]
                     st[c, S_STOP] = st[c, S_ENTRY] * (1.0 - s * sp) if sp > 0 else math.nan
@@ -195,8 +206,10 @@ def simulate_nb(
                     st[c, S_TP] = st[c, S_ENTRY] * (1.0 + s * tp) if tp > 0 else math.nan
                 else:
                     st[c, S_REJECTED] += 1
-            elif lp_ok[c]:  # a re-price after funding
-                st[c, S_LP] = lp_in[c]
+            else:  # a re-price after funding (refused by core: the last price stands)
+                if lp_ok[c]:
+                    st[c, S_LP] = lp_in[c]
+                st[c, S_PRICED_MARGIN] = st[c, S_MARGIN]
                 st[c, S_REPRICES] += 1
         paused = False
         while i < n:
@@ -209,10 +222,6 @@ def simulate_nb(
                 if st[c, S_INPOS] == 1.0 and st[c, S_ENTRY_BAR] < i and _pay_funding(st, c, funding_open[i], s):
                     if st[c, S_MARGIN] <= 0.0:
                         _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
-                    else:
-                        st[c, S_STATUS] = NEED_REPRICE
-                        paused = True
-                        break
             if phase == 1:
                 phase = 2
                 if st[c, S_INPOS] == 1.0 and st[c, S_PEND_EXIT] > 0:
@@ -243,11 +252,20 @@ def simulate_nb(
                 if st[c, S_INPOS] == 1.0 and _pay_funding(st, c, funding_inside[i], s):
                     if st[c, S_MARGIN] <= 0.0:
                         _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s)
-                    else:
-                        st[c, S_STATUS] = NEED_REPRICE
-                        paused = True
-                        break
             # phase 3: intrabar exits, then the decisions on the close
+            if st[c, S_INPOS] == 1.0 and st[c, S_MARGIN] != st[c, S_PRICED_MARGIN]:
+                # the margin moved since the last pricing: re-price (core) before this bar can reach the level
+                lp = st[c, S_LP]
+                ref = lp if math.isfinite(lp) else 0.0
+                tol = (
+                    REPRICE_NEAR * abs(ref)
+                    + REPRICE_SLOPE * abs(st[c, S_MARGIN] - st[c, S_PRICED_MARGIN]) / st[c, S_QTY]
+                )
+                near = liq_low[i] <= ref + tol if s > 0 else liq_high[i] >= ref - tol
+                if near:
+                    st[c, S_STATUS] = NEED_REPRICE
+                    paused = True
+                    break
             if st[c, S_INPOS] == 1.0:
                 lp, stop, tp = st[c, S_LP], st[c, S_STOP], st[c, S_TP]
                 slip = _slip(slippage, slip_by_range, open_[i], high[i], low[i])
@@ -461,4 +479,16 @@ def simulate(
             # no liquidation price (a long whose margin covers its notional): never liquidated
             lp_in[need] = np.where(np.isnan(lp), -np.inf * s[need], lp)
             st[need, S_STATUS] = PRICED
-    return SimResult(equity, st, tr[: nt[0]].copy(), rounds, time.perf_counter() - t0)
+    trades = tr[: nt[0]].copy()
+    stale = np.flatnonzero(trades[:, T_STALE] == 1.0)
+    if stale.size:  # margin moved by funding after the last pricing: the liquidation price at exit, from core
+        t = trades[stale]
+        res = core.liquidation_price(
+            side=t[:, T_SIDE], entry_price=t[:, T_ENTRY], quantity=t[:, T_QTY], leverage=t[:, T_LEV],
+            margin=t[:, T_MARGIN_EXIT], exchange=exchange, symbol=symbol,
+            maintenance_margin_rate=maintenance_margin_rate, fields=("liquidation_price",), raise_errors=False,
+        )  # fmt: skip
+        lp = np.asarray(res["liquidation_price"], dtype=float).reshape(-1)
+        ok = np.asarray(res["error_code"]).reshape(-1) == 0
+        trades[stale[ok], T_LP] = np.where(np.isnan(lp[ok]), -np.inf * t[ok, T_SIDE], lp[ok])
+    return SimResult(equity, st, trades, rounds, time.perf_counter() - t0)

@@ -10,7 +10,8 @@ against a strict whitelist before anything is computed (never ``eval``): numbers
 
 Every value at bar ``t`` uses bars up to ``t`` only: a rule is decided on bar ``t``'s close and its order fills
 at bar ``t+1``'s open. ``funding_rate`` is forward filled (known from its timestamp on); a comparison with a
-missing value (NaN) is false. Windows are whole numbers from 1 to 100,000.
+missing value (NaN) is false. Windows are whole numbers from 1 to 100,000; a rule has at most 2,000 characters
+and 400 syntax-tree nodes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 FUNCTIONS = ("rolling_max", "rolling_min", "rolling_mean", "shift", "abs")
 MAX_LENGTH = 2000
+MAX_NODES = 400
 MAX_WINDOW = 100_000
 _BINOPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide}
 _CMPOPS = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
@@ -63,6 +65,8 @@ def evaluate(rule: str, columns: Mapping[str, np.ndarray], field: str = "rule") 
         tree = ast.parse(rule.strip(), mode="eval")
     except SyntaxError as exc:
         raise RuleError(f"{field}: not an expression ({exc.msg} at character {exc.offset})") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise RuleError(f"{field}: not an expression (too deeply nested)") from None
     n = len(next(iter(columns.values())))
 
     def num(node: ast.AST) -> np.ndarray:
@@ -114,7 +118,12 @@ def evaluate(rule: str, columns: Mapping[str, np.ndarray], field: str = "rule") 
             f"{', '.join(FUNCTIONS)})"
         )
 
-    out = ev(tree.body)
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise RuleError(f"{field}: at most {MAX_NODES} terms")
+    try:
+        out = ev(tree.body)
+    except RecursionError:
+        raise RuleError(f"{field}: too deeply nested") from None
     if out.dtype != bool:
         raise RuleError(f"{field}: must be a condition (a comparison, or and/or/not of comparisons)")
     return out

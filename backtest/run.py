@@ -217,6 +217,7 @@ def run_backtest(
     if len(frame) < 10:
         raise ValueError("bars: at least 10 bars")
     own_entries, own_exits = own_signals(frame, cfg, entries, exits)
+    own_x = own_exits
     if own_entries is None:
         own_entries = np.asarray(S.entry_signals(frame, cfg["side"], **{k: cfg[k] for k in ENTRY_DEFAULTS}))
     if own_exits is None:
@@ -230,6 +231,14 @@ def run_backtest(
         deadline=deadline, **_sim_kwargs(cfg),
     )  # fmt: skip
     met = {k: v[0].item() for k, v in M.compute(res, cfg["init_cash"], bar_seconds(frame)).items()}
+    warnings = run_warnings(res)
+    if own_x is None and cfg["exit_fraction"] > 0 and "liq_source" in frame and (frame["liq_source"] == "proxy").all():
+        held = res.trades[:, E.T_EXIT_BAR] - res.trades[:, E.T_ENTRY_BAR]
+        if held.size and np.median(held) <= 1:
+            warnings.append(
+                f"median hold {np.median(held):g} bar: with the taker-flow proxy (sparse liquidations) the fade exit "
+                "(exit_fraction) fires on the first quiet bar; exit_fraction 0 leaves the RSI, wick and stop exits"
+            )
     return {
         "metrics": met,
         "trades": M.trade_records(res, frame.index if isinstance(frame.index, pd.DatetimeIndex) else None),
@@ -237,7 +246,7 @@ def run_backtest(
         "entries": ent[:, 0],
         "exits": ext[:, 0],
         "config": cfg,
-        "warnings": run_warnings(res),
+        "warnings": warnings,
         "seconds": time.perf_counter() - t0,
     }
 

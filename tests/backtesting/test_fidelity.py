@@ -107,7 +107,12 @@ def test_funding_is_taken_from_the_margin_and_the_liquidation_price_repriced_by_
     lp = core.liquidation_price(side=1, entry_price=entry, quantity=qty, leverage=10, margin=t[E.T_MARGIN] - paid,
                                 symbol="BTCUSDT")["liquidation_price"]  # fmt: skip
     assert t[E.T_LP] == pytest.approx(lp, rel=1e-12) and t[E.T_LP] > t[E.T_LP_ENTRY]
-    assert r.state[0, E.S_REPRICES] == 2
+    # a wick between the entry's liquidation price and the one after funding: liquidated (re-priced in time)
+    m2 = market(n, funding_rate=f)
+    m2["mark_low"][10] = (t[E.T_LP_ENTRY] + t[E.T_LP]) / 2
+    r2 = E.simulate(m2, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
+    assert reason(r2) == "liquidation" and r2.trades[0, E.T_EXIT_BAR] == 10 and r2.state[0, E.S_REPRICES] >= 1
+    assert r2.trades[0, E.T_EXIT] == pytest.approx(lp, rel=1e-12)
     # a short receives: its margin grows and its liquidation price moves away
     r = E.simulate(m, signal(n, 1), signal(n), side=-1, leverage=10, size_value=0.5, **NO_COSTS)
     assert r.trades[0, E.T_LP] > r.trades[0, E.T_LP_ENTRY]
@@ -220,7 +225,9 @@ def test_expressions_compute_causally_and_refuse_anything_else():
                      ("close.real > 1", "Attribute"),
                      ("(lambda: 1)()", "not allowed"), ("vol > 1", "unknown column 'vol'"),
                      ("rolling_max(high, 2.5) > 1", "whole number"), ("close + 1", "must be a condition"),
-                     ("close >", "not an expression"), ("[c for c in close]", "not allowed")]:  # fmt: skip
+                     ("close >", "not an expression"), ("[c for c in close]", "not allowed"),
+                     ("-" * 1000 + "close > 0", "at most 400 terms|too deeply nested"),
+                     ("not " * 300 + "close > 0", "at most 400 terms|too deeply nested")]:  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             X.evaluate(bad, cols, "entry_rule")
 
@@ -288,3 +295,14 @@ def test_finer_mark_klines_are_aggregated_to_the_bars(tmp_path):
     np.testing.assert_allclose(frame["mark_open"], px[::3])
     np.testing.assert_allclose(frame["mark_high"], px[2::3] + 1)
     np.testing.assert_allclose(frame["mark_low"], px[::3] - 1)
+
+
+def test_the_proxy_fade_exit_is_warned_when_it_cuts_every_trade(shared_data):
+    frame, _, _ = D.load_dataset(str(shared_data / "binance_um_perp_btc_eth_sol_2025"), "SOL", "1h")
+    cfg = {"symbol": "SOLUSDT", "surge_mult": 0.0, "funding_threshold": None}
+    res = R.run_backtest(frame, cfg)
+    assert np.median([t["exit_bar"] - t["entry_bar"] for t in res["trades"]]) <= 1
+    assert any("fade exit" in w for w in res["warnings"])
+    res = R.run_backtest(frame, {**cfg, "exit_fraction": 0.0})
+    assert np.median([t["exit_bar"] - t["entry_bar"] for t in res["trades"]]) > 1
+    assert not any("fade exit" in w for w in res["warnings"])

@@ -70,7 +70,7 @@ r = E.simulate(m, on, ~on, side=1, leverage=np.linspace(2, 5, 40), stop_pct=0.02
 held = np.zeros((n, 1), bool); held[::50] = True  # held positions: funding changes margin, re-priced
 r2 = E.simulate(m, held, np.zeros((n, 1), bool), side=np.tile([1.0, -1.0], 20), leverage=10.0, size_value=0.5,
                 time_stop=30, symbol="BTCUSDT")
-print(r.trades.shape[0], int(r.state[:, E.S_TRADES].sum()), r2.trades.shape[0], int(r2.state[:, E.S_REPRICES].sum()))
+print(r.trades.shape[0], int(r.state[:, E.S_TRADES].sum()), r2.trades.shape[0], int(r2.trades[:, E.T_STALE].sum()))
 """
 
 
