@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 
 import core
 
-from ..errors import ApiError, flatten_messages, from_value_error
+from ..errors import ApiError, flatten_messages, from_value_error, problem
 from ..jsonio import respond
 from ..limits import client_key
 from ._common import load
@@ -81,8 +81,13 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ApiError(422, "Idempotency-Key: 1 to 255 characters", {"Idempotency-Key": ["1 to 255 characters"]})
-    job, _created = queue.submit(kind, request_doc, client_key(), bars, chunks, key,
-                                 current_app.config["JOB_MAX_QUEUED"])  # fmt: skip
+    try:
+        job, _created = queue.submit(kind, request_doc, client_key(), bars, chunks, key,
+                                     current_app.config["JOB_MAX_QUEUED"])  # fmt: skip
+    except ApiError as exc:
+        if exc.status != 429:
+            raise
+        return problem(429, exc.detail, exc.errors, headers={"Retry-After": "5"})  # a job may have finished by then
     if wait > 0 and job["status"] not in J.FINAL:
         job = queue.wait(job["id"], wait) or job
     resp = respond(job, 200 if job["status"] in J.FINAL and wait > 0 else 202)

@@ -45,14 +45,14 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_result_is_the_same(tmp_path
     """Two workers; SIGKILL the whole worker (main and pool process) running the job. Redis still holds the
     unacknowledged message; the other worker restores it after the visibility timeout and runs it."""
     server = RedisServer(tmp_path).start()
-    env = worker_env(server.url, tmp_path, LIQRISK_JOB_VISIBILITY_TIMEOUT="12", LIQRISK_JOB_TIME_LIMIT="10")
-    app = make_app(server.url, tmp_path)
+    env = worker_env(server.url, tmp_path, LIQRISK_JOB_VISIBILITY_TIMEOUT="20", LIQRISK_JOB_TIME_LIMIT="18")
+    app = make_app(server.url, tmp_path, BACKTEST_MAX_BARS=1_000_000)
     workers = [Worker(n, env, tmp_path / f"{n}.log") for n in ("a", "b")]
     try:
         for w in workers:
             w.wait_ready(app)
         client = app.test_client()
-        body = {"dataset": {"name": "synthetic", "bars": 15000, "seed": 4}, "include_trades": False}
+        body = {"dataset": {"name": "synthetic", "bars": 60000, "seed": 4}, "include_trades": False}
         job_id = client.post("/v1/backtests", json=body).json["id"]
         rec = _running(client, job_id)
         victim = next(w for w in workers if w.name == rec["worker"])
@@ -72,8 +72,9 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_result_is_the_same(tmp_path
 
 
 def test_cancel_stops_a_running_job_within_2_s_and_frees_the_worker(cluster):
-    client = cluster[2].test_client()
-    job_id = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 19000, "seed": 9}}).json["id"]
+    client = make_app(cluster[0].url, cluster[3], BACKTEST_MAX_BARS=1_000_000).test_client()
+    long_job = {"dataset": {"name": "synthetic", "bars": 500_000, "seed": 9}}  # many seconds of work
+    job_id = client.post("/v1/backtests", json=long_job).json["id"]
     pid = int(_running(client, job_id)["pid"])
     t0 = time.monotonic()
     r = client.delete(f"/v1/jobs/{job_id}")

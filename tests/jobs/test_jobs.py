@@ -3,13 +3,17 @@ real ``liqrisk worker`` runs them; results equal the in-process runs."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from jobkit import make_app, wait_for
+from jobkit import ROOT, make_app, wait_for
 
 from backtest import queue as Q
 from backtest.run import overfitting, run_backtest, sweep
@@ -134,6 +138,7 @@ def test_a_client_holds_at_most_n_unfinished_jobs(cluster):
     assert first.status_code == 202
     second = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}})
     assert second.status_code == 429 and second.headers["Content-Type"] == "application/problem+json"
+    assert second.headers["Retry-After"] == "5"
     assert "client" in second.json["errors"]
     assert client.delete(f"/v1/jobs/{first.json['id']}").json["status"] == "cancelled"
     assert client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500}}).status_code == 202
@@ -176,3 +181,23 @@ def test_cli_sweep_queue_prints_the_in_process_table(cluster, capsys, monkeypatc
     assert queued == local and len(queued["results"]) == 4
     assert main(["sweep", "--queue", "--data", "/elsewhere", "--leverage", "2"]) == 2
     assert "LIQRISK_DATA_DIR" in capsys.readouterr().err
+
+
+def test_the_api_process_never_imports_the_simulator(cluster):
+    """An API process that submits, waits for and reads a backtest and a sweep loads neither pandas, vectorbt
+    nor the simulator: the work ran in the worker."""
+    code = (
+        "import os, sys; from api import create_app, TestConfig\n"
+        "C = type('C', (TestConfig,), {'BROKER_URL': os.environ['URL']}); c = create_app(C).test_client()\n"
+        "a = c.post('/v1/backtests?wait=30', json={'dataset': {'name': 'synthetic', 'bars': 500}}).json\n"
+        "b = c.post('/v1/sweeps?wait=30', json={'dataset': {'name': 'synthetic', 'bars': 500}, "
+        "'grid': {'leverage': [2, 3]}}).json\n"
+        "assert a['status'] == b['status'] == 'succeeded', (a, b)\n"
+        "assert c.get('/v1/jobs/' + a['id']).json['result']['metrics'] == a['result']['metrics']\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('vectorbt', 'backtest', 'pandas', 'numba')))"
+    )
+    env = {**os.environ, "URL": cluster[0].url, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert not any(m.startswith(("vectorbt", "pandas", "backtest.engine", "backtest.run")) for m in loaded), loaded
