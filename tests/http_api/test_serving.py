@@ -105,7 +105,7 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
     finally:
         _stop(proc)
     output = proc.stdout.read()
-    # the master loads the core kernels only: the backtester is imported by its route in the workers
+    # the master loads the core kernels only: backtests run in the job workers, never in the API processes
     assert "liqrisk: kernels ready" in output.split('{"ts"')[0]
     assert "backtester ready" not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith('{"ts"')]
