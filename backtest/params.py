@@ -80,3 +80,20 @@ RUN_FIELDS = ("fee_rate", "slippage", "slippage_model", "stop_trigger", "liquida
 COLUMN_FIELDS = ("side", "leverage", "stop_pct", "take_profit_pct", "time_stop", "size_value")
 #: None switches these off
 NULLABLE = ("stop_pct", "take_profit_pct", "funding_threshold")
+
+
+def check_contract(exchange: str, symbol: str) -> None:
+    """The simulator is USDⓈ-margined (linear): an inverse (coin-margined) symbol is refused by name (ValueError
+    ``symbol: ...``). An unknown symbol passes here; the liquidation-price call reports it, as for the
+    calculator."""
+    from core.liquidation import resolve_contract
+
+    try:
+        kind = resolve_contract(exchange, symbol, None, None, None, None)[2]
+    except ValueError:
+        return
+    if kind != "linear":
+        raise ValueError(
+            f"symbol: {symbol} on {exchange} is an {kind} (coin-margined) contract; the backtester "
+            "simulates linear (USDⓈ-margined) perpetuals only"
+        )

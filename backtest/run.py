@@ -40,22 +40,12 @@ from .params import (
     RUN_FIELDS,
     SIGNAL_DEFAULTS,
     WHOLE_BARS,
+    check_contract,
 )
 
 
 def _contract_check(cfg: dict[str, Any]) -> None:
-    """The simulator is USDⓈ-margined (linear): an inverse (coin-margined) symbol is refused by name."""
-    from core.liquidation import resolve_contract
-
-    try:
-        kind = resolve_contract(cfg["exchange"], cfg["symbol"], None, None, None, None)[2]
-    except ValueError:
-        return  # an unknown symbol is reported by the liquidation-price call, as for the calculator
-    if kind != "linear":
-        raise ValueError(
-            f"symbol: {cfg['symbol']} on {cfg['exchange']} is an {kind} (coin-margined) contract; the backtester "
-            "simulates linear (USDⓈ-margined) perpetuals only"
-        )
+    check_contract(cfg["exchange"], cfg["symbol"])
 
 
 def strategy(config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -45,8 +45,11 @@ def _check_strategy(cfg: dict[str, Any], prefix: str = "strategy") -> None:
         errors = flatten_messages(exc.normalized_messages(), prefix)
         raise ApiError(422, "the request has invalid fields: " + ", ".join(sorted(errors)), errors) from None
     if "symbol" in cfg:
+        from backtest.params import check_contract
+
         try:
             core.tiers_for(cfg.get("exchange", "binance"), cfg["symbol"])
+            check_contract(cfg.get("exchange", "binance"), cfg["symbol"])
         except ValueError as exc:
             raise from_value_error(exc, prefix) from None
 

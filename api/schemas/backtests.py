@@ -173,6 +173,10 @@ def check_strategy(cfg: dict) -> None:
         stop = cfg["stop_pct"] if "stop_pct" in cfg else P.DEFAULTS["stop_pct"]
         if not (stop or 0) > 0:
             raise ValidationError("required with size_mode=risk", "stop_pct")
+    model = cfg.get("slippage_model", P.DEFAULTS["slippage_model"])
+    if model == "fixed" and cfg.get("slippage", P.DEFAULTS["slippage"]) > P.MAX_FIXED_SLIPPAGE:
+        most = P.MAX_FIXED_SLIPPAGE
+        raise ValidationError(f"at most {most} (decimal of price) with slippage_model=fixed", "slippage")
 
 
 #: the strategy fields a sweep grid may vary

@@ -44,6 +44,23 @@ def test_backtest_job_returns_the_in_process_result(client):
     assert len(job["result"]["equity"]["time"]) <= 51 and job["result"]["strategy"]["stop_pct"] is None
 
 
+def test_own_rules_run_as_a_job_and_report_refused_entries(client):
+    strategy = {"entry_rule": "close > rolling_max(high, 24)", "exit_rule": "close < rolling_min(low, 12)",
+                "slippage_model": "range", "slippage": 0.05, "leverage": 125, "symbol": "SOLUSDT"}  # fmt: skip
+    body = {"dataset": {"name": "synthetic", "bars": 2000}, "strategy": strategy}
+    r = client.post("/v1/backtests?wait=30", json=body)
+    job = r.json if r.json["status"] == "succeeded" else wait_for(client, r.json["id"])
+    assert job["status"] == "succeeded", job
+    out = job["result"]
+    assert out["metrics"]["rejected_entries"] > 0 and any("refused" in w for w in out["warnings"])
+    assert out["strategy"]["entry_rule"] == strategy["entry_rule"]
+    bad = client.post("/v1/backtests", json={"dataset": {"name": "synthetic", "bars": 500},
+                                             "strategy": {"entry_rule": "close > bogus"}})  # fmt: skip
+    job = wait_for(client, bad.json["id"])
+    assert job["status"] == "failed" and job["error"]["status"] == 422, job
+    assert "strategy.entry_rule" in job["error"]["errors"], job["error"]
+
+
 def test_wait_answers_200_with_the_finished_job(client):
     r = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
     assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
