@@ -157,3 +157,22 @@ def test_spec_examples_answer_200(client, operation) -> None:
     examples = [e["value"] for e in content.get("examples", {}).values()] or [content["example"]]
     for example in examples:
         assert client.post(operation, json=example).status_code == 200, example
+
+
+def test_no_description_leaks_into_a_key() -> None:
+    """A flow mapping like ``{type: number, description: a, b.}`` turns ``b.`` into a schema key and cuts the
+    description; property and schema names are identifiers, so a key with a space or a final full stop is one."""
+    leaks = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and (" " in k or k.endswith((".", ")"))) and "/paths" not in where[:7]:
+                    leaks.append(f"{where}/{k}")
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(SPEC["components"], "#/components")
+    assert not leaks, leaks
