@@ -18,8 +18,15 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, 
 def reports(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("reports")
     frame = synthetic_market(bars=3000, seed=7)
-    about = {"data": "synthetic (seed 7)", "synthetic": True, "symbol": "BTCUSDT", "timeframe": "1h",
-             "bars": len(frame), "start": frame.index[0].isoformat(), "end": frame.index[-1].isoformat()}
+    about = {
+        "data": "synthetic (seed 7)",
+        "synthetic": True,
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+        "bars": len(frame),
+        "start": frame.index[0].isoformat(),
+        "end": frame.index[-1].isoformat(),
+    }
     cfg = {"leverage": 5, "surge_mult": 2.0}
     html_report(frame, run_backtest(frame, cfg), str(folder / "backtest.html"), about=about)
     grid = {"breakout_window": [24, 48], "leverage": [2.0, 3.0, 5.0]}
