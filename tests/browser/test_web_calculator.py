@@ -316,6 +316,11 @@ def test_tab_shows_the_api_numbers_and_errors(page, api, screenshots, case: Case
     assert form.get_attribute("data-state") == "done"
     assert form.locator(f'.result [data-key="{case.lead}"]').is_visible()
     assert check_shown_values(form, answer) >= 1
+    shown = form.locator(".result").inner_text()
+    assert "[object Object]" not in shown and "undefined" not in shown, shown
+    if case.form == "liq-one":  # each warning in words, as the API gives it ({code, message})
+        for warning in answer.get("warnings") or []:
+            assert warning["message"] in shown, (warning, shown)
     if case.form == "backtest":
         assert form.locator(".result svg.chart polyline").count() == 1
         assert form.locator(".result tbody tr").count() == min(100, len(answer["trades"]))

@@ -51,11 +51,14 @@ export function table(result, key, columns, { caption, limit = 200 } = {}) {
   return wrap;
 }
 
-/** The result's `warnings` (strings), when there are any. */
+/** The text of one warning: the routes give a string or a `{code, message}` object. */
+const warningText = (w) => (typeof w === "string" ? w : (w && (w.message || w.code)) || String(w));
+
+/** The result's `warnings`, when there are any. */
 export function warnings(result) {
   const w = result.warnings || [];
   if (!w.length) return null;
-  return el("div", { class: "warnings" }, el("p", { text: "Warnings" }), el("ul", {}, ...w.map((t) => el("li", { text: String(t) }))));
+  return el("div", { class: "warnings" }, el("p", { text: "Warnings" }), el("ul", {}, ...w.map((t) => el("li", { text: warningText(t) }))));
 }
 
 /** A coloured label for a band or regime word (the word itself is the information; colour only repeats it). */
