@@ -105,7 +105,8 @@ def install(app: Flask) -> None:
         rows = g.get("batch_rows")
         if rows is not None:
             BATCH_ROWS.labels(route).observe(rows)
-        if access_log.isEnabledFor(logging.INFO):
+        # the logger is process-wide; an app whose config turns the access log off (tests, `liqrisk calc`) stays quiet
+        if app.config["ACCESS_LOG"] and access_log.isEnabledFor(logging.INFO):
             payload = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "level": "info",
