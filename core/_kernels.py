@@ -64,22 +64,20 @@ def _put(a, i, v):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _lookup(floors, caps, value, incl):
-    """0-based tier for ``floor <= value < cap`` (``floor < value <= cap`` when ``incl``: Bybit, Gate, OKX
-    caps are inclusive, see :mod:`core.tiers`); ``len`` when beyond the last cap. Counts the floors below
-    (or at) ``value`` without branching on the value, so random tiers cost no branch mispredictions."""
+def _lookup(floors, caps, value):
+    """0-based tier for ``floor <= value < cap``; ``len`` when beyond the last cap. Counts the floors at
+    or below ``value`` without branching, so random tiers cost no branch mispredictions.
+
+    Inclusive caps (Bybit, Gate, OKX: ``floor < value <= cap``, see :mod:`core.tiers`) use the same rule on
+    bounds moved up by one ulp (:attr:`core.tiers.TierTable.kernel_bounds`): for doubles,
+    ``value > x`` exactly when ``value >= nextafter(x, +inf)``.
+    """
     nt = floors.shape[0]
     k = 0
-    if incl:
-        for j in range(1, nt):
-            k += value > floors[j]
-        if value > caps[nt - 1]:
-            k = nt
-    else:
-        for j in range(1, nt):
-            k += value >= floors[j]
-        if value >= caps[nt - 1]:
-            k = nt
+    for j in range(1, nt):
+        k += value >= floors[j]
+    if value >= caps[nt - 1]:
+        k = nt
     return k
 
 
@@ -133,7 +131,6 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
         t_maxlev,
         t_mmr,
         t_amt,
-        incl,
         complete,
         lp_out,
         bp_out,
@@ -202,8 +199,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                     amt_m = amt
                 else:
                     size = q * cs if qty_basis else n_entry
-                    t = _lookup(floors, caps, size, incl)
-                    tm = t if (qty_basis or mk == ep) else _lookup(floors, caps, n_mark, incl)
+                    t = _lookup(floors, caps, size)
+                    tm = t if (qty_basis or mk == ep) else _lookup(floors, caps, n_mark)
                     if t >= nt or tm >= nt:
                         err = ERR_TOO_LARGE if complete else ERR_PARTIAL
                     else:
@@ -265,8 +262,10 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                         # can still have a solution in a lower tier (smaller maintenance amount).
                         stale = math.isnan(lp)
                         if not stale:
-                            # past the last cap the last tier applies (the cap only limits opening)
-                            stale = min(_lookup(floors, caps, _value(inverse, q, cs, lp), incl), nt - 1) != t
+                            # two comparisons, not a lookup; past the last cap the last tier applies (the cap
+                            # only limits opening)
+                            v_lp = _value(inverse, q, cs, lp)
+                            stale = v_lp < floors[t] or (v_lp >= caps[t] and t < nt - 1)
                         if stale:
                             had_price = not math.isnan(lp)
                             found = False
@@ -275,7 +274,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                                 # past the last cap the last tier applies (the cap only limits opening)
                                 if (
                                     not math.isnan(cand)
-                                    and min(_lookup(floors, caps, _value(inverse, q, cs, cand), incl), nt - 1) == k
+                                    and min(_lookup(floors, caps, _value(inverse, q, cs, cand)), nt - 1) == k
                                 ):
                                     lp = cand
                                     liq_t = k

@@ -315,12 +315,10 @@ def liquidation_price(
             a["maintenance_amount"],
             a["taker_fee_rate"],
             a["contract_size"],
-            use_table.floors,
-            use_table.caps,
+            *use_table.kernel_bounds,
             use_table.max_leverage,
             use_table.mmr,
             use_table.amount,
-            use_table.upper_inclusive,
             use_table.complete,
             *out.values(),
         )

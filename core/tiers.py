@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -68,6 +68,15 @@ class TierTable:
 
     def __len__(self) -> int:
         return len(self.floors)
+
+    @cached_property
+    def kernel_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(floors, caps)`` for the kernels' half-open lookup (``floor <= value < cap``). For inclusive caps
+        both are moved up by one ulp, since for doubles ``value > x`` exactly when
+        ``value >= nextafter(x, +inf)``; so one branch-free lookup serves every boundary rule."""
+        if not self.upper_inclusive:
+            return self.floors, self.caps
+        return np.nextafter(self.floors, np.inf), np.nextafter(self.caps, np.inf)
 
     def rows(self) -> list[dict[str, float | int]]:
         return [

@@ -77,7 +77,6 @@ def warm_up(verbose: bool = False, run: bool = False, parallel: bool | None = No
             one * 0,
             one,
             *table,
-            False,
             True,
             *out.values(),
         )
