@@ -41,8 +41,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     """Warm the numba kernels and vectorbt once in this process, then start Celery's prefork pool: the pool
     processes fork from here and inherit them (one BLAS/numba thread each, like the API's workers)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    pinned = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    if any(var not in os.environ for var in pinned):
+        # numba read its thread count when `api` was imported; changing the variable now would make numba's
+        # next compile in a pool process fail ("Cannot set NUMBA_NUM_THREADS ... once the threads have been
+        # launched"). Start again with the variables set, before anything imports numba.
+        env = {**os.environ, **{var: os.environ.get(var, "1") for var in pinned}}
+        os.execve(sys.executable, [sys.executable, "-m", "api.cli", *args.raw_argv], env)
     from backtest import queue
 
     if not queue.broker_url():
@@ -76,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     bt_cli.register(sub)
     calibrate_cli.register(sub)
     tier_refresh.register(sub)
-    args = parser.parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw_argv)
+    args.raw_argv = raw_argv
     return int(args.func(args) or 0)
 
 

@@ -106,7 +106,7 @@ def _finish(base: str, job: dict) -> dict:
         time.sleep(0.1)
         with urllib.request.urlopen(f"{base}/v1/jobs/{job['id']}", timeout=30) as resp:
             job = json.loads(resp.read())
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", json.dumps(job.get("error"))
     return job
 
 
