@@ -29,13 +29,16 @@ def free_port() -> int:
 class RedisServer:
     """redis-server on a free loopback port with only the append-only file (no RDB snapshots)."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.port, self.proc = folder, free_port(), None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+    def __init__(self, folder: Path, host: str = "127.0.0.1", password: str | None = None):
+        self.folder, self.host, self.port, self.proc = folder, host, free_port(), None
+        self.password = password
+        self.url = f"redis://{':' + password + '@' if password else ''}{host}:{self.port}/0"
 
     def start(self) -> RedisServer:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+        argv = ["redis-server", "--bind", self.host, "--port", str(self.port), "--dir", str(self.folder),
                 "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
+        if self.password:  # Redis refuses clients beyond loopback without one (protected mode)
+            argv += ["--requirepass", self.password]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis_lib.Redis.from_url(self.url)
         deadline = time.monotonic() + 20
@@ -56,10 +59,13 @@ class RedisServer:
 class Worker:
     """``liqrisk worker`` (one pool process) in its own process group, so killpg takes the whole worker."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path, concurrency: int = 1, include: str | None = None):
+    def __init__(self, name: str, env: dict[str, str], log: Path, concurrency: int = 1, include: str | None = None,
+                 netns: str | None = None, loglevel: str = "warning"):  # fmt: skip
         self.name = f"{name}@{socket.gethostname()}"
         argv = [sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency), "--hostname",
-                self.name, "--loglevel", "warning"]  # fmt: skip
+                self.name, "--loglevel", loglevel]  # fmt: skip
+        if netns:  # `ip netns exec` enters the namespace and execs the worker: same pid, same process group
+            argv = ["ip", "netns", "exec", netns, *argv]
         if include:
             argv += ["--include", include]
         self.log = log
