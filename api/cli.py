@@ -48,6 +48,8 @@ def _worker(args: argparse.Namespace) -> int:
         # launched"). Start again with the variables set, before anything imports numba.
         env = {**os.environ, **{var: os.environ.get(var, "1") for var in pinned}}
         os.execve(sys.executable, [sys.executable, "-m", "api.cli", *args.raw_argv], env)
+    # below the API in the CPU scheduler's order, so a machine that also serves requests answers them first
+    os.nice(int(os.environ.get("LIQRISK_WORKER_NICE", "10")))
     from backtest import queue
 
     if not queue.broker_url():
