@@ -6,8 +6,8 @@ worker's poller — never a whole process — so trickling uploads cannot take t
 callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process; a CPU-bound request
 shares its process's interpreter with at most the other threads' short requests (the switch interval is
 lowered so they interleave in 1 ms slices), and a process busy in a long call stops accepting, so new
-connections go to the others. ``preload_app`` imports the app and loads every compiled kernel once in the
-master; workers fork with them already in memory. The backtester is not imported by the master (it is
+connections go to the others. ``preload_app`` imports the app and loads the first requests' compiled kernels
+in the master; workers fork with them already in memory and load the rest in the background. The backtester is not imported by the master (it is
 loaded by its own route, or by the job workers). Worker recycling is off by default (``max_requests`` 0):
 the engine does not leak, and a recycle stalls that worker's connections. Override with ``LIQRISK_*``
 environment variables.
@@ -45,22 +45,42 @@ errorlog = "-"
 loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 
 
+#: kernels still to load after the fork (set by on_starting); a worker loads them in a background thread
+_LATER_KERNELS = False
+
+
 def on_starting(server):
-    """Compile or load every numba kernel before the app is loaded and the workers fork; start with empty
-    metric files (a restart begins counting afresh). The backtester (vectorbt) is not warmed here: it would
-    double the start-up time for routes that never use it."""
+    """Load the kernels of the first requests (Binance linear, isolated and cross) before the app is loaded and
+    the workers fork; each worker loads the other configurations from numba's cache in the background, so the
+    server answers ~0.5 s sooner. When even those first kernels had to be compiled (numba's cache is cold:
+    ``make install`` or the Dockerfile was skipped), every configuration is compiled here once instead, so no
+    worker compiles while it serves. Start with empty metric files (a restart begins counting afresh). The
+    backtester (vectorbt) is not warmed here: routes that never use it would pay its start-up time."""
+    global _LATER_KERNELS
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    from core.warmup import warm_up
+    from core.warmup import first_configurations, warm_up
 
-    server.log.info("liqrisk: kernels ready in %.2f s", warm_up())
+    seconds = warm_up(configs=first_configurations())
+    if seconds > 2.0:
+        seconds += warm_up()
+    else:
+        _LATER_KERNELS = True
+    server.log.info("liqrisk: kernels ready in %.2f s%s", seconds, " (the others load in each worker)" * _LATER_KERNELS)
 
 
 def post_fork(server, worker):
     """Threads of one worker take turns every 1 ms (Python's default is 5 ms), so a short request waits less
-    behind a long one in the same process."""
+    behind a long one in the same process; the kernels not loaded by the master load in a background thread (a
+    request that needs one first loads it itself)."""
     sys.setswitchinterval(0.001)
+    if _LATER_KERNELS:
+        import threading
+
+        from core.warmup import warm_up
+
+        threading.Thread(target=warm_up, name="liqrisk-kernels", daemon=True).start()
 
 
 def child_exit(server, worker):

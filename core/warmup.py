@@ -43,13 +43,27 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
-def warm_up(verbose: bool = False, run: bool = False, parallel: bool | None = None) -> float:
+def first_configurations() -> list[tuple[bool, ...]]:
+    """The serial configurations of the default exchange's linear contracts (isolated and cross): what a
+    server loads before it answers its first request; the others follow in the background
+    (``gunicorn.conf.py``)."""
+    rules = get_ruleset("binance")
+    return [
+        (False, cross, rules.mm_basis == "entry", rules.retier, rules.fee_in_mm, rules.close_fee_in_mm, False, False)
+        for cross in (False, True)
+    ]
+
+
+def warm_up(
+    verbose: bool = False, run: bool = False, parallel: bool | None = None, configs: list | None = None
+) -> float:
     """Compile every configuration, or load it from numba's on-disk cache; returns the seconds taken.
 
     With ``run=False`` (what gunicorn's master uses) the kernels are only compiled/loaded, never executed,
     so no worker thread pool exists before the workers fork (numba's OpenMP layer is not fork-safe).
     ``parallel=None`` loads the parallel variants only when numba may use more than one thread (gunicorn
-    pins each worker to one, so they would never run there and only cost start-up time).
+    pins each worker to one, so they would never run there and only cost start-up time). ``configs`` limits
+    the kernels to those configurations (default: :func:`configurations`).
     """
     if parallel is None:
         parallel = numba.config.NUMBA_NUM_THREADS > 1
@@ -57,7 +71,7 @@ def warm_up(verbose: bool = False, run: bool = False, parallel: bool | None = No
     one = np.ones(1)
     nan = np.full(1, np.nan)
     table = (np.zeros(1), np.full(1, np.inf), np.full(1, 100.0), np.full(1, 0.01), np.zeros(1))
-    for config in configurations():
+    for config in configurations() if configs is None else configs:
         if config[-1] and not parallel:
             continue
         t0 = time.perf_counter()
