@@ -70,7 +70,8 @@ class Field:
         high = self.maximum is not None and self.maximum < MAX_NUMBER
         if low and high:
             left, right = "(" if self.exclusive_minimum else "[", ")" if self.exclusive_maximum else "]"
-            return f"must be a finite number in {left}{self.minimum:g}, {self.maximum:g}{right}"
+            what = "a decimal rate" if self.unit == "decimal" else "a finite number"
+            return f"must be {what} in {left}{self.minimum:g}, {self.maximum:g}{right}"
         if low:
             return f"must be a finite number {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
         if high:
