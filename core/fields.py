@@ -78,6 +78,23 @@ class Field:
             return f"must be a finite number {'<' if self.exclusive_maximum else '<='} {self.maximum:g}"
         return "must be a finite number"
 
+    def json_schema(self) -> dict[str, Any]:
+        """The field as a JSON Schema (OpenAPI 3.1) property: type, bounds, enum, lengths and default."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.choices is not None:
+            out["enum"] = list(self.choices)
+        if self.min_length is not None:
+            out["minLength"] = self.min_length
+        if self.max_length is not None:
+            out["maxLength"] = self.max_length
+        if self.minimum is not None:
+            out["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            out["exclusiveMaximum" if self.exclusive_maximum else "maximum"] = self.maximum
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
 
 def _price(name: str, description: str, **kw: Any) -> Field:
     return Field(name, "number", description, "quote currency per base unit", 0, MAX_NUMBER, True, **kw)
@@ -101,21 +118,21 @@ _FIELDS = (
     Field(
         "symbol",
         "string",
-        "the exchange's own instrument name (BTCUSDT, BTCUSD_PERP, BTC-USDT-SWAP, BTC_USDT, BTC); "
-        "default: the exchange's default symbol",
+        "the exchange's own instrument name, e.g. BTCUSDT, BTCUSD_PERP, BTC-USDT-SWAP, BTC_USDT, BTC "
+        "(default: the exchange's default symbol)",
         min_length=1,
         max_length=64,
     ),
     Field(
         "contract_type",
         "string",
-        "linear (quote-margined) or inverse (coin-margined); default: the symbol's",
+        "linear (quote-margined) or inverse (coin-margined) (default: the symbol's)",
         choices=CONTRACT_TYPES,
     ),
     Field(
         "contract_size",
         "number",
-        "USD per contract of an inverse contract; default: the symbol's",
+        "USD per contract for inverse contracts (default: the symbol's)",
         "USD per contract",
         0,
         MAX_NUMBER,
