@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from marshmallow import Schema, fields, missing, validate
 
+import core
 from api import batch, calc_cli
 from api.schemas import calculators, market, position, risk
 from core.fields import BATCH_FIELDS, FIELDS, MAX_NUMBER, Field
@@ -218,3 +220,50 @@ def test_a_disagreement_is_reported_by_name(monkeypatch) -> None:
         "Position.quantity: required False in the YAML, True in the schema",
         "Position.taker_fee_rate: in PositionSchema, not in the YAML",
     ]
+
+
+#: what a single position needs besides the field under test for the engine to read it
+CONTEXT = {
+    "wallet_balance": {"margin_mode": "cross"},
+    "contract_size": {"symbol": "BTCUSD_PERP", "contract_type": "inverse"},
+    "contract_type": {"contract_size": 100.0, "maintenance_margin_rate": 0.005},
+    "exchange": {"maintenance_margin_rate": 0.005},
+    "margin_mode": {"wallet_balance": 1_000.0},
+}
+POSITION = {"side": "long", "entry_price": 100.0, "quantity": 1.0, "leverage": 10.0}
+BOUNDED = [
+    (n, bound, exclusive)
+    for n in BATCH_FIELDS
+    if FIELDS[n].type == "number"
+    for bound, exclusive in (
+        (FIELDS[n].minimum, FIELDS[n].exclusive_minimum),
+        (FIELDS[n].maximum, FIELDS[n].exclusive_maximum),
+    )
+    if abs(bound) < MAX_NUMBER
+]
+
+
+@pytest.mark.parametrize(("name", "bound", "exclusive"), BOUNDED)
+def test_the_engine_refuses_what_the_spec_refuses(name: str, bound: float, exclusive: bool) -> None:
+    """At a bound the engine takes the value when the spec includes it and refuses it, with the spec's rule,
+    when the spec excludes it; one step beyond the bound is refused."""
+    spec = FIELDS[name]
+    outside = bound - 1e-6 if bound == spec.minimum else bound + 1e-6
+    position = {**POSITION, **CONTEXT.get(name, {})}
+    for value, refused in ((bound, exclusive), (outside, True)):
+        if refused:
+            with pytest.raises(ValueError, match=f"^{name}: {re.escape(spec.rule())}"):
+                core.liquidation_price(**{**position, name: value})
+        else:
+            core.liquidation_price(**{**position, name: value})
+
+
+@pytest.mark.parametrize("name", [n for n in BATCH_FIELDS if FIELDS[n].choices is not None])
+def test_the_engine_takes_exactly_the_spec_choices(name: str) -> None:
+    position = {**POSITION, **CONTEXT.get(name, {})}
+    if name == "contract_type":
+        position["exchange"] = "generic"  # a generic symbol is either kind
+    for choice in FIELDS[name].choices:
+        core.liquidation_price(**{**position, name: choice})
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        core.liquidation_price(**{**position, name: "other"})
