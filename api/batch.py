@@ -21,33 +21,20 @@ from flask import current_app, g
 
 import core
 from core import budget
+from core.fields import BATCH_FIELDS, FIELDS
 from core.liquidation import ERRORS, RESULT_FIELDS
 from core.tiers import symbols
 
 from . import tier_store
 from .errors import ApiError
 
-NUMERIC = (
-    "entry_price",
-    "quantity",
-    "leverage",
-    "margin",
-    "wallet_balance",
-    "mark_price",
-    "maintenance_margin_rate",
-    "maintenance_amount",
-    "taker_fee_rate",
-    "contract_size",
-)
+# the columns, their types and allowed words come from the field spec, in its parsing order
+NUMERIC = tuple(n for n in BATCH_FIELDS if FIELDS[n].type == "number")
 SIDE = "side"
-CATEGORICAL = {
-    "exchange": ("binance", "bybit", "okx", "gate", "hyperliquid", "generic"),
-    "symbol": None,  # free text; parsed after the exchange, whose listed symbols it is checked against
-    "contract_type": ("linear", "inverse"),
-    "margin_mode": ("isolated", "cross"),
-    "position_mode": ("one_way", "hedge"),
+CATEGORICAL = {  # symbol: free text, parsed after the exchange, whose listed symbols it is checked against
+    n: FIELDS[n].choices for n in BATCH_FIELDS if FIELDS[n].type == "string" and n != SIDE
 }
-REQUIRED = ("side", "entry_price", "quantity")
+REQUIRED = tuple(n for n in BATCH_FIELDS if FIELDS[n].required)
 OUTPUTS = (*RESULT_FIELDS, "warning_flags")
 
 
@@ -262,7 +249,7 @@ def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, Any], RowErrors
     for name in REQUIRED[1:]:
         missing = np.isnan(out[name])
         errors.add(name, "required", np.flatnonzero(missing))
-    side = _categorical(SIDE, cols.pop(SIDE), n, ("long", "short"), errors)
+    side = _categorical(SIDE, cols.pop(SIDE), n, FIELDS[SIDE].choices, errors)
     out[SIDE] = np.array([1.0, -1.0, 0.0, 0.0])[side.codes]  # long, short, not given, bad (-1)
     errors.add(SIDE, "required", np.flatnonzero(out[SIDE] == 0))
     for name, allowed in CATEGORICAL.items():

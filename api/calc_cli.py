@@ -1,10 +1,12 @@
 """``liqrisk calc <calculator> --<field> <value> ...``: the HTTP API's calculators from a shell.
 
 Each calculator's options are built from its request schema in openapi.yaml (type, allowed values, range,
-default and description) and the request goes through the same Flask app as HTTP (in process, no server),
-so the command line accepts and refuses exactly what ``POST /v1/...`` does and prints the same JSON, or the
-same problem's field errors on stderr (exit 1). Lists and objects are given as JSON
-(``--fills '[{"price": 100, "quantity": 1}]'``); ``--entry-price`` and ``--entry_price`` are the same option.
+default and description; where the schema has none, the field spec's description from :mod:`core.fields`,
+which ``tests/test_field_spec.py`` keeps in step with the YAML) and the request goes through the same Flask
+app as HTTP (in process, no server), so the command line accepts and refuses exactly what ``POST /v1/...``
+does and prints the same JSON, or the same problem's field errors on stderr (exit 1). Lists and objects are
+given as JSON (``--fills '[{"price": 100, "quantity": 1}]'``); ``--entry-price`` and ``--entry_price`` are the
+same option.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from functools import cache
 from typing import Any
 
 import yaml
+
+from core.fields import FIELDS
 
 #: calculator name → (method, path) of the HTTP operation it runs
 CALCULATORS = {
@@ -38,33 +42,11 @@ CALCULATORS = {
     "tiers": ("get", "/v1/exchanges/{exchange}/tiers/{symbol}"),
 }
 
-#: what a field means, for --help where the schema has no description of its own
+#: what a field means, for --help where the schema has no description of its own: the field spec's
+#: description for the position and trade fields, these for the others
 MEANING = {
-    "exchange": "exchange whose rules and tiers apply",
-    "symbol": "the exchange's instrument name (default: the exchange's default symbol)",
-    "side": "position side",
-    "entry_price": "entry price, quote currency per base unit",
-    "exit_price": "exit price, quote currency per base unit",
-    "mark_price": "mark price, quote currency per base unit (default: the entry price)",
-    "last_price": "last traded price, quote per base unit (default: the mark price)",
-    "stop_price": "stop-loss price, quote per base unit",
-    "quantity": "size: base units (linear) or contracts (inverse)",
-    "leverage": "leverage, x",
-    "margin": "isolated margin in the margin currency (instead of leverage)",
-    "wallet_balance": "wallet balance in the margin currency",
-    "available_balance": "balance available to open with, margin currency",
+    **{name: spec.description for name, spec in FIELDS.items()},
     "equity": "account equity, margin currency",
-    "maintenance_margin_rate": "maintenance margin rate, decimal (default: the tier's)",
-    "maintenance_amount": "maintenance amount (cum), margin currency (default: the tier's)",
-    "taker_fee_rate": "taker fee rate, decimal (default: the exchange's)",
-    "open_fee_rate": "fee rate on opening, decimal",
-    "close_fee_rate": "fee rate on closing, decimal",
-    "funding_paid": "funding paid (+) or received (-), margin currency",
-    "contract_type": "linear (quote-margined) or inverse (coin-margined)",
-    "contract_size": "USD per contract for inverse contracts (default: the symbol's)",
-    "margin_mode": "isolated or cross margin",
-    "position_mode": "one-way or hedge mode",
-    "target_roe": "target return on margin, decimal (0.2 = 20 %)",
     "tiers": "a tier table of your own, JSON list of tiers",
     "other_positions": "other positions in the cross wallet, JSON list",
     "positions": "the positions, JSON",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from core.tiers import EXCHANGES
+from core.fields import FIELDS
 
 
 class Base(Schema):
@@ -47,11 +47,6 @@ class Number(fields.Field):
         return out + 0.0  # -0.0 becomes 0.0
 
 
-def positive(**kwargs: Any) -> Number:
-    """A number > 0 (a contract size, say): 0 or less is refused even where the value is not used."""
-    return Number(validate=validate.Range(min=0, min_inclusive=False, error="must be a finite number > 0"), **kwargs)
-
-
 class Text(fields.String):
     """A short string (1-64 characters)."""
 
@@ -63,15 +58,10 @@ def one_of(*choices: str, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.OneOf(choices), **kwargs)
 
 
-SIDE = ("long", "short")
-CONTRACT_TYPES = ("linear", "inverse")
-MARGIN_MODES = ("isolated", "cross")
-POSITION_MODES = ("one_way", "hedge")
-
-
 def exchange_field(**kwargs: Any) -> fields.String:
-    kwargs.setdefault("load_default", "binance")
-    return fields.String(validate=validate.OneOf(EXCHANGES), **kwargs)
+    """The exchange as the field spec declares it (:mod:`core.fields`), for schemas with a default of their own."""
+    kwargs.setdefault("load_default", FIELDS["exchange"].default)
+    return fields.String(validate=validate.OneOf(FIELDS["exchange"].choices), **kwargs)
 
 
 class TierSchema(Base):

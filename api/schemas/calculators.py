@@ -1,51 +1,81 @@
 """Schemas of the calculator resources (``/v1/pnl``, ``/v1/target-price``, ``/v1/max-open``,
-``/v1/average-entry``, ``/v1/break-even``, ``/v1/funding``)."""
+``/v1/average-entry``, ``/v1/break-even``, ``/v1/funding``).
+
+Their position and trade fields come from the field spec (:mod:`core.fields`), as in :mod:`.position`.
+"""
 
 from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import CONTRACT_TYPES, SIDE, Base, Number, Text, exchange_field, one_of, positive, tiers_field
+from .base import Base, Number, tiers_field
+from .from_spec import fields_from_spec
 
 MAX_SERIES = 100_000
 
 
-class PnlSchema(Base):
-    side = one_of(*SIDE, required=True)
-    entry_price = Number(required=True)
-    exit_price = Number(required=True)
-    quantity = Number(required=True)
-    leverage = Number(required=True)
-    contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = positive()
-    open_fee_rate = Number(load_default=0.0)
-    close_fee_rate = Number(load_default=0.0)
-    funding_paid = Number(load_default=0.0)
-    exchange = exchange_field()
-    symbol = Text()
+class PnlSchema(
+    Base.from_dict(
+        fields_from_spec(
+            "side",
+            "entry_price",
+            "exit_price",
+            "quantity",
+            "leverage",
+            "contract_type",
+            "contract_size",
+            "open_fee_rate",
+            "close_fee_rate",
+            "funding_paid",
+            "exchange",
+            "symbol",
+            required=("side", "entry_price", "exit_price", "quantity", "leverage"),
+        ),
+        name="PnlFields",
+    )
+):
+    """A closed trade whose PnL, ROE and fees are wanted."""
 
 
-class TargetPriceSchema(Base):
-    side = one_of(*SIDE, required=True)
-    entry_price = Number(required=True)
-    leverage = Number(required=True)
-    target_roe = Number(required=True)
-    contract_type = one_of(*CONTRACT_TYPES)
+class TargetPriceSchema(
+    Base.from_dict(
+        fields_from_spec(
+            "side",
+            "entry_price",
+            "leverage",
+            "target_roe",
+            "contract_type",
+            required=("side", "entry_price", "leverage", "target_roe"),
+        ),
+        name="TargetPriceFields",
+    )
+):
+    """An open position and the ROE it should reach."""
 
 
-class MaxOpenSchema(Base):
-    exchange = exchange_field()
-    symbol = Text()
-    side = one_of(*SIDE, required=True)
-    entry_price = Number(required=True)
-    leverage = Number(required=True)
-    available_balance = Number(required=True)
-    taker_fee_rate = Number()
-    mark_price = Number()
-    last_price = Number()
-    contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = positive()
-    tiers = tiers_field()
+class MaxOpenSchema(
+    Base.from_dict(
+        {
+            **fields_from_spec(
+                "exchange",
+                "symbol",
+                "side",
+                "entry_price",
+                "leverage",
+                "available_balance",
+                "taker_fee_rate",
+                "mark_price",
+                "last_price",
+                "contract_type",
+                "contract_size",
+                required=("side", "entry_price", "leverage", "available_balance"),
+            ),
+            "tiers": tiers_field(),
+        },
+        name="MaxOpenFields",
+    )
+):
+    """A balance and the order it would open."""
 
 
 class FillSchema(Base):
@@ -53,26 +83,45 @@ class FillSchema(Base):
     quantity = Number(required=True)
 
 
-class AverageEntrySchema(Base):
-    contract_type = one_of(*CONTRACT_TYPES)
-    fills = fields.List(fields.Nested(FillSchema), required=True, validate=validate.Length(min=1, max=10_000))
+class AverageEntrySchema(
+    Base.from_dict(
+        {
+            **fields_from_spec("contract_type"),
+            "fills": fields.List(fields.Nested(FillSchema), required=True, validate=validate.Length(min=1, max=10_000)),
+        },
+        name="AverageEntryFields",
+    )
+):
+    """The fills of one position."""
 
 
-class BreakEvenSchema(Base):
-    side = one_of(*SIDE, required=True)
-    entry_price = Number(required=True)
-    open_fee_rate = Number(load_default=0.0)
-    close_fee_rate = Number(load_default=0.0)
-    funding_paid = Number(load_default=0.0)
-    quantity = Number()
-    contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = positive()
+class BreakEvenSchema(
+    Base.from_dict(
+        fields_from_spec(
+            "side",
+            "entry_price",
+            "open_fee_rate",
+            "close_fee_rate",
+            "funding_paid",
+            "quantity",
+            "contract_type",
+            "contract_size",
+            required=("side", "entry_price"),
+        ),
+        name="BreakEvenFields",
+    )
+):
+    """An open position and its fees."""
 
 
-class FundingSchema(Base):
-    side = one_of(*SIDE, required=True)
-    quantity = Number(required=True)
-    contract_type = one_of(*CONTRACT_TYPES)
-    contract_size = positive()
-    mark_prices = fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES))
-    funding_rates = fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES))
+class FundingSchema(
+    Base.from_dict(
+        {
+            **fields_from_spec("side", "quantity", "contract_type", "contract_size", required=("side", "quantity")),
+            "mark_prices": fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES)),
+            "funding_rates": fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES)),
+        },
+        name="FundingFields",
+    )
+):
+    """A position and the mark prices and funding rates of its funding times."""

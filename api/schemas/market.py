@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import Base, Number, NumberList, Text, TextList
+from core.fields import SIDES
+
+from .base import Base, Number, NumberList, TextList
+from .from_spec import fields_from_spec
 
 MAX_SERIES = 100_000
 
@@ -36,7 +39,7 @@ class SqueezeScoreSchema(Base):
 
 class EventsSchema(Base):
     time_ms = NumberList(required=True, max_length=MAX_SERIES)
-    side = TextList(choices=("long", "short"), required=True, max_length=MAX_SERIES)
+    side = TextList(choices=SIDES, required=True, max_length=MAX_SERIES)
     notional = NumberList(required=True, max_length=MAX_SERIES)
     asset = TextList(max_length=MAX_SERIES)
 
@@ -51,22 +54,28 @@ class LiquidationSummarySchema(Base):
     dominance_threshold = Number()
 
 
-class LiquidationMapSchema(Base):
-    close = NumberList(required=True, min_length=2, max_length=100_000)
-    open_interest = NumberList(required=True, min_length=2, max_length=100_000)
-    high = NumberList(min_length=2, max_length=100_000)
-    low = NumberList(min_length=2, max_length=100_000)
-    long_share = Number()
-    taker_buy_volume = NumberList(min_length=2, max_length=100_000)
-    taker_sell_volume = NumberList(min_length=2, max_length=100_000)
-    leverage = NumberList(min_length=1, max_length=20)
-    leverage_weights = NumberList(min_length=1, max_length=20)
-    exchange = fields.String(validate=validate.OneOf(("binance", "bybit", "okx", "gate", "hyperliquid", "generic")))
-    symbol = Text()
-    maintenance_margin_rate = Number()
-    position_notional = Number()
-    bucket_size = Number()
-    current_price = Number()
+class LiquidationMapSchema(
+    Base.from_dict(
+        {
+            "close": NumberList(required=True, min_length=2, max_length=100_000),
+            "open_interest": NumberList(required=True, min_length=2, max_length=100_000),
+            "high": NumberList(min_length=2, max_length=100_000),
+            "low": NumberList(min_length=2, max_length=100_000),
+            "long_share": Number(),
+            "taker_buy_volume": NumberList(min_length=2, max_length=100_000),
+            "taker_sell_volume": NumberList(min_length=2, max_length=100_000),
+            "leverage": NumberList(min_length=1, max_length=20),
+            "leverage_weights": NumberList(min_length=1, max_length=20),
+            # the exchange's rules and tier at position_notional; not given: the engine's own default
+            **fields_from_spec("exchange", "symbol", "maintenance_margin_rate", load_defaults=False),
+            "position_notional": Number(),
+            "bucket_size": Number(),
+            "current_price": Number(),
+        },
+        name="LiquidationMapFields",
+    )
+):
+    """Price and open-interest series and the leverage mix whose liquidation levels are mapped."""
 
 
 class CascadeSchema(Base):
@@ -74,7 +83,7 @@ class CascadeSchema(Base):
     shock_pct = Number(required=True)
     cluster_price = NumberList(required=True, min_length=1, max_length=100_000)
     cluster_notional = NumberList(required=True, min_length=1, max_length=100_000)
-    cluster_side = TextList(choices=("long", "short"), required=True, max_length=100_000)
+    cluster_side = TextList(choices=SIDES, required=True, max_length=100_000)
     depth_per_pct = Number()
     impact_model = fields.String(validate=validate.OneOf(("linear", "sqrt")))
     sqrt_coefficient = Number()
