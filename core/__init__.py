@@ -5,7 +5,8 @@ numpy arrays broadcast together, and returns a dict named like the JSON response
 """
 
 from .calculators import average_entry, break_even_price, funding_payments, max_open, pnl, target_price
-from .liquidation import liquidation_price, portfolio_liquidation
+from .errors import InputError
+from .liquidation import describe_errors, describe_warnings, liquidation_price, portfolio_liquidation
 from .liquidation_clusters import cascade, liquidation_map
 from .market import liquidation_summary, squeeze_score
 from .risk import liquidation_probability, position_size
@@ -27,4 +28,7 @@ __all__ = [
     "liquidation_summary",
     "liquidation_map",
     "cascade",
+    "InputError",
+    "describe_errors",
+    "describe_warnings",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._inputs import as_float, broadcast, check, choice, finite, non_negative, positive, rate, require, side_array
 from .contracts import position_value, unrealized_pnl
+from .errors import InputError
 from .liquidation import CONTRACT_TYPES, resolve_contract
 from .tiers import instrument, partial_message
 
@@ -31,7 +32,9 @@ def _contract(
     choice("contract_type", contract_type, CONTRACT_TYPES)
     if contract_type == "inverse":
         if contract_size is None:
-            raise ValueError("contract_size: required for inverse contracts (USD per contract) unless symbol is given")
+            raise InputError(
+                "contract_size", "required for inverse contracts (USD per contract) unless symbol is given"
+            )
         return contract_type, positive("contract_size", as_float("contract_size", contract_size))
     return contract_type, np.asarray(1.0)
 
@@ -201,7 +204,7 @@ def max_open(
     """
     rules, symbol, ct, cs, table = resolve_contract(exchange, symbol, contract_type, contract_size, None, tiers)
     if table is None:
-        raise ValueError("tiers: needed for max_open (the symbol has no packaged table)")
+        raise InputError("tiers", "needed for max_open (the symbol has no packaged table)")
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
     shape, a = broadcast(
         {
@@ -227,7 +230,7 @@ def max_open(
     assume = np.where(s > 0, ep, np.fmax(np.maximum(ep, mk), last * 1.0015))
     too_high = lev > table.max_leverage[0]
     if np.any(too_high):
-        raise ValueError(f"leverage: above the symbol's maximum leverage {table.max_leverage[0]:g}")
+        raise InputError("leverage", f"above the symbol's maximum leverage {table.max_leverage[0]:g}")
     cap_idx = np.searchsorted(-table.max_leverage, -lev, side="right") - 1
     cap = table.caps[cap_idx]
     cs_ = a["contract_size"]
@@ -240,7 +243,9 @@ def max_open(
     q_bal = a["available_balance"] / cost
     beyond_known = (cap_idx == len(table) - 1) & (q_tier < q_bal)
     if not table.complete and np.any(beyond_known):  # the exchange's own cap lies beyond the known rows
-        raise ValueError(f"tiers: the largest position the balance opens is {partial_message(table)}")
+        raise InputError(
+            "tiers", f"the largest position the balance opens is {partial_message(table)}", kind="too_large"
+        )
     q = np.minimum(q_bal, q_tier)
     limited = np.where(q_tier < q_bal, "tier", "balance")
     res = _out(
@@ -278,12 +283,12 @@ def average_entry(
     ct = "linear" if contract_type is None else choice("contract_type", contract_type, CONTRACT_TYPES)
     if fills is not None:
         if prices is not None or quantities is not None:
-            raise ValueError("fills: give either fills or prices and quantities")
+            raise InputError("fills", "give either fills or prices and quantities")
         if not isinstance(fills, list | tuple) or not fills:
-            raise ValueError("fills: must be a non-empty list of {price, quantity}")
+            raise InputError("fills", "must be a non-empty list of {price, quantity}")
         for i, fill in enumerate(fills):
             if not isinstance(fill, dict) or set(fill) != {"price", "quantity"}:
-                raise ValueError(f"fills[{i}]: must be an object with price and quantity")
+                raise InputError(f"fills[{i}]", "must be an object with price and quantity")
         prices = [f["price"] for f in fills]
         quantities = [f["quantity"] for f in fills]
     p = positive("prices", as_float("prices", require("prices", prices)))
@@ -329,7 +334,7 @@ def break_even_price(
         choice("contract_type", contract_type, CONTRACT_TYPES)
     fp = finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0))
     if quantity is None and np.any(fp != 0):
-        raise ValueError("quantity: required when funding_paid is given")
+        raise InputError("quantity", "required when funding_paid is given")
     shape, a = broadcast(
         {
             "side": side_array(side),

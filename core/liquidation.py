@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._inputs import as_float, broadcast, choice, first_bad, side_array, unflatten
+from .errors import InputError, as_input_error
 from .rulesets import Ruleset, get_ruleset
 from .tiers import Instrument, TierTable, instrument, partial_message, table_from_rows
 
@@ -115,7 +116,7 @@ def resolve_contract(
     if symbol is None:
         symbol = rules.default_symbol
     if symbol is not None and not isinstance(symbol, str):
-        raise ValueError("symbol: must be a string")
+        raise InputError("symbol", "must be a string")
     inst: Instrument | None = None
     if symbol is not None and exchange != "generic":
         try:
@@ -124,15 +125,15 @@ def resolve_contract(
             if maintenance_margin_rate is None and tiers is None:
                 raise
     elif exchange == "generic" and maintenance_margin_rate is None and tiers is None:
-        raise ValueError("maintenance_margin_rate: required for the generic ruleset (or give tiers)")
+        raise InputError("maintenance_margin_rate", "required for the generic ruleset (or give tiers)")
     if contract_type is None:
         contract_type = inst.contract_type if inst else "linear"
     choice("contract_type", contract_type, CONTRACT_TYPES)
     if inst and inst.contract_type != contract_type:
-        raise ValueError(f"contract_type: {symbol} on {exchange} is {inst.contract_type}, not {contract_type}")
+        raise InputError("contract_type", f"{symbol} on {exchange} is {inst.contract_type}, not {contract_type}")
     if contract_type == "inverse" and contract_size is None:
         if inst is None or inst.contract_size is None:
-            raise ValueError("contract_size: required for an inverse contract the ruleset does not know")
+            raise InputError("contract_size", "required for an inverse contract the ruleset does not know")
         contract_size = inst.contract_size
     table = table_from_rows(tiers) if tiers is not None else (inst.tiers if inst else None)
     return rules, symbol, contract_type, contract_size, table
@@ -145,32 +146,33 @@ def _other_sum(other_positions: Any, exchange: str, symbol: str | None) -> float
     if other_positions is None:
         return 0.0
     if not isinstance(other_positions, list | tuple):
-        raise ValueError("other_positions: must be a list")
+        raise InputError("other_positions", "must be a list")
     total = 0.0
     for i, pos in enumerate(other_positions):
         if not isinstance(pos, dict):
-            raise ValueError(f"other_positions[{i}]: must be an object")
+            raise InputError(f"other_positions[{i}]", "must be an object")
         if "maintenance_margin" in pos or "unrealized_pnl" in pos:
             try:
                 mm = float(pos.get("maintenance_margin", 0.0))
                 upnl = float(pos.get("unrealized_pnl", 0.0))
             except (TypeError, ValueError):
-                raise ValueError(
-                    f"other_positions[{i}]: maintenance_margin and unrealized_pnl must be numbers"
+                raise InputError(
+                    f"other_positions[{i}]", "maintenance_margin and unrealized_pnl must be numbers"
                 ) from None
             if not (np.isfinite(mm) and np.isfinite(upnl)) or mm < 0:
-                raise ValueError(f"other_positions[{i}]: maintenance_margin must be >= 0 and both finite")
+                raise InputError(f"other_positions[{i}]", "maintenance_margin must be >= 0 and both finite")
             total += upnl - mm
         else:
             if pos.get("symbol", symbol) == symbol and symbol is not None:
-                raise ValueError(
-                    f"other_positions[{i}].symbol: a position in the same symbol shares the liquidation price "
-                    "in cross margin (hedge mode); use portfolio_liquidation / POST /v1/portfolio/liquidation"
+                raise InputError(
+                    f"other_positions[{i}].symbol",
+                    "a position in the same symbol shares the liquidation price "
+                    "in cross margin (hedge mode); use portfolio_liquidation / POST /v1/portfolio/liquidation",
                 )
             try:
                 p = position_margin(exchange=exchange, **pos)
             except ValueError as exc:
-                raise ValueError(f"other_positions[{i}].{exc}") from None
+                raise as_input_error(exc).within(f"other_positions[{i}]") from None
             total += p["unrealized_pnl"] - p["maintenance_margin"]
     return total
 
@@ -254,13 +256,13 @@ def liquidation_price(
     )
     cross = margin_mode == "cross"
     if cross and wallet_balance is None:
-        raise ValueError("wallet_balance: required for cross margin")
+        raise InputError("wallet_balance", "required for cross margin")
     if not cross and other_positions:
-        raise ValueError("other_positions: only used with cross margin")
+        raise InputError("other_positions", "only used with cross margin")
     other = _other_sum(other_positions, exchange, symbol) if cross else 0.0
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
     if table is None and maintenance_margin_rate is None:
-        raise ValueError("maintenance_margin_rate: required when no tier table is known")
+        raise InputError("maintenance_margin_rate", "required when no tier table is known")
     use_table = table
     if use_table is None:  # dummy one-tier table; the MMR override is used for every row
         use_table = TierTable(np.zeros(1), np.full(1, np.inf), np.full(1, np.nan), np.zeros(1), np.zeros(1))
@@ -281,10 +283,10 @@ def liquidation_price(
     if contract_type == "inverse" and np.isnan(args["contract_size"]).any():
         default_cs = _default_contract_size(exchange, symbol)
         if default_cs is None:
-            raise ValueError("contract_size: required for an inverse contract the ruleset does not know")
+            raise InputError("contract_size", "required for an inverse contract the ruleset does not know")
         args["contract_size"] = _fill(args["contract_size"], default_cs)
     if maintenance_amount is not None and maintenance_margin_rate is None:
-        raise ValueError("maintenance_amount: only used together with maintenance_margin_rate")
+        raise InputError("maintenance_amount", "only used together with maintenance_margin_rate")
     shape, a = broadcast(args)
     n = int(np.prod(shape)) if shape else 1
     wanted = _wanted(fields)
@@ -339,10 +341,10 @@ def _wanted(fields: Any) -> frozenset[str] | None:
     if fields is None:
         return None
     if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
-        raise ValueError("fields: must be a list of output names")
+        raise InputError("fields", "must be a list of output names")
     unknown = set(fields) - set(K.OUTPUT_FIELDS)
     if unknown:
-        raise ValueError(f"fields: unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(K.OUTPUT_FIELDS)}")
+        raise InputError("fields", f"unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(K.OUTPUT_FIELDS)}")
     return frozenset(fields)
 
 
@@ -367,7 +369,21 @@ def _raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, n
     if codes[i] == K.ERR_LEV_MAX:
         lev = a["leverage"][0 if a["leverage"].size == 1 else i]
         message = f"{lev:g} is above the maximum leverage of the position's tier"
-    raise ValueError(f"{field}: {message}{where}")
+    kind = "too_large" if codes[i] in (K.ERR_TOO_LARGE, K.ERR_PARTIAL) else "invalid"
+    rows = np.flatnonzero(codes == codes[i]) if shape else None
+    raise InputError(field, f"{message}{where}", kind=kind, rows=rows)
+
+
+def describe_errors(error_code: Any) -> list[InputError]:
+    """The rows of each error code of a ``raise_errors=False`` result, as one (unraised) :class:`InputError`
+    per code in code order, with the code's field, message and ``rows`` (flat indices)."""
+    flat = np.asarray(error_code).reshape(-1)
+    out = []
+    for code in np.unique(flat[flat != 0]).tolist():
+        field, message = ERRORS.get(code, ("body", "the position could not be computed"))
+        kind = "too_large" if code in (K.ERR_TOO_LARGE, K.ERR_PARTIAL) else "invalid"
+        out.append(InputError(field, message, kind=kind, rows=np.flatnonzero(flat == code)))
+    return out
 
 
 def describe_warnings(flags: Any) -> Any:
@@ -469,7 +485,7 @@ def portfolio_liquidation(
     rules = get_ruleset(exchange)
     wb = float(as_float("wallet_balance", wallet_balance))
     if not (np.isfinite(wb) and wb >= 0):
-        raise ValueError("wallet_balance: must be a finite number >= 0")
+        raise InputError("wallet_balance", "must be a finite number >= 0")
     cols = _columns(positions)
     n = len(cols["symbol"])
     sym = np.asarray(cols["symbol"], dtype=object)
@@ -483,17 +499,17 @@ def portfolio_liquidation(
     for name, arr in (("entry_price", ep), ("quantity", q), ("mark_price", mk)):
         bad = ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
-            raise ValueError(f"positions[{int(np.argmax(bad))}].{name}: must be a finite number > 0")
+            raise InputError(f"positions[{int(np.argmax(bad))}].{name}", "must be a finite number > 0")
     if np.any(~np.isin(s, (1.0, -1.0))):
-        raise ValueError(f"positions[{int(np.argmax(~np.isin(s, (1.0, -1.0))))}].side: must be long or short")
+        raise InputError(f"positions[{int(np.argmax(~np.isin(s, (1.0, -1.0))))}].side", "must be long or short")
     bad = ~np.isnan(mmr_o) & ~((mmr_o >= 0) & (mmr_o < 1))
     if bad.any():
-        raise ValueError(f"positions[{int(np.argmax(bad))}].maintenance_margin_rate: must be in [0, 1)")
+        raise InputError(f"positions[{int(np.argmax(bad))}].maintenance_margin_rate", "must be in [0, 1)")
     key = np.array([f"{a}|{b}" for a, b in zip(sym, s, strict=True)])
     if len(np.unique(key)) < n and position_mode == "hedge":
-        raise ValueError("positions: hedge mode allows one long and one short position per symbol")
+        raise InputError("positions", "hedge mode allows one long and one short position per symbol")
     if len(np.unique(sym)) < n and position_mode == "one_way":
-        raise ValueError("positions: one-way mode allows one position per symbol (use position_mode hedge)")
+        raise InputError("positions", "one-way mode allows one position per symbol (use position_mode hedge)")
     fee = rules.default_taker_fee if rules.fee_in_mm else 0.0
     tables: dict[str, TierTable | None] = {}
     names, inverse, counts = np.unique(sym, return_inverse=True, return_counts=True)
@@ -505,9 +521,9 @@ def portfolio_liquidation(
         try:
             inst = instrument(exchange, name)
         except ValueError as exc:
-            raise ValueError(f"positions[{int(idx[0])}].{exc}") from None
+            raise as_input_error(exc).within(f"positions[{int(idx[0])}]") from None
         if inst.contract_type != "linear":
-            raise ValueError(f"positions[{int(idx[0])}].symbol: portfolio liquidation supports linear contracts only")
+            raise InputError(f"positions[{int(idx[0])}].symbol", "portfolio liquidation supports linear contracts only")
         tables[name] = inst.tiers
     other = _other_sum(other_positions, exchange, None)
 
@@ -522,7 +538,9 @@ def portfolio_liquidation(
             value = q[idx] if table.basis == "quantity" else q[idx] * price[idx]
             t = table.lookup(value)
             if not table.complete and np.any(t >= len(table)):
-                raise ValueError(f"positions[{int(idx[np.argmax(t >= len(table))])}].tiers: {partial_message(table)}")
+                raise InputError(
+                    f"positions[{int(idx[np.argmax(t >= len(table))])}].tiers", partial_message(table), kind="too_large"
+                )
             t = np.minimum(t, len(table) - 1)
             mmr[idx], amt[idx], tier[idx] = table.mmr[t], table.amount[t], t + 1
         return mmr, amt, tier
@@ -585,7 +603,7 @@ def _columns(positions: Any) -> dict[str, Any]:
         cols = dict(positions)
     elif isinstance(positions, list | tuple):
         if not positions:
-            raise ValueError("positions: must not be empty")
+            raise InputError("positions", "must not be empty")
         keys = {
             "symbol",
             "side",
@@ -598,10 +616,10 @@ def _columns(positions: Any) -> dict[str, Any]:
         cols = {}
         for i, p in enumerate(positions):
             if not isinstance(p, dict):
-                raise ValueError(f"positions[{i}]: must be an object")
+                raise InputError(f"positions[{i}]", "must be an object")
             unknown = set(p) - keys
             if unknown:
-                raise ValueError(f"positions[{i}].{sorted(unknown)[0]}: unknown field")
+                raise InputError(f"positions[{i}].{sorted(unknown)[0]}", "unknown field")
         for k in keys:
             vals = [p.get(k) for p in positions]
             if k in ("symbol", "side"):
@@ -609,11 +627,11 @@ def _columns(positions: Any) -> dict[str, Any]:
             elif any(v is not None for v in vals):
                 cols[k] = [np.nan if v is None else v for v in vals]
     else:
-        raise ValueError("positions: must be a list of positions or a dict of arrays")
+        raise InputError("positions", "must be a list of positions or a dict of arrays")
     for k in ("symbol", "side", "entry_price", "quantity"):
         if k not in cols or cols[k] is None:
-            raise ValueError(f"positions.{k}: required")
+            raise InputError(f"positions.{k}", "required")
     cols["symbol"] = list(np.atleast_1d(np.asarray(cols["symbol"], dtype=object)))
     if any(not isinstance(x, str) for x in cols["symbol"]):
-        raise ValueError("positions.symbol: must be strings")
+        raise InputError("positions.symbol", "must be strings")
     return cols
