@@ -12,31 +12,19 @@ from typing import Any
 import numpy as np
 
 from ._inputs import as_float, broadcast, check, choice, finite, non_negative, positive, rate, require, side_array
-from .contracts import position_value, unrealized_pnl
+from .contracts import CONTRACT_TYPES, position_value, resolve_contract, unrealized_pnl
 from .errors import InputError
-from .liquidation import CONTRACT_TYPES, resolve_contract
-from .tiers import instrument, partial_message
+from .tiers import partial_message
 
 
 def _contract(
     contract_type: str | None, contract_size: Any, exchange: str | None, symbol: str | None
 ) -> tuple[str, Any]:
     """Contract type and size; inverse needs ``contract_size`` or a known ``symbol``."""
-    if symbol is not None:
-        inst = instrument(exchange or "binance", symbol)
-        if contract_type is None:
-            contract_type = inst.contract_type
-        if contract_size is None and contract_type == "inverse":
-            contract_size = inst.contract_size
-    contract_type = "linear" if contract_type is None else contract_type
-    choice("contract_type", contract_type, CONTRACT_TYPES)
-    if contract_type == "inverse":
-        if contract_size is None:
-            raise InputError(
-                "contract_size", "required for inverse contracts (USD per contract) unless symbol is given"
-            )
-        return contract_type, positive("contract_size", as_float("contract_size", contract_size))
-    return contract_type, np.asarray(1.0)
+    contract = resolve_contract(exchange or "binance", symbol, contract_type, contract_size, margin=False)
+    if contract.contract_type == "inverse":
+        return "inverse", positive("contract_size", as_float("contract_size", contract.contract_size))
+    return "linear", np.asarray(1.0)
 
 
 def _out(shape: tuple[int, ...], **fields: np.ndarray) -> dict[str, Any]:
@@ -202,7 +190,7 @@ def max_open(
         ``max_quantity`` (base units or contracts), ``max_notional`` (margin currency, at entry),
         ``cost_per_unit``, ``tier_notional_cap``, ``limited_by`` ("balance" or "tier"; scalar str or array).
     """
-    rules, symbol, ct, cs, table = resolve_contract(exchange, symbol, contract_type, contract_size, None, tiers)
+    rules, symbol, ct, cs, table, _ = resolve_contract(exchange, symbol, contract_type, contract_size, None, tiers)
     if table is None:
         raise InputError("tiers", "needed for max_open (the symbol has no packaged table)")
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
