@@ -38,6 +38,7 @@ from . import _kernels as K
 from ._inputs import as_float, broadcast, choice, side_array, unflatten
 from .contracts import resolve_contract, unrealized_pnl
 from .errors import InputError, as_input_error
+from .kernel_args import kernel_arguments, table_arguments
 from .messages import describe_warnings, raise_first_error
 from .tiers import TierTable
 
@@ -216,27 +217,7 @@ def liquidation_price(
     with K.KERNEL_LOCK:
         # One position: reuse the preallocated buffers (read into Python scalars before the lock is released)
         out = K.SCALAR_OUTPUTS if shape == () and wanted is None else K.empty_outputs(n, wanted)
-        kernel(
-            n,
-            a["side"],
-            a["entry_price"],
-            a["quantity"],
-            a["leverage"],
-            a["margin"],
-            a["mark_price"],
-            a["wallet_balance"],
-            a["other_positions"],
-            a["maintenance_margin_rate"],
-            a["maintenance_amount"],
-            a["taker_fee_rate"],
-            a["contract_size"],
-            *use_table.kernel_bounds,
-            use_table.max_leverage,
-            use_table.mmr,
-            use_table.amount,
-            use_table.complete,
-            *out.values(),
-        )
+        kernel(*kernel_arguments(n, a, table_arguments(use_table), out))
         if wanted is not None:
             out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
         res = unflatten(out, shape, _INT_FIELDS)
