@@ -63,6 +63,98 @@ def portfolio_liquidation(
     wb = float(as_float("wallet_balance", wallet_balance))
     if not (np.isfinite(wb) and wb >= 0):
         raise InputError("wallet_balance", "must be a finite number >= 0")
+    sym, s, ep, q, mk, mmr_o, amt_o = _legs(positions, position_mode)
+    tables = _tier_tables(exchange, sym, mmr_o)
+    other = other_positions_sum(other_positions, exchange, None)
+    fee = rules.default_taker_fee if rules.fee_in_mm else 0.0
+
+    mmr, amt, tier = _tier_params(tables, sym, q, mmr_o, amt_o, mk)
+    notional = q * mk
+    entry_basis = rules.mm_basis == "entry"
+    mm = np.where(entry_basis, q * ep * mmr - amt, notional * mmr - amt)
+    upnl = s * q * (mk - ep)
+    margin_balance = wb + upnl.sum() + other
+    total_mm = mm.sum()
+    groups, inv = np.unique(sym, return_inverse=True)
+    contrib = upnl - mm  # what each position adds to the margin left at current marks
+    group_contrib = np.bincount(inv, weights=contrib, minlength=len(groups))
+    rest = wb + other + contrib.sum() - group_contrib  # everything outside the group, per group
+    warnings: list[dict[str, str]] = []
+    mmr_l, amt_l = mmr, amt
+    for _ in range(max_iterations):
+        a = np.where(entry_basis, 0.0, mmr_l + fee)
+        b = np.where(entry_basis, q * ep * mmr_l - amt_l, -amt_l)
+        lp = solve_shared_price(inv, len(groups), s, q, ep, a, b, rest)
+        if not rules.retier:
+            break
+        mmr_new, amt_new, _ = _tier_params(tables, sym, q, mmr_o, amt_o, np.where(np.isnan(lp[inv]), mk, lp[inv]))
+        if np.array_equal(mmr_new, mmr_l):
+            break
+        if not warnings:
+            warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_TIER_CHANGED], strict=True)))
+        mmr_l, amt_l = mmr_new, amt_new
+    if np.any(np.isnan(lp)):
+        warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_NO_LIQUIDATION], strict=True)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = total_mm / margin_balance if margin_balance > 0 else np.nan
+    return {
+        "symbol": sym.astype(str),
+        "side": np.where(s > 0, "long", "short"),
+        "liquidation_price": lp[inv],
+        "maintenance_margin": mm,
+        "maintenance_margin_rate": mmr,
+        "maintenance_amount": amt,
+        "tier": tier,
+        "tiers_as_of": [tables[name][0].as_of if tables[name][0] is not None else None for name in sym],
+        "unrealized_pnl": upnl,
+        "notional": notional,
+        "wallet_balance": wb,
+        "margin_balance": float(margin_balance),
+        "total_maintenance_margin": float(total_mm),
+        "margin_ratio": float(ratio),
+        "warnings": warnings,
+    }
+
+
+@np.errstate(divide="ignore", invalid="ignore")
+def solve_shared_price(
+    group: np.ndarray,
+    n_groups: int,
+    side: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    rest: np.ndarray,
+) -> np.ndarray:
+    """The one price ``P`` per group of linear legs that move together (the legs of one symbol), where the
+    margin left reaches the legs' maintenance margin.
+
+    Summed over the group's legs, with ``rest`` the margin the account holds outside the group (wallet,
+    other positions' PnL less their maintenance margin): ``rest + Σ s·Q·(P − EP) = Σ (a·Q·P + b)``, so
+
+        P = (Σ s·Q·EP + Σ b − rest) / Σ Q·(s − a)
+
+    — the module docstring of :mod:`core.liquidation`'s linear equation summed over legs (one leg gives
+    exactly the kernel's ``_solve``); Binance's hedge-mode formula with ``a = MMR``, ``b = −cum``. Prices
+    in quote currency; NaN where no positive finite price solves it.
+
+    Parameters
+    ----------
+    group : the group index of each leg (0 … n_groups − 1).
+    side, quantity, entry_price, a, b : per leg (±1; base units; quote per base unit; decimal; quote).
+    rest : per group, quote currency.
+    """
+    num = np.bincount(group, weights=side * quantity * entry_price + b, minlength=n_groups) - rest
+    den = np.bincount(group, weights=quantity * (side - a), minlength=n_groups)
+    lp = num / den
+    return np.where(np.isfinite(lp) & (lp > 0), lp, np.nan)
+
+
+def _legs(positions: Any, position_mode: str) -> tuple[np.ndarray, ...]:
+    """The positions as checked arrays ``symbol, side (±1), entry_price, quantity, mark_price (default
+    entry), maintenance_margin_rate, maintenance_amount`` (NaN = from the tier table); at most one position
+    per symbol in one-way mode, one long and one short in hedge mode."""
     cols = _columns(positions)
     n = len(cols["symbol"])
     sym = np.asarray(cols["symbol"], dtype=object)
@@ -87,13 +179,19 @@ def portfolio_liquidation(
         raise InputError("positions", "hedge mode allows one long and one short position per symbol")
     if len(np.unique(sym)) < n and position_mode == "one_way":
         raise InputError("positions", "one-way mode allows one position per symbol (use position_mode hedge)")
-    fee = rules.default_taker_fee if rules.fee_in_mm else 0.0
-    tables: dict[str, TierTable | None] = {}
+    return sym, s, ep, q, mk, mmr_o, amt_o
+
+
+def _tier_tables(exchange: str, sym: np.ndarray, mmr_o: np.ndarray) -> dict[str, tuple[TierTable | None, np.ndarray]]:
+    """Each symbol's tier table (None when every position of it gives its own MMR) and the rows priced with
+    it (those without their own MMR); linear contracts only."""
+    tables: dict[str, tuple[TierTable | None, np.ndarray]] = {}
     names, inverse, counts = np.unique(sym, return_inverse=True, return_counts=True)
     by_symbol = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])  # rows per symbol
     for name, idx in zip(names, by_symbol, strict=True):
-        if np.all(~np.isnan(mmr_o[idx])):
-            tables[name] = None
+        rows = idx[np.isnan(mmr_o[idx])]
+        if rows.size == 0:
+            tables[name] = (None, rows)
             continue
         try:
             contract = resolve_contract(exchange, name, None, None, margin=False)
@@ -101,77 +199,32 @@ def portfolio_liquidation(
             raise as_input_error(exc).within(f"positions[{int(idx[0])}]") from None
         if contract.contract_type != "linear":
             raise InputError(f"positions[{int(idx[0])}].symbol", "portfolio liquidation supports linear contracts only")
-        tables[name] = contract.tiers
-    other = other_positions_sum(other_positions, exchange, None)
+        tables[name] = (contract.tiers, rows)
+    return tables
 
-    def tier_params(price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mmr = mmr_o.copy()
-        amt = np.where(np.isnan(amt_o), 0.0, amt_o)
-        tier = np.zeros(n, dtype=int)
-        for name, table in tables.items():
-            if table is None:
-                continue
-            idx = np.flatnonzero((sym == name) & np.isnan(mmr_o))
-            value = q[idx] if table.basis == "quantity" else q[idx] * price[idx]
-            t = table.lookup(value)
-            if not table.complete and np.any(t >= len(table)):
-                raise InputError(
-                    f"positions[{int(idx[np.argmax(t >= len(table))])}].tiers", partial_message(table), kind="too_large"
-                )
-            t = np.minimum(t, len(table) - 1)
-            mmr[idx], amt[idx], tier[idx] = table.mmr[t], table.amount[t], t + 1
-        return mmr, amt, tier
 
-    mmr, amt, tier = tier_params(mk)
-    notional = q * mk
-    entry_basis = rules.mm_basis == "entry"
-    mm = np.where(entry_basis, q * ep * mmr - amt, notional * mmr - amt)
-    upnl = s * q * (mk - ep)
-    margin_balance = wb + upnl.sum() + other
-    total_mm = mm.sum()
-    groups, inv = np.unique(sym, return_inverse=True)
-    contrib = upnl - mm  # what each position adds to the margin left at current marks
-    group_contrib = np.bincount(inv, weights=contrib, minlength=len(groups))
-    rest = wb + other + contrib.sum() - group_contrib  # everything outside the group, per group
-    warnings: list[dict[str, str]] = []
-    mmr_l, amt_l = mmr, amt
-    for _ in range(max_iterations):
-        a = np.where(entry_basis, 0.0, mmr_l + fee)
-        b = np.where(entry_basis, q * ep * mmr_l - amt_l, -amt_l)
-        num = np.bincount(inv, weights=s * q * ep + b, minlength=len(groups)) - rest
-        den = np.bincount(inv, weights=q * (s - a), minlength=len(groups))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lp = num / den
-        lp = np.where(np.isfinite(lp) & (lp > 0), lp, np.nan)
-        if not rules.retier:
-            break
-        mmr_new, amt_new, _ = tier_params(np.where(np.isnan(lp[inv]), mk, lp[inv]))
-        if np.array_equal(mmr_new, mmr_l):
-            break
-        if not warnings:
-            warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_TIER_CHANGED], strict=True)))
-        mmr_l, amt_l = mmr_new, amt_new
-    if np.any(np.isnan(lp)):
-        warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_NO_LIQUIDATION], strict=True)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = total_mm / margin_balance if margin_balance > 0 else np.nan
-    return {
-        "symbol": sym.astype(str),
-        "side": np.where(s > 0, "long", "short"),
-        "liquidation_price": lp[inv],
-        "maintenance_margin": mm,
-        "maintenance_margin_rate": mmr,
-        "maintenance_amount": amt,
-        "tier": tier,
-        "tiers_as_of": [tables[name].as_of if tables[name] is not None else None for name in sym],
-        "unrealized_pnl": upnl,
-        "notional": notional,
-        "wallet_balance": wb,
-        "margin_balance": float(margin_balance),
-        "total_maintenance_margin": float(total_mm),
-        "margin_ratio": float(ratio),
-        "warnings": warnings,
-    }
+def _tier_params(
+    tables: dict[str, tuple[TierTable | None, np.ndarray]],
+    sym: np.ndarray,
+    q: np.ndarray,
+    mmr_o: np.ndarray,
+    amt_o: np.ndarray,
+    price: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MMR, maintenance amount and 1-based tier (0: given MMR) of each position held at ``price``
+    (:meth:`~core.tiers.TierTable.held_tier`: past the last cap the last tier applies)."""
+    mmr = mmr_o.copy()
+    amt = np.where(np.isnan(amt_o), 0.0, amt_o)
+    tier = np.zeros(len(sym), dtype=int)
+    for table, idx in tables.values():
+        if table is None:
+            continue
+        t = table.held_tier(q[idx] if table.basis == "quantity" else q[idx] * price[idx])
+        if not table.complete and np.any(t >= len(table)):
+            where = int(idx[np.argmax(t >= len(table))])
+            raise InputError(f"positions[{where}].tiers", partial_message(table), kind="too_large")
+        mmr[idx], amt[idx], tier[idx] = table.mmr[t], table.amount[t], t + 1
+    return mmr, amt, tier
 
 
 def _columns(positions: Any) -> dict[str, Any]:

@@ -71,6 +71,13 @@ class TierTable:
     def __len__(self) -> int:
         return len(self.floors)
 
+    def held_tier(self, value: Any) -> np.ndarray:
+        """0-based tier of a position already held at ``value``: as :meth:`lookup`, except that past the last
+        cap of a complete table the last tier applies (the cap limits opening a position, not keeping it;
+        the liquidation kernel re-tiers by the same rule). Past the known rows of a partial table: ``len``."""
+        t = self.lookup(value)
+        return np.minimum(t, len(self) - 1) if self.complete else t
+
     @cached_property
     def kernel_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(floors, caps)`` for the kernels' half-open lookup (``floor <= value < cap``). For inclusive caps

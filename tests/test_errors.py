@@ -71,6 +71,16 @@ def test_item_of_a_list_names_its_path_and_an_unknown_symbol_there_is_invalid() 
     assert err.message.startswith("unknown symbol 'NOPEUSDT'")
 
 
+def test_portfolio_past_the_known_rows_is_too_large_and_past_the_last_cap_keeps_the_last_tier() -> None:
+    big = {"symbol": "BTCUSDT", "side": "long", "entry_price": 100_000.0, "quantity": 1e5}  # 1e10 USDT
+    err = _raised(core.portfolio_liquidation, wallet_balance=1e9, exchange="bybit", positions=[big])  # partial
+    assert (err.field, err.kind) == ("positions[0].tiers", "too_large")
+    held = core.portfolio_liquidation(wallet_balance=1e11, positions=[big])  # Binance: complete, cap 1.8e9
+    table = core.tiers_for("binance", "BTCUSDT")["tiers"]
+    assert held["tier"].tolist() == [len(table)]
+    assert held["maintenance_margin_rate"][0] == table[-1]["maintenance_margin_rate"]
+
+
 def test_describe_errors_gives_each_code_its_rows() -> None:
     res = core.liquidation_price(
         side=["long", "long", "long"],
