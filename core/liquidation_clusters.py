@@ -68,6 +68,55 @@ def liquidation_map(
         ``cumulative_long_below`` (long liquidation notional from the current price downwards) and
         ``cumulative_short_above`` (short notional upwards), totals, ``current_price`` and ``assumptions``.
     """
+    c, oi, hi, lo, lev, w, share = _map_inputs(
+        close, open_interest, high, low, long_share, taker_buy_volume, taker_sell_volume, leverage, leverage_weights
+    )
+    lp_long, lp_short = _level_prices(c, lev, exchange, symbol, maintenance_margin_rate, position_notional)
+    prices, notional, sides = _replay_levels(lo, hi, oi, share, w, lp_long, lp_short)
+    p_now = float(
+        c[-1] if current_price is None else positive("current_price", as_float("current_price", current_price))
+    )
+    size, edges, long_b, short_b = _buckets(prices, notional, sides, bucket_size, p_now)
+    below = edges < p_now
+    cum_long = np.where(below, np.cumsum(long_b[::-1])[::-1], 0.0)  # from the current price downwards
+    cum_short = np.where(~below, np.cumsum(short_b), 0.0)  # upwards
+    return {
+        "bucket_price": edges,
+        "long_notional": long_b,
+        "short_notional": short_b,
+        "cumulative_long_below": cum_long,
+        "cumulative_short_above": cum_short,
+        "total_long_notional": float(long_b.sum()),
+        "total_short_notional": float(short_b.sum()),
+        "current_price": p_now,
+        "assumptions": {
+            "leverage": lev.tolist(),
+            "leverage_weights": w.tolist(),
+            "long_share": "taker buy share per bar" if taker_buy_volume is not None else float(long_share),
+            "entry": "bar close",
+            "exchange": exchange,
+            "symbol": symbol,
+            "position_notional": position_notional,
+            "bucket_size": size,
+            "consumption": "long levels at or above the bar low, short levels at or below the bar high",
+            "open_interest_decrease": "proportional reduction of all levels, net of liquidated notional",
+        },
+    }
+
+
+def _map_inputs(
+    close: Any,
+    open_interest: Any,
+    high: Any,
+    low: Any,
+    long_share: float,
+    taker_buy_volume: Any,
+    taker_sell_volume: Any,
+    leverage: Any,
+    leverage_weights: Any,
+) -> tuple[np.ndarray, ...]:
+    """The map's series checked and aligned: ``close, open_interest, high, low`` (1-D, one length), the
+    leverage mix with weights summing to 1, and each bar's long share of new open interest."""
     c = positive("close", as_float("close", close))
     oi = as_float("open_interest", open_interest)
     check("open_interest", oi, np.isfinite(oi) & (oi >= 0), "must be finite numbers >= 0")
@@ -99,7 +148,20 @@ def liquidation_map(
         check("taker_sell_volume", sell, np.isfinite(sell) & (sell >= 0), "must be finite numbers >= 0")
         total = buy + sell
         share = np.where(total > 0, buy / np.where(total > 0, total, 1.0), share)
-    # liquidation price of a typical position at each bar's close and each leverage, both sides
+    return c, oi, hi, lo, lev, w, share
+
+
+def _level_prices(
+    c: np.ndarray,
+    lev: np.ndarray,
+    exchange: str,
+    symbol: str | None,
+    maintenance_margin_rate: Any,
+    position_notional: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Liquidation prices ``[bar, leverage]`` of a long and of a short ``position_notional`` position
+    opened at each bar's close, from :func:`core.liquidation_price` (the exchange's rules and tiers)."""
+    n = c.size
     entry = np.broadcast_to(c[:, None], (n, lev.size))
     levs = np.broadcast_to(lev[None, :], (n, lev.size))
     kw = dict(
@@ -113,7 +175,22 @@ def liquidation_map(
     )
     lp_long = _liquidation_price(side=1.0, **kw)["liquidation_price"]
     lp_short = _liquidation_price(side=-1.0, **kw)["liquidation_price"]
+    return lp_long, lp_short
 
+
+def _replay_levels(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    oi: np.ndarray,
+    share: np.ndarray,
+    w: np.ndarray,
+    lp_long: np.ndarray,
+    lp_short: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps (1)-(3) of :func:`liquidation_map` over the bars, oldest first: the live levels at the end as
+    ``price, notional, side`` (±1) arrays. Levels sit in one heap per side, so a bar consumes its levels in
+    O(log n) each; a proportional reduction is one running survival factor, not a pass over the levels."""
+    n = lo.size
     longs: list[tuple[float, int]] = []  # max-heap by price: (-price, level id)
     shorts: list[tuple[float, int]] = []  # min-heap by price
     stored: list[float] = []  # notional / survival factor at creation
@@ -167,13 +244,17 @@ def liquidation_map(
                 shorts.clear()
                 survival, active = 1.0, 0.0
     alive[:epoch_start] = [False] * epoch_start
-    p_now = float(
-        c[-1] if current_price is None else positive("current_price", as_float("current_price", current_price))
-    )
     live = np.array(alive, dtype=bool)
     prices = np.array(price_of)[live] if live.any() else np.array([])
     notional = np.array(stored)[live] * survival if live.any() else np.array([])
     sides = np.array(side_of)[live] if live.any() else np.array([], dtype=int)
+    return prices, notional, sides
+
+
+def _buckets(
+    prices: np.ndarray, notional: np.ndarray, sides: np.ndarray, bucket_size: float | None, p_now: float
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The levels summed into price buckets: ``bucket size, lower edges, long notional, short notional``."""
     size = bucket_size or _nice(p_now * 0.0025)
     if not (np.isfinite(size) and size > 0):
         raise InputError("bucket_size", "must be a finite number > 0")
@@ -190,31 +271,7 @@ def liquidation_map(
         edges = lo_edge + size * np.arange(n_buckets)
     else:
         edges, long_b, short_b = np.array([]), np.array([]), np.array([])
-    below = edges < p_now
-    cum_long = np.where(below, np.cumsum(long_b[::-1])[::-1], 0.0)  # from the current price downwards
-    cum_short = np.where(~below, np.cumsum(short_b), 0.0)  # upwards
-    return {
-        "bucket_price": edges,
-        "long_notional": long_b,
-        "short_notional": short_b,
-        "cumulative_long_below": cum_long,
-        "cumulative_short_above": cum_short,
-        "total_long_notional": float(long_b.sum()),
-        "total_short_notional": float(short_b.sum()),
-        "current_price": p_now,
-        "assumptions": {
-            "leverage": lev.tolist(),
-            "leverage_weights": w.tolist(),
-            "long_share": "taker buy share per bar" if taker_buy_volume is not None else float(long_share),
-            "entry": "bar close",
-            "exchange": exchange,
-            "symbol": symbol,
-            "position_notional": position_notional,
-            "bucket_size": size,
-            "consumption": "long levels at or above the bar low, short levels at or below the bar high",
-            "open_interest_decrease": "proportional reduction of all levels, net of liquidated notional",
-        },
-    }
+    return size, edges, long_b, short_b
 
 
 def _nice(x: float) -> float:
