@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._inputs import as_float, broadcast, choice, side_array, unflatten
-from .contracts import resolve_contract, unrealized_pnl
+from .contracts import Contract, resolve_contract, unrealized_pnl
 from .errors import InputError, as_input_error
 from .kernel_args import kernel_arguments, table_arguments
 from .messages import describe_warnings, raise_first_error
@@ -52,6 +52,9 @@ RESULT_FIELDS = tuple(f for f in K.OUTPUT_FIELDS if f not in ("warning_flags", "
 PARALLEL_MIN_ROWS = 50_000
 
 _INT_FIELDS = ("tier", "liquidation_tier", "warning_flags", "error_code")
+
+# the kernel's table when no tier table is known (the MMR is given): one dummy tier; the override is used for every row
+_OVERRIDE_TABLE = TierTable(np.zeros(1), np.full(1, np.inf), np.full(1, np.nan), np.zeros(1), np.zeros(1))
 
 
 def other_positions_sum(other_positions: Any, exchange: str, symbol: str | None) -> float:
@@ -177,9 +180,7 @@ def liquidation_price(
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
     if table is None and maintenance_margin_rate is None:
         raise InputError("maintenance_margin_rate", "required when no tier table is known")
-    use_table = table
-    if use_table is None:  # dummy one-tier table; the MMR override is used for every row
-        use_table = TierTable(np.zeros(1), np.full(1, np.inf), np.full(1, np.nan), np.zeros(1), np.zeros(1))
+    use_table = _OVERRIDE_TABLE if table is None else table
     args = {
         "side": side_array(side),
         "entry_price": as_float("entry_price", entry_price),
@@ -192,13 +193,8 @@ def liquidation_price(
         "maintenance_margin_rate": as_float("maintenance_margin_rate", maintenance_margin_rate),
         "maintenance_amount": as_float("maintenance_amount", maintenance_amount),
         "taker_fee_rate": _fill(as_float("taker_fee_rate", fee), rules.default_taker_fee),
-        "contract_size": as_float("contract_size", contract_size, default=1.0),
+        "contract_size": _contract_sizes(contract, as_float("contract_size", contract_size, default=1.0)),
     }
-    if contract_type == "inverse" and np.isnan(args["contract_size"]).any():
-        default_cs = contract.instrument.contract_size if contract.instrument else None
-        if default_cs is None:
-            raise InputError("contract_size", "required for an inverse contract the ruleset does not know")
-        args["contract_size"] = _fill(args["contract_size"], default_cs)
     if maintenance_amount is not None and maintenance_margin_rate is None:
         raise InputError("maintenance_amount", "only used together with maintenance_margin_rate")
     shape, a = broadcast(args)
@@ -240,6 +236,15 @@ def _wanted(fields: Any) -> frozenset[str] | None:
     if unknown:
         raise InputError("fields", f"unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(K.OUTPUT_FIELDS)}")
     return frozenset(fields)
+
+
+def _contract_sizes(contract: Contract, sizes: np.ndarray) -> np.ndarray:
+    """An inverse contract's sizes with the rows not given (NaN, in a batch) filled from the symbol."""
+    if contract.contract_type != "inverse" or not np.isnan(sizes).any():
+        return sizes
+    if contract.instrument is None or contract.instrument.contract_size is None:
+        raise InputError("contract_size", "required for an inverse contract the ruleset does not know")
+    return _fill(sizes, contract.instrument.contract_size)
 
 
 def _fill(arr: np.ndarray, default: float) -> np.ndarray:
