@@ -38,9 +38,11 @@ def require(name: str, value: Any) -> Any:
     return value
 
 
-def side_array(side: Any) -> np.ndarray:
+def side_array(side: Any, *, validate: bool = True) -> np.ndarray:
     """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (exactly, as the HTTP API and the CLI
-    do), ±1 for numeric arrays, or arrays of either. Anything else raises ``ValueError`` naming ``side``."""
+    do), ±1 for numeric arrays, or arrays of either. Anything else raises :class:`~core.errors.InputError`
+    naming ``side`` (with its rows), so callers use the result as it is. ``validate=False`` leaves numeric
+    values unchecked, for the liquidation kernel, which reports each bad row itself."""
     if side is None:
         raise InputError("side", "required (long or short)")
     if isinstance(side, str):
@@ -53,7 +55,10 @@ def side_array(side: Any) -> np.ndarray:
     if arr.dtype == bool:
         raise InputError("side", "must be long or short (or +1 / -1), not a boolean")
     if arr.dtype.kind in "iuf":
-        return np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
+        out = np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
+        if validate:
+            check("side", out, (out == 1) | (out == -1), "must be long or short (+1 / -1)")
+        return out
     raise InputError("side", "must be long or short")
 
 
@@ -70,7 +75,7 @@ def _side_strings(arr: np.ndarray) -> np.ndarray:
         out[arr == "long"] = 1.0
         out[arr == "short"] = -1.0
     if np.any(out == 0):
-        raise InputError("side", f"{SIDE_RULE}")
+        raise InputError("side", SIDE_RULE, rows=np.flatnonzero(out == 0))
     return out
 
 

@@ -87,7 +87,6 @@ def pnl(
             "contract_size": cs,
         }
     )
-    _check_side(a["side"])
     s, ep, xp, q, cs = a["side"], a["entry_price"], a["exit_price"], a["quantity"], a["contract_size"]
     open_value = position_value(q, ep, ct, cs)
     close_value = position_value(q, xp, ct, cs)
@@ -119,10 +118,6 @@ def _leverage(leverage: Any) -> np.ndarray:
     return lev
 
 
-def _check_side(s: np.ndarray) -> None:
-    check("side", s, (s == 1) | (s == -1), "must be long or short (+1 / -1)")
-
-
 @np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def target_price(
     *,
@@ -150,7 +145,6 @@ def target_price(
             "target_roe": finite("target_roe", as_float("target_roe", require("target_roe", target_roe))),
         }
     )
-    _check_side(a["side"])
     s, ep, r = a["side"], a["entry_price"], a["target_roe"] / a["leverage"]
     tp = ep * (1.0 + s * r) if ct == "linear" else s * ep / (s - r)
     return _out(shape, target_price=_price_or_nan(tp))
@@ -208,7 +202,6 @@ def max_open(
             "contract_size": as_float("contract_size", 1.0 if cs is None else cs),
         }
     )
-    _check_side(a["side"])
     s, ep, lev, f = a["side"], a["entry_price"], a["leverage"], a["taker_fee_rate"]
     mk = np.where(np.isnan(a["mark_price"]), ep, a["mark_price"])
     positive("mark_price", mk)
@@ -334,7 +327,6 @@ def break_even_price(
             "contract_size": np.asarray(cs, dtype=float),
         }
     )
-    _check_side(a["side"])
     s, ep, fo, fc, F, q = (
         a[k] for k in ("side", "entry_price", "open_fee_rate", "close_fee_rate", "funding_paid", "quantity")
     )
@@ -378,7 +370,6 @@ def funding_payments(
     if contract_type not in (None, "linear", "inverse"):
         choice("contract_type", contract_type, CONTRACT_TYPES)
     s = side_array(side)
-    _check_side(np.asarray(s))
     q = positive("quantity", as_float("quantity", require("quantity", quantity)))
     mk = positive("mark_prices", as_float("mark_prices", require("mark_prices", mark_prices)))
     r = finite("funding_rates", as_float("funding_rates", require("funding_rates", funding_rates)))

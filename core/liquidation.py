@@ -182,7 +182,7 @@ def liquidation_price(
         raise InputError("maintenance_margin_rate", "required when no tier table is known")
     use_table = _OVERRIDE_TABLE if table is None else table
     args = {
-        "side": side_array(side),
+        "side": side_array(side, validate=False),  # the kernel checks each row (row errors when not raising)
         "entry_price": as_float("entry_price", entry_price),
         "quantity": as_float("quantity", quantity),
         "leverage": as_float("leverage", leverage),

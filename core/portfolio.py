@@ -158,7 +158,11 @@ def _legs(positions: Any, position_mode: str) -> tuple[np.ndarray, ...]:
     cols = _columns(positions)
     n = len(cols["symbol"])
     sym = np.asarray(cols["symbol"], dtype=object)
-    s = side_array(cols["side"]).astype(float) * np.ones(n)
+    try:
+        s = side_array(cols["side"]) * np.ones(n)
+    except InputError as exc:
+        first = 0 if exc.rows is None or exc.rows.size == 0 else int(exc.rows[0])
+        raise InputError(f"positions[{first}].side", "must be long or short", rows=exc.rows) from None
     ep = as_float("positions.entry_price", cols["entry_price"]) * np.ones(n)
     q = as_float("positions.quantity", cols["quantity"]) * np.ones(n)
     mk = as_float("positions.mark_price", cols.get("mark_price")) * np.ones(n)
@@ -169,8 +173,6 @@ def _legs(positions: Any, position_mode: str) -> tuple[np.ndarray, ...]:
         bad = ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
             raise InputError(f"positions[{int(np.argmax(bad))}].{name}", "must be a finite number > 0")
-    if np.any(~np.isin(s, (1.0, -1.0))):
-        raise InputError(f"positions[{int(np.argmax(~np.isin(s, (1.0, -1.0))))}].side", "must be long or short")
     bad = ~np.isnan(mmr_o) & ~((mmr_o >= 0) & (mmr_o < 1))
     if bad.any():
         raise InputError(f"positions[{int(np.argmax(bad))}].maintenance_margin_rate", "must be in [0, 1)")

@@ -316,7 +316,6 @@ def position_size(
     with np.errstate(invalid="ignore"):
         check("risk_fraction", rf, np.isfinite(rf) & (rf > 0) & (rf <= 1), "must be a decimal in (0, 1]")
     s = side_array(side)
-    check("side", np.asarray(s), (np.asarray(s) == 1) | (np.asarray(s) == -1), "must be long or short")
     ep = positive("entry_price", as_float("entry_price", entry_price))
     stop = positive("stop_price", as_float("stop_price", stop_price))
     fo = rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0))

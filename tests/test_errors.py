@@ -81,6 +81,19 @@ def test_portfolio_past_the_known_rows_is_too_large_and_past_the_last_cap_keeps_
     assert held["maintenance_margin_rate"][0] == table[-1]["maintenance_margin_rate"]
 
 
+def test_one_side_parser_names_the_rows() -> None:
+    err = _raised(core.pnl, side=[1, 0, -1, 2], entry_price=1.0, exit_price=2.0, quantity=1.0, leverage=2.0)
+    assert (err.field, err.rows.tolist()) == ("side", [1, 3])
+    err = _raised(core.position_size, side=0.5, equity=1000.0, risk_fraction=0.01, entry_price=100.0, stop_price=90.0)
+    assert (err.field, err.rows) == ("side", None)
+    legs = [{"symbol": "BTCUSDT", "side": s, "entry_price": 1.0, "quantity": 1.0} for s in ("long", "buy")]
+    err = _raised(core.portfolio_liquidation, wallet_balance=10.0, positions=legs, position_mode="hedge")
+    assert (err.field, err.rows.tolist()) == ("positions[1].side", [1])
+    # the liquidation kernel checks each row itself: without raising, a bad side is that row's error
+    res = core.liquidation_price(side=[1.0, 0.0], entry_price=100.0, quantity=1.0, leverage=2.0, raise_errors=False)
+    assert [(e.field, e.rows.tolist()) for e in core.describe_errors(res["error_code"])] == [("side", [1])]
+
+
 def test_describe_errors_gives_each_code_its_rows() -> None:
     res = core.liquidation_price(
         side=["long", "long", "long"],
