@@ -22,7 +22,7 @@ from flask import current_app, g
 import core
 from core import budget
 from core.fields import BATCH_FIELDS, FIELDS
-from core.liquidation import ERRORS, RESULT_FIELDS
+from core.liquidation import RESULT_FIELDS
 from core.tiers import symbols
 
 from . import tier_store
@@ -367,15 +367,13 @@ def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: i
             res = core.liquidation_price(
                 side=cols[SIDE][rows], **kwargs, **group, raise_errors=False, fields=set(wanted) | {"error_code"}
             )
-        except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            errors.add(field, message or str(exc), rows)
+        except core.InputError as exc:  # a setting of the whole group (its symbol, contract type, ...)
+            errors.add(exc.field, exc.message, rows if exc.rows is None else rows[exc.rows])
             continue
         rows_ok = rows
         codes = res["error_code"]
-        for code in np.unique(codes[codes != 0]):
-            field, message = ERRORS.get(int(code), ("body", "the position could not be computed"))
-            errors.add(field, message, rows_ok[codes == code])
+        for err in core.describe_errors(codes):
+            errors.add(err.field, err.message, rows_ok[err.rows])
         good = codes == 0
         for k in wanted:
             result[k][rows_ok[good]] = res[k][good]
@@ -401,12 +399,7 @@ def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: i
         else:
             body[k] = result[k]
     if "warning_flags" in wanted:
-        flags = result["warning_flags"]
-        body["warnings"] = {
-            code: np.flatnonzero(flags & bit)
-            for bit, (code, _) in core.liquidation.WARNINGS.items()
-            if (flags & bit).any()
-        }
+        body["warnings"] = core.describe_warnings(result["warning_flags"])
         if stale_rows:
             body["warnings"]["stale_tiers"] = np.sort(np.concatenate(stale_rows))
     body["tiers_as_of"] = tiers_used

@@ -15,7 +15,9 @@ from flask import Flask, Response, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from core import InputError
 from core.budget import BudgetExceeded
+from core.errors import as_input_error
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("liqrisk.api")
@@ -86,21 +88,28 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+#: HTTP status of each :class:`core.InputError` kind. A position past the last tier's cap is a 422 like any
+#: other value the engine cannot price; 413 is for bodies and batches too large, answered before core runs.
+STATUS_BY_KIND = {"invalid": 422, "unknown": 404, "too_large": 422}
+
+
 def from_value_error(exc: ValueError, prefix: str = "") -> ApiError:
-    """A core ``ValueError("field: message")`` → 422 naming the field (404 for unknown exchange/symbol)."""
-    text = str(exc)
-    field, _, message = text.partition(": ")
-    if not message or " " in field:
-        field, message = "body", text
-    status = 404 if field in ("exchange", "symbol") and "unknown" in message else 422
-    path = f"{prefix}.{field}" if prefix and field != "body" else field
-    return ApiError(status, text, {path: [message]})
+    """A :class:`core.InputError` (or another ``ValueError`` read as one by :func:`core.errors.as_input_error`)
+    → the problem naming its field under ``prefix``: 404 for an unknown exchange or symbol, else 422."""
+    err = as_input_error(exc)
+    path = f"{prefix}.{err.field}" if prefix and err.field != "body" else err.field
+    return ApiError(STATUS_BY_KIND[err.kind], str(exc), {path: [err.message]})
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return problem(exc.status, exc.detail, exc.errors, exc.title)
+
+    @app.errorhandler(InputError)
+    def _input_error(exc: InputError) -> Response:  # a core call outside ``routes._common.call``
+        err = from_value_error(exc)
+        return problem(err.status, err.detail, err.errors, err.title)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:

@@ -86,7 +86,7 @@ def check_contract(exchange: str, symbol: str) -> None:
     """The simulator is USDⓈ-margined (linear): an inverse (coin-margined) symbol is refused by name (ValueError
     ``symbol: ...``). An unknown symbol passes here; the liquidation-price call reports it, as for the
     calculator."""
-    from core.liquidation import resolve_contract
+    from core.contracts import resolve_contract
 
     try:
         kind = resolve_contract(exchange, symbol, None, None, None, None)[2]

@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
+from core.errors import as_input_error
+
 from . import datasets as DS
 from . import queue as Q
 
@@ -39,13 +41,12 @@ def data_dir() -> str:
 
 
 def _field_problem(exc: ValueError, prefix: str) -> dict[str, Any]:
-    text = str(exc)
-    field, _, message = text.partition(": ")
-    if not message or " " in field:
-        field, message = "body", text
+    """The job's problem for a bad value: core's :class:`~core.errors.InputError` as raised, a backtester
+    ``ValueError("field: message")`` read as one; 404 for an unknown exchange or symbol (as the API answers)."""
+    err = as_input_error(exc)
+    field = err.field
     path = field if field.startswith(("bars.", "dataset")) or field == "body" else f"{prefix}.{field}"
-    status = 404 if field in ("exchange", "symbol") and "unknown" in message else 422
-    return Q.problem(status, text, {path: [message]})
+    return Q.problem(404 if err.kind == "unknown" else 422, str(exc), {path: [err.message]})
 
 
 class _Run:

@@ -5,9 +5,12 @@ numpy arrays broadcast together, and returns a dict named like the JSON response
 """
 
 from .calculators import average_entry, break_even_price, funding_payments, max_open, pnl, target_price
-from .liquidation import liquidation_price, portfolio_liquidation
+from .errors import InputError
+from .liquidation import liquidation_price
 from .liquidation_clusters import cascade, liquidation_map
 from .market import liquidation_summary, squeeze_score
+from .messages import describe_errors, describe_warnings
+from .portfolio import portfolio_liquidation
 from .risk import liquidation_probability, position_size
 from .tiers import tiers_for
 
@@ -27,4 +30,7 @@ __all__ = [
     "liquidation_summary",
     "liquidation_map",
     "cascade",
+    "InputError",
+    "describe_errors",
+    "describe_warnings",
 ]

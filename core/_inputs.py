@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from .errors import InputError
+
 #: the only side names, exactly as the HTTP API and the CLI take them (no buy/sell aliases, no other case:
 #: "buy" is an order side, and a short position is opened by selling, so one spelling avoids both readings)
 SIDES = {"long": 1.0, "short": -1.0}
@@ -22,37 +24,42 @@ def as_float(name: str, value: Any, *, default: float | None = None) -> np.ndarr
     if isinstance(value, np.ndarray) and value.dtype == np.float64:
         return value
     if isinstance(value, bool | np.bool_) or (isinstance(value, np.ndarray) and value.dtype == bool):
-        raise ValueError(f"{name}: must be a number, not a boolean")
+        raise InputError(name, "must be a number, not a boolean")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a number or an array of numbers") from None
+        raise InputError(name, "must be a number or an array of numbers") from None
     return arr
 
 
 def require(name: str, value: Any) -> Any:
     if value is None:
-        raise ValueError(f"{name}: required")
+        raise InputError(name, "required")
     return value
 
 
-def side_array(side: Any) -> np.ndarray:
+def side_array(side: Any, *, validate: bool = True) -> np.ndarray:
     """``side`` as +1.0 (long) / −1.0 (short): accepts "long"/"short" (exactly, as the HTTP API and the CLI
-    do), ±1 for numeric arrays, or arrays of either. Anything else raises ``ValueError`` naming ``side``."""
+    do), ±1 for numeric arrays, or arrays of either. Anything else raises :class:`~core.errors.InputError`
+    naming ``side`` (with its rows), so callers use the result as it is. ``validate=False`` leaves numeric
+    values unchecked, for the liquidation kernel, which reports each bad row itself."""
     if side is None:
-        raise ValueError("side: required (long or short)")
+        raise InputError("side", "required (long or short)")
     if isinstance(side, str):
         if side not in SIDES:
-            raise ValueError(f"side: {SIDE_RULE}, not {side!r}")
+            raise InputError("side", f"{SIDE_RULE}, not {side!r}")
         return np.asarray(SIDES[side])
     arr = np.asarray(side)
     if arr.dtype.kind in "USO":
         return _side_strings(arr)
     if arr.dtype == bool:
-        raise ValueError("side: must be long or short (or +1 / -1), not a boolean")
+        raise InputError("side", "must be long or short (or +1 / -1), not a boolean")
     if arr.dtype.kind in "iuf":
-        return np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
-    raise ValueError("side: must be long or short")
+        out = np.asarray(arr, dtype=np.float64)  # one kernel signature; no copy for float64
+        if validate:
+            check("side", out, (out == 1) | (out == -1), "must be long or short (+1 / -1)")
+        return out
+    raise InputError("side", "must be long or short")
 
 
 def _side_strings(arr: np.ndarray) -> np.ndarray:
@@ -68,7 +75,7 @@ def _side_strings(arr: np.ndarray) -> np.ndarray:
         out[arr == "long"] = 1.0
         out[arr == "short"] = -1.0
     if np.any(out == 0):
-        raise ValueError(f"side: {SIDE_RULE}")
+        raise InputError("side", SIDE_RULE, rows=np.flatnonzero(out == 0))
     return out
 
 
@@ -121,10 +128,10 @@ def broadcast(named: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, 
             try:
                 np.broadcast_shapes(first[1], arr.shape)
             except ValueError:
-                raise ValueError(
-                    f"{name}: shape {arr.shape} does not broadcast with {first[0]} shape {first[1]}"
+                raise InputError(
+                    f"{name}", f"shape {arr.shape} does not broadcast with {first[0]} shape {first[1]}"
                 ) from None
-        raise ValueError("arrays: shapes do not broadcast")
+        raise InputError("arrays", "shapes do not broadcast")
     flat = {}
     for name, arr in named.items():
         if arr.size == 1:
@@ -145,7 +152,7 @@ def unflatten(out: dict[str, np.ndarray], shape: tuple[int, ...], ints: tuple[st
 
 def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: must be one of {', '.join(allowed)}, not {value!r}")
+        raise InputError(name, f"must be one of {', '.join(allowed)}, not {value!r}")
     return value
 
 
@@ -161,7 +168,7 @@ def check(name: str, arr: np.ndarray, ok: np.ndarray, rule: str) -> None:
     """Raise ``ValueError`` "name: rule" when any element fails ``ok`` (NaN fails)."""
     bad = ~ok
     if np.any(bad):
-        raise ValueError(f"{name}: {rule}{first_bad(bad)}")
+        raise InputError(name, f"{rule}{first_bad(bad)}", rows=np.flatnonzero(bad) if bad.ndim else None)
 
 
 def positive(name: str, arr: np.ndarray) -> np.ndarray:

@@ -12,28 +12,19 @@ from typing import Any
 import numpy as np
 
 from ._inputs import as_float, broadcast, check, choice, finite, non_negative, positive, rate, require, side_array
-from .contracts import position_value, unrealized_pnl
-from .liquidation import CONTRACT_TYPES, resolve_contract
-from .tiers import instrument, partial_message
+from .contracts import CONTRACT_TYPES, position_value, resolve_contract, unrealized_pnl
+from .errors import InputError
+from .tiers import partial_message
 
 
 def _contract(
     contract_type: str | None, contract_size: Any, exchange: str | None, symbol: str | None
 ) -> tuple[str, Any]:
     """Contract type and size; inverse needs ``contract_size`` or a known ``symbol``."""
-    if symbol is not None:
-        inst = instrument(exchange or "binance", symbol)
-        if contract_type is None:
-            contract_type = inst.contract_type
-        if contract_size is None and contract_type == "inverse":
-            contract_size = inst.contract_size
-    contract_type = "linear" if contract_type is None else contract_type
-    choice("contract_type", contract_type, CONTRACT_TYPES)
-    if contract_type == "inverse":
-        if contract_size is None:
-            raise ValueError("contract_size: required for inverse contracts (USD per contract) unless symbol is given")
-        return contract_type, positive("contract_size", as_float("contract_size", contract_size))
-    return contract_type, np.asarray(1.0)
+    contract = resolve_contract(exchange or "binance", symbol, contract_type, contract_size, margin=False)
+    if contract.contract_type == "inverse":
+        return "inverse", positive("contract_size", as_float("contract_size", contract.contract_size))
+    return "linear", np.asarray(1.0)
 
 
 def _out(shape: tuple[int, ...], **fields: np.ndarray) -> dict[str, Any]:
@@ -96,7 +87,6 @@ def pnl(
             "contract_size": cs,
         }
     )
-    _check_side(a["side"])
     s, ep, xp, q, cs = a["side"], a["entry_price"], a["exit_price"], a["quantity"], a["contract_size"]
     open_value = position_value(q, ep, ct, cs)
     close_value = position_value(q, xp, ct, cs)
@@ -128,10 +118,6 @@ def _leverage(leverage: Any) -> np.ndarray:
     return lev
 
 
-def _check_side(s: np.ndarray) -> None:
-    check("side", s, (s == 1) | (s == -1), "must be long or short (+1 / -1)")
-
-
 @np.errstate(all="ignore")  # overflow/NaN are reported by the callers, not warned
 def target_price(
     *,
@@ -159,7 +145,6 @@ def target_price(
             "target_roe": finite("target_roe", as_float("target_roe", require("target_roe", target_roe))),
         }
     )
-    _check_side(a["side"])
     s, ep, r = a["side"], a["entry_price"], a["target_roe"] / a["leverage"]
     tp = ep * (1.0 + s * r) if ct == "linear" else s * ep / (s - r)
     return _out(shape, target_price=_price_or_nan(tp))
@@ -199,9 +184,9 @@ def max_open(
         ``max_quantity`` (base units or contracts), ``max_notional`` (margin currency, at entry),
         ``cost_per_unit``, ``tier_notional_cap``, ``limited_by`` ("balance" or "tier"; scalar str or array).
     """
-    rules, symbol, ct, cs, table = resolve_contract(exchange, symbol, contract_type, contract_size, None, tiers)
+    rules, symbol, ct, cs, table, _ = resolve_contract(exchange, symbol, contract_type, contract_size, None, tiers)
     if table is None:
-        raise ValueError("tiers: needed for max_open (the symbol has no packaged table)")
+        raise InputError("tiers", "needed for max_open (the symbol has no packaged table)")
     fee = rules.default_taker_fee if taker_fee_rate is None else taker_fee_rate
     shape, a = broadcast(
         {
@@ -217,7 +202,6 @@ def max_open(
             "contract_size": as_float("contract_size", 1.0 if cs is None else cs),
         }
     )
-    _check_side(a["side"])
     s, ep, lev, f = a["side"], a["entry_price"], a["leverage"], a["taker_fee_rate"]
     mk = np.where(np.isnan(a["mark_price"]), ep, a["mark_price"])
     positive("mark_price", mk)
@@ -227,7 +211,7 @@ def max_open(
     assume = np.where(s > 0, ep, np.fmax(np.maximum(ep, mk), last * 1.0015))
     too_high = lev > table.max_leverage[0]
     if np.any(too_high):
-        raise ValueError(f"leverage: above the symbol's maximum leverage {table.max_leverage[0]:g}")
+        raise InputError("leverage", f"above the symbol's maximum leverage {table.max_leverage[0]:g}")
     cap_idx = np.searchsorted(-table.max_leverage, -lev, side="right") - 1
     cap = table.caps[cap_idx]
     cs_ = a["contract_size"]
@@ -240,7 +224,9 @@ def max_open(
     q_bal = a["available_balance"] / cost
     beyond_known = (cap_idx == len(table) - 1) & (q_tier < q_bal)
     if not table.complete and np.any(beyond_known):  # the exchange's own cap lies beyond the known rows
-        raise ValueError(f"tiers: the largest position the balance opens is {partial_message(table)}")
+        raise InputError(
+            "tiers", f"the largest position the balance opens is {partial_message(table)}", kind="too_large"
+        )
     q = np.minimum(q_bal, q_tier)
     limited = np.where(q_tier < q_bal, "tier", "balance")
     res = _out(
@@ -278,12 +264,12 @@ def average_entry(
     ct = "linear" if contract_type is None else choice("contract_type", contract_type, CONTRACT_TYPES)
     if fills is not None:
         if prices is not None or quantities is not None:
-            raise ValueError("fills: give either fills or prices and quantities")
+            raise InputError("fills", "give either fills or prices and quantities")
         if not isinstance(fills, list | tuple) or not fills:
-            raise ValueError("fills: must be a non-empty list of {price, quantity}")
+            raise InputError("fills", "must be a non-empty list of {price, quantity}")
         for i, fill in enumerate(fills):
             if not isinstance(fill, dict) or set(fill) != {"price", "quantity"}:
-                raise ValueError(f"fills[{i}]: must be an object with price and quantity")
+                raise InputError(f"fills[{i}]", "must be an object with price and quantity")
         prices = [f["price"] for f in fills]
         quantities = [f["quantity"] for f in fills]
     p = positive("prices", as_float("prices", require("prices", prices)))
@@ -329,7 +315,7 @@ def break_even_price(
         choice("contract_type", contract_type, CONTRACT_TYPES)
     fp = finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0))
     if quantity is None and np.any(fp != 0):
-        raise ValueError("quantity: required when funding_paid is given")
+        raise InputError("quantity", "required when funding_paid is given")
     shape, a = broadcast(
         {
             "side": side_array(side),
@@ -341,7 +327,6 @@ def break_even_price(
             "contract_size": np.asarray(cs, dtype=float),
         }
     )
-    _check_side(a["side"])
     s, ep, fo, fc, F, q = (
         a[k] for k in ("side", "entry_price", "open_fee_rate", "close_fee_rate", "funding_paid", "quantity")
     )
@@ -385,7 +370,6 @@ def funding_payments(
     if contract_type not in (None, "linear", "inverse"):
         choice("contract_type", contract_type, CONTRACT_TYPES)
     s = side_array(side)
-    _check_side(np.asarray(s))
     q = positive("quantity", as_float("quantity", require("quantity", quantity)))
     mk = positive("mark_prices", as_float("mark_prices", require("mark_prices", mark_prices)))
     r = finite("funding_rates", as_float("funding_rates", require("funding_rates", funding_rates)))

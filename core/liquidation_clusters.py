@@ -18,6 +18,7 @@ import numpy as np
 
 from . import budget
 from ._inputs import as_float, check, finite, positive
+from .errors import InputError
 from .liquidation import liquidation_price as _liquidation_price
 
 DEFAULT_LEVERAGE = (10.0, 25.0, 50.0, 100.0)
@@ -67,6 +68,55 @@ def liquidation_map(
         ``cumulative_long_below`` (long liquidation notional from the current price downwards) and
         ``cumulative_short_above`` (short notional upwards), totals, ``current_price`` and ``assumptions``.
     """
+    c, oi, hi, lo, lev, w, share = _map_inputs(
+        close, open_interest, high, low, long_share, taker_buy_volume, taker_sell_volume, leverage, leverage_weights
+    )
+    lp_long, lp_short = _level_prices(c, lev, exchange, symbol, maintenance_margin_rate, position_notional)
+    prices, notional, sides = _replay_levels(lo, hi, oi, share, w, lp_long, lp_short)
+    p_now = float(
+        c[-1] if current_price is None else positive("current_price", as_float("current_price", current_price))
+    )
+    size, edges, long_b, short_b = _buckets(prices, notional, sides, bucket_size, p_now)
+    below = edges < p_now
+    cum_long = np.where(below, np.cumsum(long_b[::-1])[::-1], 0.0)  # from the current price downwards
+    cum_short = np.where(~below, np.cumsum(short_b), 0.0)  # upwards
+    return {
+        "bucket_price": edges,
+        "long_notional": long_b,
+        "short_notional": short_b,
+        "cumulative_long_below": cum_long,
+        "cumulative_short_above": cum_short,
+        "total_long_notional": float(long_b.sum()),
+        "total_short_notional": float(short_b.sum()),
+        "current_price": p_now,
+        "assumptions": {
+            "leverage": lev.tolist(),
+            "leverage_weights": w.tolist(),
+            "long_share": "taker buy share per bar" if taker_buy_volume is not None else float(long_share),
+            "entry": "bar close",
+            "exchange": exchange,
+            "symbol": symbol,
+            "position_notional": position_notional,
+            "bucket_size": size,
+            "consumption": "long levels at or above the bar low, short levels at or below the bar high",
+            "open_interest_decrease": "proportional reduction of all levels, net of liquidated notional",
+        },
+    }
+
+
+def _map_inputs(
+    close: Any,
+    open_interest: Any,
+    high: Any,
+    low: Any,
+    long_share: float,
+    taker_buy_volume: Any,
+    taker_sell_volume: Any,
+    leverage: Any,
+    leverage_weights: Any,
+) -> tuple[np.ndarray, ...]:
+    """The map's series checked and aligned: ``close, open_interest, high, low`` (1-D, one length), the
+    leverage mix with weights summing to 1, and each bar's long share of new open interest."""
     c = positive("close", as_float("close", close))
     oi = as_float("open_interest", open_interest)
     check("open_interest", oi, np.isfinite(oi) & (oi >= 0), "must be finite numbers >= 0")
@@ -75,30 +125,43 @@ def liquidation_map(
     lo = c if low is None else positive("low", as_float("low", low))
     for name, arr in (("open_interest", oi), ("high", hi), ("low", lo)):
         if arr.shape != c.shape or arr.ndim != 1:
-            raise ValueError(f"{name}: must be a 1-D series aligned with close ({n} values)")
+            raise InputError(name, f"must be a 1-D series aligned with close ({n} values)")
     if n < 2:
-        raise ValueError("close: need at least 2 bars")
+        raise InputError("close", "need at least 2 bars")
     lev = positive("leverage", as_float("leverage", leverage)).reshape(-1)
     w = as_float("leverage_weights", leverage_weights).reshape(-1)
     check("leverage", lev, lev >= 1, "must be >= 1")
     if w.shape != lev.shape or not (np.all(w >= 0) and w.sum() > 0):
-        raise ValueError("leverage_weights: one weight >= 0 per leverage, not all zero")
+        raise InputError("leverage_weights", "one weight >= 0 per leverage, not all zero")
     w = w / w.sum()
     if not 0 <= long_share <= 1:
-        raise ValueError("long_share: must be in [0, 1]")
+        raise InputError("long_share", "must be in [0, 1]")
     share = np.full(n, float(long_share))
     if (taker_buy_volume is None) != (taker_sell_volume is None):
-        raise ValueError("taker_buy_volume: give both taker volumes or neither")
+        raise InputError("taker_buy_volume", "give both taker volumes or neither")
     if taker_buy_volume is not None:
         buy = as_float("taker_buy_volume", taker_buy_volume)
         sell = as_float("taker_sell_volume", taker_sell_volume)
         if buy.shape != c.shape or sell.shape != c.shape:
-            raise ValueError("taker_buy_volume: must be aligned with close")
+            raise InputError("taker_buy_volume", "must be aligned with close")
         check("taker_buy_volume", buy, np.isfinite(buy) & (buy >= 0), "must be finite numbers >= 0")
         check("taker_sell_volume", sell, np.isfinite(sell) & (sell >= 0), "must be finite numbers >= 0")
         total = buy + sell
         share = np.where(total > 0, buy / np.where(total > 0, total, 1.0), share)
-    # liquidation price of a typical position at each bar's close and each leverage, both sides
+    return c, oi, hi, lo, lev, w, share
+
+
+def _level_prices(
+    c: np.ndarray,
+    lev: np.ndarray,
+    exchange: str,
+    symbol: str | None,
+    maintenance_margin_rate: Any,
+    position_notional: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Liquidation prices ``[bar, leverage]`` of a long and of a short ``position_notional`` position
+    opened at each bar's close, from :func:`core.liquidation_price` (the exchange's rules and tiers)."""
+    n = c.size
     entry = np.broadcast_to(c[:, None], (n, lev.size))
     levs = np.broadcast_to(lev[None, :], (n, lev.size))
     kw = dict(
@@ -112,7 +175,22 @@ def liquidation_map(
     )
     lp_long = _liquidation_price(side=1.0, **kw)["liquidation_price"]
     lp_short = _liquidation_price(side=-1.0, **kw)["liquidation_price"]
+    return lp_long, lp_short
 
+
+def _replay_levels(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    oi: np.ndarray,
+    share: np.ndarray,
+    w: np.ndarray,
+    lp_long: np.ndarray,
+    lp_short: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps (1)-(3) of :func:`liquidation_map` over the bars, oldest first: the live levels at the end as
+    ``price, notional, side`` (±1) arrays. Levels sit in one heap per side, so a bar consumes its levels in
+    O(log n) each; a proportional reduction is one running survival factor, not a pass over the levels."""
+    n = lo.size
     longs: list[tuple[float, int]] = []  # max-heap by price: (-price, level id)
     shorts: list[tuple[float, int]] = []  # min-heap by price
     stored: list[float] = []  # notional / survival factor at creation
@@ -166,52 +244,34 @@ def liquidation_map(
                 shorts.clear()
                 survival, active = 1.0, 0.0
     alive[:epoch_start] = [False] * epoch_start
-    p_now = float(
-        c[-1] if current_price is None else positive("current_price", as_float("current_price", current_price))
-    )
     live = np.array(alive, dtype=bool)
     prices = np.array(price_of)[live] if live.any() else np.array([])
     notional = np.array(stored)[live] * survival if live.any() else np.array([])
     sides = np.array(side_of)[live] if live.any() else np.array([], dtype=int)
+    return prices, notional, sides
+
+
+def _buckets(
+    prices: np.ndarray, notional: np.ndarray, sides: np.ndarray, bucket_size: float | None, p_now: float
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The levels summed into price buckets: ``bucket size, lower edges, long notional, short notional``."""
     size = bucket_size or _nice(p_now * 0.0025)
     if not (np.isfinite(size) and size > 0):
-        raise ValueError("bucket_size: must be a finite number > 0")
+        raise InputError("bucket_size", "must be a finite number > 0")
     if prices.size:
         lo_edge = np.floor(prices.min() / size) * size
         n_buckets = int(np.floor(prices.max() / size) - np.floor(prices.min() / size)) + 1
         if n_buckets > 200_000:
-            raise ValueError("bucket_size: too small for the price range (more than 200,000 buckets)")
+            raise InputError(
+                "bucket_size", "too small for the price range (more than 200,000 buckets)", kind="too_large"
+            )
         idx = np.floor((prices - lo_edge) / size).astype(int)
         long_b = np.bincount(idx[sides > 0], weights=notional[sides > 0], minlength=n_buckets)
         short_b = np.bincount(idx[sides < 0], weights=notional[sides < 0], minlength=n_buckets)
         edges = lo_edge + size * np.arange(n_buckets)
     else:
         edges, long_b, short_b = np.array([]), np.array([]), np.array([])
-    below = edges < p_now
-    cum_long = np.where(below, np.cumsum(long_b[::-1])[::-1], 0.0)  # from the current price downwards
-    cum_short = np.where(~below, np.cumsum(short_b), 0.0)  # upwards
-    return {
-        "bucket_price": edges,
-        "long_notional": long_b,
-        "short_notional": short_b,
-        "cumulative_long_below": cum_long,
-        "cumulative_short_above": cum_short,
-        "total_long_notional": float(long_b.sum()),
-        "total_short_notional": float(short_b.sum()),
-        "current_price": p_now,
-        "assumptions": {
-            "leverage": lev.tolist(),
-            "leverage_weights": w.tolist(),
-            "long_share": "taker buy share per bar" if taker_buy_volume is not None else float(long_share),
-            "entry": "bar close",
-            "exchange": exchange,
-            "symbol": symbol,
-            "position_notional": position_notional,
-            "bucket_size": size,
-            "consumption": "long levels at or above the bar low, short levels at or below the bar high",
-            "open_interest_decrease": "proportional reduction of all levels, net of liquidated notional",
-        },
-    }
+    return size, edges, long_b, short_b
 
 
 def _nice(x: float) -> float:
@@ -262,30 +322,30 @@ def cascade(
     """
     if liquidation_map is not None:  # clusters from a liquidation map: each bucket's long and short notional
         if cluster_price is not None or cluster_notional is not None or cluster_side is not None:
-            raise ValueError("liquidation_map: give either a liquidation map or clusters")
+            raise InputError("liquidation_map", "give either a liquidation map or clusters")
         try:
             edges = np.asarray(liquidation_map["bucket_price"], dtype=float)
             longs = np.asarray(liquidation_map["long_notional"], dtype=float)
             shorts = np.asarray(liquidation_map["short_notional"], dtype=float)
         except (KeyError, TypeError, ValueError):
-            raise ValueError("liquidation_map: needs bucket_price, long_notional and short_notional") from None
+            raise InputError("liquidation_map", "needs bucket_price, long_notional and short_notional") from None
         cluster_price = np.concatenate([edges, edges])
         cluster_notional = np.concatenate([longs, shorts])
         cluster_side = np.array(["long"] * edges.size + ["short"] * edges.size, dtype=object)
     elif cluster_price is None or cluster_notional is None or cluster_side is None:
-        raise ValueError("cluster_price: give cluster_price, cluster_notional and cluster_side, or a liquidation_map")
+        raise InputError("cluster_price", "give cluster_price, cluster_notional and cluster_side, or a liquidation_map")
     p0 = float(positive("start_price", as_float("start_price", start_price)))
     shock = float(finite("shock_pct", as_float("shock_pct", shock_pct)))
     if not -99 < shock < 1000:
-        raise ValueError("shock_pct: must be between -99 and 1000 (percent)")
+        raise InputError("shock_pct", "must be between -99 and 1000 (percent)")
     price = positive("cluster_price", as_float("cluster_price", cluster_price)).reshape(-1)
     notional = as_float("cluster_notional", cluster_notional).reshape(-1)
     check("cluster_notional", notional, np.isfinite(notional) & (notional >= 0), "must be finite numbers >= 0")
     side = np.asarray(cluster_side, dtype=object).reshape(-1)
     if not (price.size == notional.size == side.size):
-        raise ValueError("cluster_notional: cluster_price, cluster_notional and cluster_side must have one length")
+        raise InputError("cluster_notional", "cluster_price, cluster_notional and cluster_side must have one length")
     if not np.isin(side, ["long", "short"]).all():
-        raise ValueError("cluster_side: must be long or short (the side that gets liquidated)")
+        raise InputError("cluster_side", "must be long or short (the side that gets liquidated)")
     for name, value, lo, hi in (
         ("depth_per_pct", depth_per_pct, 0, np.inf),
         ("daily_volume", daily_volume, 0, np.inf),
@@ -293,13 +353,13 @@ def cascade(
         ("sqrt_coefficient", sqrt_coefficient, 0, 100),
     ):
         if not (np.isfinite(value) and lo < value < hi):
-            raise ValueError(f"{name}: must be a finite number > 0")
+            raise InputError(name, "must be a finite number > 0")
     if impact_model not in ("linear", "sqrt"):
-        raise ValueError("impact_model: must be linear or sqrt")
+        raise InputError("impact_model", "must be linear or sqrt")
     if not 0 <= resilience <= 1:
-        raise ValueError("resilience: must be in [0, 1]")
+        raise InputError("resilience", "must be in [0, 1]")
     if not 0 <= absorbed_share <= 1:
-        raise ValueError("absorbed_share: must be in [0, 1]")
+        raise InputError("absorbed_share", "must be in [0, 1]")
     is_long = side == "long"
     # longs are consumed from the highest price down as the running minimum falls; shorts from the lowest up
     lp, ln = price[is_long], notional[is_long]

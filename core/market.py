@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from ._inputs import as_float, check, finite, positive
+from .errors import InputError
 
 HOURS_PER_YEAR = 365.0 * 24.0
 #: default component weights (sum to 1); liquidations are used only when their series are given
@@ -105,18 +106,18 @@ def squeeze_score(
     n = c.size
     for name, arr in (("close", c), ("funding_rate", f), ("open_interest", oi), ("long_short_ratio", ls)):
         if arr.ndim != 1:
-            raise ValueError(f"{name}: must be a 1-D series")
+            raise InputError(name, "must be a 1-D series")
         if arr.size != n:
-            raise ValueError(f"{name}: has {arr.size} values, close has {n}; the series must be aligned")
+            raise InputError(name, f"has {arr.size} values, close has {n}; the series must be aligned")
     if not (isinstance(lookback, int) and 5 <= lookback):
-        raise ValueError("lookback: must be an integer >= 5")
+        raise InputError("lookback", "must be an integer >= 5")
     if n < max(lookback + 1, rsi_period + 2):
-        raise ValueError(f"close: need at least {max(lookback + 1, rsi_period + 2)} bars for lookback {lookback}")
+        raise InputError("close", f"need at least {max(lookback + 1, rsi_period + 2)} bars for lookback {lookback}")
     if not (np.isfinite(funding_interval_hours) and funding_interval_hours > 0):
-        raise ValueError("funding_interval_hours: must be a finite number > 0")
+        raise InputError("funding_interval_hours", "must be a finite number > 0")
     w = dict(WEIGHTS if weights is None else weights)
     if set(w) - set(WEIGHTS) - {"liquidations"} or any(not (np.isfinite(v) and v >= 0) for v in w.values()):
-        raise ValueError(f"weights: keys among {', '.join([*WEIGHTS, 'liquidations'])}, values >= 0")
+        raise InputError("weights", f"keys among {', '.join([*WEIGHTS, 'liquidations'])}, values >= 0")
 
     annual = f * (HOURS_PER_YEAR / funding_interval_hours)
     hist = annual[-lookback - 1 : -1]
@@ -150,13 +151,13 @@ def squeeze_score(
     }
     surge = {}
     if (long_liquidations is None) != (short_liquidations is None):
-        raise ValueError("long_liquidations: give both liquidation series or neither")
+        raise InputError("long_liquidations", "give both liquidation series or neither")
     if long_liquidations is not None:
         for name, series in (("long_liquidations", long_liquidations), ("short_liquidations", short_liquidations)):
             arr = as_float(name, series)
             check(name, arr, np.isfinite(arr) & (arr >= 0), "must be finite numbers >= 0")
             if arr.shape != c.shape:
-                raise ValueError(f"{name}: has {arr.size} values, close has {n}; the series must be aligned")
+                raise InputError(name, f"has {arr.size} values, close has {n}; the series must be aligned")
             base = arr[-lookback - 1 : -1].mean()
             surge[name] = float(arr[-1] / base) if base > 0 else (float("inf") if arr[-1] > 0 else 1.0)
         components["long_liquidation_surge"] = min(surge["long_liquidations"], 1e9)
@@ -168,7 +169,7 @@ def squeeze_score(
         w.pop("liquidations", None)
     total = sum(w.get(k, 0.0) for k in short_parts)
     if total <= 0:
-        raise ValueError("weights: must not all be zero")
+        raise InputError("weights", "must not all be zero")
     short_score = 100.0 * sum(w.get(k, 0.0) * v for k, v in short_parts.items()) / total
     long_score = 100.0 * sum(w.get(k, 0.0) * v for k, v in long_parts.items()) / total
     if short_score >= 60 and short_score > long_score:
@@ -212,13 +213,13 @@ def liquidation_summary(
     short_squeeze.
     """
     if not 0.5 < dominance_threshold < 1:
-        raise ValueError("dominance_threshold: must be in (0.5, 1)")
+        raise InputError("dominance_threshold", "must be in (0.5, 1)")
     window_info: dict[str, Any] = {"window": window}
     if events is not None:
         if long_liquidations is not None or short_liquidations is not None:
-            raise ValueError("events: give either events or per-asset totals")
+            raise InputError("events", "give either events or per-asset totals")
         if window not in ("rolling_24h", "calendar_day"):
-            raise ValueError("window: must be rolling_24h or calendar_day")
+            raise InputError("window", "must be rolling_24h or calendar_day")
         t = as_float("events.time_ms", events.get("time_ms"))
         notional = as_float("events.notional", events.get("notional"))
         side = np.asarray(events.get("side"), dtype=object)
@@ -227,13 +228,13 @@ def liquidation_summary(
             not (t.ndim == notional.ndim == side.ndim == asset.ndim == 1)
             or len({t.size, notional.size, side.size, asset.size}) != 1
         ):
-            raise ValueError("events: time_ms, side, notional and asset must be 1-D arrays of one length")
+            raise InputError("events", "time_ms, side, notional and asset must be 1-D arrays of one length")
         if t.size == 0:
-            raise ValueError("events: must not be empty")
+            raise InputError("events", "must not be empty")
         check("events.time_ms", t, np.isfinite(t) & (t >= 0), "must be epoch milliseconds >= 0")
         check("events.notional", notional, np.isfinite(notional) & (notional >= 0), "must be finite numbers >= 0")
         if not np.isin(side, ["long", "short"]).all():
-            raise ValueError("events.side: must be long or short (the side that was liquidated)")
+            raise InputError("events.side", "must be long or short (the side that was liquidated)")
         end = float(t.max()) if end_time_ms is None else float(end_time_ms)
         day = 86_400_000.0
         start = end - day if window == "rolling_24h" else np.floor(end / day) * day
@@ -251,12 +252,12 @@ def liquidation_summary(
         longs = np.atleast_1d(as_float("long_liquidations", long_liquidations))
         shorts = np.atleast_1d(as_float("short_liquidations", short_liquidations))
         if longs.shape != shorts.shape or longs.ndim != 1:
-            raise ValueError("short_liquidations: must have one value per asset, like long_liquidations")
+            raise InputError("short_liquidations", "must have one value per asset, like long_liquidations")
         check("long_liquidations", longs, np.isfinite(longs) & (longs >= 0), "must be finite numbers >= 0")
         check("short_liquidations", shorts, np.isfinite(shorts) & (shorts >= 0), "must be finite numbers >= 0")
         names = np.asarray(assets if assets is not None else [f"asset_{i}" for i in range(longs.size)], dtype=object)
         if names.shape != longs.shape:
-            raise ValueError("assets: must have one name per value")
+            raise InputError("assets", "must have one name per value")
         window_info["window"] = "as_given"
 
     # per asset, vectorised: the labels of 100,000 assets cost a few array passes, not a Python loop each

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import budget
 from ._inputs import as_float, broadcast, check, choice, positive, rate, side_array
+from .errors import InputError
 from .liquidation import liquidation_price as _liquidation_price
 
 BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
@@ -64,9 +65,9 @@ def estimate_volatility(closes: Any, periods_per_year: float, method: str = "ewm
     choice("volatility_method", method, VOL_METHODS)
     c = positive("closes", as_float("closes", closes))
     if c.ndim != 1 or c.size < 3:
-        raise ValueError("closes: need a 1-D series of at least 3 prices")
+        raise InputError("closes", "need a 1-D series of at least 3 prices")
     if not (np.isfinite(periods_per_year) and periods_per_year > 0):
-        raise ValueError("periods_per_year: must be a finite number > 0")
+        raise InputError("periods_per_year", "must be a finite number > 0")
     r = np.diff(np.log(c))
     if method == "realized":
         var = float(np.var(r, ddof=1))
@@ -136,27 +137,27 @@ def liquidation_probability(
     choice("model", model, MODELS)
     if liquidation_price is None:
         if not position:
-            raise ValueError("liquidation_price: give it, or the position (entry_price, quantity, leverage, ...)")
+            raise InputError("liquidation_price", "give it, or the position (entry_price, quantity, leverage, ...)")
         for key in ("entry_price", "quantity"):
             if position.get(key) is None:
-                raise ValueError(f"{key}: required to compute the liquidation price (or give liquidation_price)")
+                raise InputError(key, "required to compute the liquidation price (or give liquidation_price)")
         try:
             lp = _liquidation_price(side=side, mark_price=mark_price, fields=("liquidation_price",), **position)[
                 "liquidation_price"
             ]
         except TypeError as exc:  # an argument liquidation_price does not take
-            raise ValueError(f"body: {exc}") from None
+            raise InputError("body", str(exc)) from None
     else:
         if position:
-            raise ValueError(f"{sorted(position)[0]}: give either liquidation_price or the position, not both")
+            raise InputError(sorted(position)[0], "give either liquidation_price or the position, not both")
         lp = as_float("liquidation_price", liquidation_price)
         with np.errstate(invalid="ignore"):
             check("liquidation_price", lp, np.isnan(lp) | (np.isfinite(lp) & (lp > 0)), "must be a finite number > 0")
     if volatility is None:
         if closes is None:
-            raise ValueError("volatility: give the annualised volatility, or closes and periods_per_year")
+            raise InputError("volatility", "give the annualised volatility, or closes and periods_per_year")
         if periods_per_year is None:
-            raise ValueError("periods_per_year: required with closes (8760 for hourly bars, 365 for daily)")
+            raise InputError("periods_per_year", "required with closes (8760 for hourly bars, 365 for daily)")
         volatility = estimate_volatility(closes, float(periods_per_year), volatility_method)
     shape, a = broadcast(
         {
@@ -231,11 +232,13 @@ def _student_t_first_passage(b, nu, sigma, t, s, live, dof, paths, seed, step_mi
     """Monte Carlo first passage with variance-matched Student-t log-return steps
     (scale σ√Δt·√((ν−2)/ν)), common random numbers across positions, checked at every step."""
     if not (math.isfinite(dof) and dof > 2):
-        raise ValueError("degrees_of_freedom: must be > 2 (variance-matched t needs a finite variance)")
+        raise InputError("degrees_of_freedom", "must be > 2 (variance-matched t needs a finite variance)")
     if not 100 <= paths <= 1_000_000:
-        raise ValueError("paths: must be between 100 and 1,000,000")
+        raise InputError(
+            "paths", "must be between 100 and 1,000,000", kind="too_large" if paths > 1_000_000 else "invalid"
+        )
     if not (math.isfinite(step_minutes) and step_minutes > 0):
-        raise ValueError("monitoring_minutes: must be a finite number > 0")
+        raise InputError("monitoring_minutes", "must be a finite number > 0")
     n = b.shape[0]
     prob = np.zeros(n)
     stderr = np.zeros(n)
@@ -313,7 +316,6 @@ def position_size(
     with np.errstate(invalid="ignore"):
         check("risk_fraction", rf, np.isfinite(rf) & (rf > 0) & (rf <= 1), "must be a decimal in (0, 1]")
     s = side_array(side)
-    check("side", np.asarray(s), (np.asarray(s) == 1) | (np.asarray(s) == -1), "must be long or short")
     ep = positive("entry_price", as_float("entry_price", entry_price))
     stop = positive("stop_price", as_float("stop_price", stop_price))
     fo = rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0))
@@ -341,7 +343,7 @@ def position_size(
         "must be below entry_price for a long and above it for a short",
     )
     if not (0 <= liquidation_buffer < 1):
-        raise ValueError("liquidation_buffer: must be a decimal in [0, 1)")
+        raise InputError("liquidation_buffer", "must be a decimal in [0, 1)")
     loss_per_unit = np.abs(ep - stop) + ep * fo + stop * fc
     with np.errstate(over="ignore"):  # overflow gives inf, which the caller reports as out of range
         qty = eq * rf / loss_per_unit
@@ -392,9 +394,10 @@ def position_size(
                 if np.isfinite(max_lev[i])
                 else "no leverage keeps liquidation beyond the stop with these margin settings"
             )
-            raise ValueError(
-                f"leverage: at {lev[i]:g}x the position is liquidated at {liq[i]:.8g}, before the stop at "
-                f"{stop[i]:.8g}; {advice}{where}"
+            raise InputError(
+                "leverage",
+                f"at {lev[i]:g}x the position is liquidated at {liq[i]:.8g}, before the stop at "
+                f"{stop[i]:.8g}; {advice}{where}",
             )
     else:
         liq = np.where(np.isnan(recommended), np.nan, lp_at(np.where(np.isnan(recommended), 1.0, recommended)))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .tiers import Instrument, TierTable, maintenance_amounts, table_from_rows
 
 #: Hyperliquid's last margin tier has no upper bound; this cap stands for none.
@@ -37,21 +38,21 @@ def _num(value: Any, where: str, *, allow_empty: bool = False) -> float:
     if allow_empty and (value is None or value == ""):
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{where}: must be a number or numeric string, got {value!r}")
+        raise InputError(where, f"must be a number or numeric string, got {value!r}")
     try:
         out = float(value)
     except ValueError:
-        raise ValueError(f"{where}: must be a number or numeric string, got {value!r}") from None
+        raise InputError(where, f"must be a number or numeric string, got {value!r}") from None
     if not math.isfinite(out):
-        raise ValueError(f"{where}: must be finite, got {value!r}")
+        raise InputError(where, f"must be finite, got {value!r}")
     return out
 
 
 def _field(row: Any, name: str, where: str) -> Any:
     if not isinstance(row, dict):
-        raise ValueError(f"{where}: must be an object")
+        raise InputError(where, "must be an object")
     if name not in row:
-        raise ValueError(f"{where}.{name}: missing")
+        raise InputError(f"{where}.{name}", "missing")
     return row[name]
 
 
@@ -83,7 +84,7 @@ def _table(
     try:
         table = table_from_rows(rows, basis=basis, source=source)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise InputError(where, str(exc)) from None
     return TierTable(
         table.floors,
         table.caps,
@@ -101,9 +102,9 @@ def _table(
 
 def _nonempty(items: Any, what: str) -> list[Any]:
     if not isinstance(items, list):
-        raise ValueError(f"{what}: must be a list, got {type(items).__name__}")
+        raise InputError(what, f"must be a list, got {type(items).__name__}")
     if not items:
-        raise ValueError(f"{what}: empty answer (no tiers); the old table stays")
+        raise InputError(what, "empty answer (no tiers); the old table stays")
     return items
 
 
@@ -119,7 +120,7 @@ def binance_usdm(response: Any, *, as_of: str, source: str = BINANCE_USDM_SOURCE
     for i, item in enumerate(items):
         sym = _field(item, "symbol", f"[{i}]")
         if not isinstance(sym, str) or not sym:
-            raise ValueError(f"[{i}].symbol: must be a non-empty string")
+            raise InputError(f"[{i}].symbol", "must be a non-empty string")
         brackets = _nonempty(_field(item, "brackets", f"[{i}]"), f"[{i}].brackets")
         cols: dict[str, list[float]] = {k: [] for k in ("floor", "cap", "lev", "mmr", "cum", "n")}
         for j, b in enumerate(brackets):
@@ -172,7 +173,7 @@ def binance_coinm(response: Any, *, as_of: str, source: str = BINANCE_COINM_SOUR
     for i, item in enumerate(items):
         sym = _field(item, "symbol", f"[{i}]")
         if not isinstance(sym, str) or "USD" not in sym:
-            raise ValueError(f"[{i}].symbol: must be a COIN-M symbol such as BTCUSD_PERP")
+            raise InputError(f"[{i}].symbol", "must be a COIN-M symbol such as BTCUSD_PERP")
         brackets = _nonempty(_field(item, "brackets", f"[{i}]"), f"[{i}].brackets")
         rows = []
         for j, b in enumerate(brackets):
@@ -247,21 +248,21 @@ def bybit(pages: Any, *, as_of: str, source: str = BYBIT_SOURCE, complete: bool 
     by_symbol: dict[str, list[dict[str, Any]]] = {}
     for p, page in enumerate(pages):
         if not isinstance(page, dict):
-            raise ValueError(f"pages[{p}]: must be an object")
+            raise InputError(f"pages[{p}]", "must be an object")
         if page.get("retCode", 0) not in (0, "0"):
-            raise ValueError(f"pages[{p}].retCode: {page.get('retCode')} ({page.get('retMsg')})")
+            raise InputError(f"pages[{p}].retCode", f"{page.get('retCode')} ({page.get('retMsg')})")
         result = _field(page, "result", f"pages[{p}]")
         category = _field(result, "category", f"pages[{p}].result")
         rows = _field(result, "list", f"pages[{p}].result")
         if not isinstance(rows, list):
-            raise ValueError(f"pages[{p}].result.list: must be a list")
+            raise InputError(f"pages[{p}].result.list", "must be a list")
         for j, row in enumerate(rows):
             sym = _field(row, "symbol", f"pages[{p}].result.list[{j}]")
             by_symbol.setdefault(str(sym), []).append(row | {"_where": f"pages[{p}].result.list[{j}]"})
     if not by_symbol:
-        raise ValueError("result.list: empty answer (no tiers); the old table stays")
+        raise InputError("result.list", "empty answer (no tiers); the old table stays")
     if category not in ("linear", "inverse"):
-        raise ValueError(f"result.category: {category!r} is not linear or inverse")
+        raise InputError("result.category", f"{category!r} is not linear or inverse")
     out: dict[str, Instrument] = {}
     for sym, rows in by_symbol.items():
         scale = _bybit_rate_scale(rows)
@@ -317,9 +318,9 @@ def okx(
     Symbols are ``instId``, or ``<instFamily>-SWAP`` when ``instId`` is empty.
     """
     if not isinstance(response, dict):
-        raise ValueError("response: must be an object {code, msg, data}")
+        raise InputError("response", "must be an object {code, msg, data}")
     if response.get("code", "0") not in ("0", 0):
-        raise ValueError(f"code: {response.get('code')} ({response.get('msg')})")
+        raise InputError("code", f"{response.get('code')} ({response.get('msg')})")
     rows = _nonempty(_field(response, "data", "response"), "data")
     by_symbol: dict[str, list[tuple[float, ...]]] = {}
     for j, row in enumerate(rows):
@@ -327,7 +328,7 @@ def okx(
         family = row.get("instFamily") or row.get("uly") if isinstance(row, dict) else None
         sym = (row.get("instId") if isinstance(row, dict) else None) or (f"{family}-SWAP" if family else None)
         if not sym:
-            raise ValueError(f"{w}.instFamily: missing (no instId, instFamily or uly)")
+            raise InputError(f"{w}.instFamily", "missing (no instId, instFamily or uly)")
         by_symbol.setdefault(sym, []).append(
             (
                 _num(_field(row, "tier", w), f"{w}.tier"),
@@ -342,13 +343,14 @@ def okx(
         tiers.sort()
         for k in range(1, len(tiers)):
             if not (tiers[k - 1][2] < tiers[k][1] <= tiers[k - 1][2] + 1):
-                raise ValueError(
-                    f"{sym} tier {tiers[k][0]:g}.minSz: {tiers[k][1]:g} does not follow tier "
-                    f"{tiers[k - 1][0]:g}'s maxSz {tiers[k - 1][2]:g} (missing tiers?)"
+                raise InputError(
+                    f"{sym} tier {tiers[k][0]:g}.minSz",
+                    f"{tiers[k][1]:g} does not follow tier "
+                    f"{tiers[k - 1][0]:g}'s maxSz {tiers[k - 1][2]:g} (missing tiers?)",
                 )
         cv = ct_val.get(sym) if isinstance(ct_val, dict) else ct_val
         if cv is None or not (cv > 0):
-            raise ValueError(f"ctVal: the contract value of {sym} is needed (GET /api/v5/public/instruments)")
+            raise InputError("ctVal", f"the contract value of {sym} is needed (GET /api/v5/public/instruments)")
         caps = [t[2] * cv for t in tiers]
         quote = sym.split("-")[1] if sym.count("-") >= 2 else "USDT"
         inverse = quote == "USD"
@@ -395,13 +397,13 @@ def gate(
     """
     rows = _nonempty(rows, "risk_limit_tiers")
     if settle not in ("usdt", "btc"):
-        raise ValueError(f"settle: {settle!r} is not usdt or btc")
+        raise InputError("settle", f"{settle!r} is not usdt or btc")
     by_contract: dict[str, list[tuple[float, ...]]] = {}
     for j, row in enumerate(rows):
         w = f"[{j}]"
         name = (row.get("contract") if isinstance(row, dict) else None) or contract
         if not name:
-            raise ValueError(f"{w}.contract: missing (give contract= for a one-market answer)")
+            raise InputError(f"{w}.contract", "missing (give contract= for a one-market answer)")
         by_contract.setdefault(name, []).append(
             (
                 _num(_field(row, "tier", w), f"{w}.tier"),
@@ -454,16 +456,16 @@ def hyperliquid(meta: Any, *, as_of: str | None, source: str = HYPERLIQUID_SOURC
     in ``marginTables`` has one tier at its ``maxLeverage``. Delisted assets are skipped.
     """
     if not isinstance(meta, dict):
-        raise ValueError("meta: must be an object {universe, marginTables}")
+        raise InputError("meta", "must be an object {universe, marginTables}")
     universe = _nonempty(_field(meta, "universe", "meta"), "universe")
     tables_raw = meta.get("marginTables") or []
     if not isinstance(tables_raw, list):
-        raise ValueError("marginTables: must be a list of [id, table] pairs")
+        raise InputError("marginTables", "must be a list of [id, table] pairs")
     tables: dict[int, list[tuple[float, float]]] = {}
     for k, entry in enumerate(tables_raw):
         w = f"marginTables[{k}]"
         if not (isinstance(entry, list) and len(entry) == 2):
-            raise ValueError(f"{w}: must be an [id, {{description, marginTiers}}] pair")
+            raise InputError(w, "must be an [id, {description, marginTiers}] pair")
         tiers = _nonempty(_field(entry[1], "marginTiers", w), f"{w}.marginTiers")
         tiers = [
             (
@@ -506,5 +508,5 @@ def hyperliquid(meta: Any, *, as_of: str | None, source: str = HYPERLIQUID_SOURC
             ),
         )
     if not out:
-        raise ValueError("universe: empty answer (no listed assets); the old table stays")
+        raise InputError("universe", "empty answer (no listed assets); the old table stays")
     return out

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError, as_input_error
+
 EXCHANGES = ("binance", "bybit", "okx", "gate", "hyperliquid", "generic")
 TIER_FIELDS = ("notional_floor", "notional_cap", "max_leverage", "maintenance_margin_rate", "maintenance_amount")
 SPEC_FIELDS = ("contract_type", "contract_size", "basis", "currency", "source", "as_of", "complete", "upper_inclusive")
@@ -68,6 +70,13 @@ class TierTable:
 
     def __len__(self) -> int:
         return len(self.floors)
+
+    def held_tier(self, value: Any) -> np.ndarray:
+        """0-based tier of a position already held at ``value``: as :meth:`lookup`, except that past the last
+        cap of a complete table the last tier applies (the cap limits opening a position, not keeping it;
+        the liquidation kernel re-tiers by the same rule). Past the known rows of a partial table: ``len``."""
+        t = self.lookup(value)
+        return np.minimum(t, len(self) - 1) if self.complete else t
 
     @cached_property
     def kernel_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -127,20 +136,20 @@ def table_from_rows(rows: Any, *, basis: str = "notional", source: str = "user s
         MMR outside [0, 1).
     """
     if not isinstance(rows, list | tuple) or len(rows) == 0:
-        raise ValueError("tiers: must be a non-empty list of tier objects")
+        raise InputError("tiers", "must be a non-empty list of tier objects")
     cols: dict[str, list[float]] = {k: [] for k in TIER_FIELDS}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise ValueError(f"tiers[{i}]: must be an object with fields {', '.join(TIER_FIELDS)}")
+            raise InputError(f"tiers[{i}]", f"must be an object with fields {', '.join(TIER_FIELDS)}")
         for k in TIER_FIELDS:
             if k == "maintenance_amount" and k not in row:
                 cols[k].append(np.nan)  # filled by the recurrence below
                 continue
             if k not in row:
-                raise ValueError(f"tiers[{i}].{k}: missing")
+                raise InputError(f"tiers[{i}].{k}", "missing")
             v = row[k]
             if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-                raise ValueError(f"tiers[{i}].{k}: must be a finite number")
+                raise InputError(f"tiers[{i}].{k}", "must be a finite number")
             cols[k].append(float(v))
     floors, caps = np.array(cols["notional_floor"]), np.array(cols["notional_cap"])
     lev, mmr, amt = (
@@ -149,17 +158,19 @@ def table_from_rows(rows: Any, *, basis: str = "notional", source: str = "user s
         np.array(cols["maintenance_amount"]),
     )
     if floors[0] != 0:
-        raise ValueError("tiers[0].notional_floor: the first tier must start at 0")
+        raise InputError("tiers[0].notional_floor", "the first tier must start at 0")
     if np.any(caps <= floors):
         i = int(np.argmax(caps <= floors))
-        raise ValueError(f"tiers[{i}].notional_cap: must be greater than notional_floor")
+        raise InputError(f"tiers[{i}].notional_cap", "must be greater than notional_floor")
     if np.any(floors[1:] != caps[:-1]):
         i = int(np.argmax(floors[1:] != caps[:-1])) + 1
-        raise ValueError(f"tiers[{i}].notional_floor: must equal the previous tier's notional_cap")
+        raise InputError(f"tiers[{i}].notional_floor", "must equal the previous tier's notional_cap")
     if np.any(lev < 1):
-        raise ValueError(f"tiers[{int(np.argmax(lev < 1))}].max_leverage: must be >= 1")
+        raise InputError(f"tiers[{int(np.argmax(lev < 1))}].max_leverage", "must be >= 1")
     if np.any((mmr < 0) | (mmr >= 1)):
-        raise ValueError(f"tiers[{int(np.argmax((mmr < 0) | (mmr >= 1)))}].maintenance_margin_rate: must be in [0, 1)")
+        raise InputError(
+            f"tiers[{int(np.argmax((mmr < 0) | (mmr >= 1)))}].maintenance_margin_rate", "must be in [0, 1)"
+        )
     if np.any(np.isnan(amt)):
         amt = maintenance_amounts(floors, mmr)
     return TierTable(floors, caps, lev, mmr, amt, basis=basis, source=source)
@@ -190,7 +201,7 @@ def table_from_columns(
         naming the bad row, as :func:`table_from_rows`.
     """
     if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(TIER_FIELDS) for r in rows):
-        raise ValueError(f"tiers: must be a list of [{', '.join(TIER_FIELDS)}] rows")
+        raise InputError("tiers", f"must be a list of [{', '.join(TIER_FIELDS)}] rows")
     table = table_from_rows([dict(zip(TIER_FIELDS, r, strict=True)) for r in rows], basis=basis, source=source)
     return replace(
         table, as_of=as_of, currency=currency, complete=bool(complete), upper_inclusive=bool(upper_inclusive)
@@ -211,33 +222,33 @@ def parse_document(doc: Any, exchange: str) -> dict[str, Instrument]:
         ``symbols.<symbol>.<field>: ...`` for the first invalid entry.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("symbols"), dict):
-        raise ValueError("symbols: must be an object of symbol -> tier spec")
+        raise InputError("symbols", "must be an object of symbol -> tier spec")
     if doc.get("exchange", exchange) != exchange:
-        raise ValueError(f"exchange: the document is for {doc.get('exchange')!r}, not {exchange!r}")
+        raise InputError("exchange", f"the document is for {doc.get('exchange')!r}, not {exchange!r}")
     defaults = doc.get("tables") or {}
     out: dict[str, Instrument] = {}
     for sym, raw in doc["symbols"].items():
         if not isinstance(raw, dict):
-            raise ValueError(f"symbols.{sym}: must be an object")
+            raise InputError(f"symbols.{sym}", "must be an object")
         base = defaults.get(raw["table"], None) if "table" in raw else {}
         if base is None:
-            raise ValueError(f"symbols.{sym}.table: unknown table {raw['table']!r}")
+            raise InputError(f"symbols.{sym}.table", f"unknown table {raw['table']!r}")
         spec = {**base, **raw}
         missing = [k for k in ("contract_type", "source", "tiers") if k not in spec]
         if missing:
-            raise ValueError(f"symbols.{sym}.{missing[0]}: missing")
+            raise InputError(f"symbols.{sym}.{missing[0]}", "missing")
         if spec["contract_type"] not in ("linear", "inverse"):
-            raise ValueError(f"symbols.{sym}.contract_type: must be linear or inverse")
+            raise InputError(f"symbols.{sym}.contract_type", "must be linear or inverse")
         if spec["contract_type"] == "inverse" and not spec.get("contract_size"):
-            raise ValueError(f"symbols.{sym}.contract_size: required for an inverse contract")
+            raise InputError(f"symbols.{sym}.contract_size", "required for an inverse contract")
         if spec.get("basis", "notional") not in ("notional", "quantity"):
-            raise ValueError(f"symbols.{sym}.basis: must be notional or quantity")
+            raise InputError(f"symbols.{sym}.basis", "must be notional or quantity")
         as_of = spec.get("as_of")
         if as_of is not None:
             try:
                 dt.date.fromisoformat(as_of)
             except (TypeError, ValueError):
-                raise ValueError(f"symbols.{sym}.as_of: must be a date YYYY-MM-DD or null") from None
+                raise InputError(f"symbols.{sym}.as_of", "must be a date YYYY-MM-DD or null") from None
         try:
             table = table_from_columns(
                 spec["tiers"],
@@ -249,7 +260,7 @@ def parse_document(doc: Any, exchange: str) -> dict[str, Instrument]:
                 upper_inclusive=spec.get("upper_inclusive", False),
             )
         except ValueError as exc:
-            raise ValueError(f"symbols.{sym}.{exc}") from None
+            raise as_input_error(exc).within(f"symbols.{sym}") from None
         size = spec.get("contract_size")
         out[sym] = Instrument(exchange, sym, spec["contract_type"], float(size) if size else None, table)
     return out
@@ -296,7 +307,7 @@ def install_overlay(tables: dict[str, dict[str, Instrument]]) -> None:
     global _OVERLAY
     unknown = set(tables) - set(EXCHANGES[:-1])
     if unknown:
-        raise ValueError(f"exchange: unknown exchange {sorted(unknown)[0]!r}")
+        raise InputError("exchange", f"unknown exchange {sorted(unknown)[0]!r}", kind="unknown")
     _OVERLAY = {k: dict(v) for k, v in tables.items()}
     _INSTRUMENTS.clear()
     _symbol_rows.cache_clear()
@@ -309,7 +320,7 @@ def overlay() -> dict[str, dict[str, Instrument]]:
 
 def _check_exchange(exchange: str) -> None:
     if exchange not in EXCHANGES:
-        raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(EXCHANGES)}")
+        raise InputError("exchange", f"unknown exchange {exchange!r}; allowed: {', '.join(EXCHANGES)}", kind="unknown")
 
 
 def instrument(exchange: str, symbol: str) -> Instrument:
@@ -326,7 +337,7 @@ def instrument(exchange: str, symbol: str) -> Instrument:
         return inst
     _check_exchange(exchange)
     if exchange == "generic":
-        raise ValueError("symbol: the generic ruleset has no packaged symbols; give maintenance_margin_rate or tiers")
+        raise InputError("symbol", "the generic ruleset has no packaged symbols; give maintenance_margin_rate or tiers")
     inst = _OVERLAY.get(exchange, {}).get(symbol)
     if inst is None:
         data = _packaged(exchange)
@@ -334,9 +345,11 @@ def instrument(exchange: str, symbol: str) -> Instrument:
         if raw is None:
             names = symbols(exchange)
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise ValueError(
-                f"symbol: unknown symbol {symbol!r} for {exchange}; {len(names)} known ({shown}; "
-                f"GET /v1/exchanges/{exchange}/symbols lists them), or give maintenance_margin_rate or tiers"
+            raise InputError(
+                "symbol",
+                f"unknown symbol {symbol!r} for {exchange}; {len(names)} known ({shown}; "
+                f"GET /v1/exchanges/{exchange}/symbols lists them), or give maintenance_margin_rate or tiers",
+                kind="unknown",
             )
         inst = parse_document({"tables": data.get("tables"), "symbols": {symbol: raw}}, exchange)[symbol]
     _INSTRUMENTS[key] = inst
@@ -450,12 +463,12 @@ def tiers_for(exchange: str, symbol: str, notional: Any = None, tiers: Any = Non
         }
     value = np.asarray(notional, dtype=float)
     if np.any(~np.isfinite(value)) or np.any(value < 0):
-        raise ValueError("notional: must be a finite number >= 0")
+        raise InputError("notional", "must be a finite number >= 0")
     idx = table.lookup(value)
     if np.any(idx >= len(table)):
         if not table.complete:
-            raise ValueError(f"notional: {partial_message(table)}")
-        raise ValueError(f"notional: above the last tier's cap {table.caps[-1]:g}")
+            raise InputError("notional", partial_message(table), kind="too_large")
+        raise InputError("notional", f"above the last tier's cap {table.caps[-1]:g}", kind="too_large")
     out = {
         "tier": idx + 1,
         "maintenance_margin_rate": table.mmr[idx],

@@ -14,8 +14,9 @@ import numpy as np
 from . import _kernels as K
 from . import market
 from ._inputs import side_codes_nb
+from .kernel_args import INPUT_FIELDS, kernel_arguments, table_arguments
 from .rulesets import get_ruleset
-from .tiers import EXCHANGES
+from .tiers import EXCHANGES, TierTable
 
 
 def configurations() -> list[tuple[bool, ...]]:
@@ -70,30 +71,18 @@ def warm_up(
     start = time.perf_counter()
     one = np.ones(1)
     nan = np.full(1, np.nan)
-    table = (np.zeros(1), np.full(1, np.inf), np.full(1, 100.0), np.full(1, 0.01), np.zeros(1))
+    inputs = {k: nan for k in INPUT_FIELDS}  # NaN: not given (margin, mark price, overrides)
+    inputs.update(side=one, entry_price=one * 100, quantity=one, leverage=one * 10, wallet_balance=one * 1000)
+    inputs.update(other_positions=one * 0, taker_fee_rate=one * 0, contract_size=one)
+    table = table_arguments(
+        TierTable(np.zeros(1), np.full(1, np.inf), np.full(1, 100.0), np.full(1, 0.01), np.zeros(1))
+    )
     for config in configurations() if configs is None else configs:
         if config[-1] and not parallel:
             continue
         t0 = time.perf_counter()
         out = K.empty_outputs(1)
-        args = (
-            1,
-            one,
-            one * 100,
-            one,
-            one * 10,
-            nan,
-            nan,
-            one * 1000,
-            one * 0,
-            nan,
-            nan,
-            one * 0,
-            one,
-            *table,
-            True,
-            *out.values(),
-        )
+        args = kernel_arguments(1, inputs, table, out)
         kernel = K.liquidation_kernel(*config)
         if run:
             kernel(*args)

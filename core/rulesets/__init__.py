@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from ..errors import InputError
+
 MM_BASES = ("mark", "entry")
 
 
@@ -53,7 +55,9 @@ def get_ruleset(exchange: str) -> Ruleset:
     try:
         return _registry()[exchange]
     except (KeyError, TypeError):
-        raise ValueError(f"exchange: unknown exchange {exchange!r}; allowed: {', '.join(_registry())}") from None
+        raise InputError(
+            "exchange", f"unknown exchange {exchange!r}; allowed: {', '.join(_registry())}", kind="unknown"
+        ) from None
 
 
 @cache
