@@ -6,11 +6,11 @@ worker's poller — never a whole process — so trickling uploads cannot take t
 callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process; a CPU-bound request
 shares its process's interpreter with at most the other threads' short requests (the switch interval is
 lowered so they interleave in 1 ms slices), and a process busy in a long call stops accepting, so new
-connections go to the others. ``preload_app`` imports the app and loads the first requests' compiled kernels
-in the master; workers fork with them already in memory and load the rest in the background. The backtester is not imported by the master (it is
-loaded by its own route, or by the job workers). Worker recycling is off by default (``max_requests`` 0):
-the engine does not leak, and a recycle stalls that worker's connections. Override with ``LIQRISK_*``
-environment variables.
+connections go to the others. ``preload_app`` imports the app and loads the first requests' compiled kernels in
+the master; workers fork with them already in memory and load the rest in the background. The backtester is not
+imported by the master (it is loaded by its own route, or by the job workers). Worker recycling is off by
+default (``max_requests`` 0): the engine does not leak, and a recycle stalls that worker's connections. Override
+with ``LIQRISK_*`` environment variables.
 """
 
 import multiprocessing
