@@ -23,21 +23,21 @@ from typing import Any
 import orjson
 from flask import Flask, current_app
 
-from backtest import queue as Q
+from backtest import queue
 
 from .errors import ApiError
 
-FINAL = Q.FINAL
+FINAL = queue.FINAL
 
 
 class Jobs:
     """What the app needs of the queue; built once per app (``app.extensions["liqrisk_jobs"]``)."""
 
     def __init__(self, url: str, ttl: int):
-        s = Q.settings()
+        s = queue.settings()
         self.url, self.ttl = url, ttl
-        self.celery = Q.celery_app(url, ttl, s["visibility_timeout"], s["time_limit"])
-        self.store = Q.JobStore.from_url(url, ttl)
+        self.celery = queue.celery_app(url, ttl, s["visibility_timeout"], s["time_limit"])
+        self.store = queue.JobStore.from_url(url, ttl)
 
     # --- submit --------------------------------------------------------------------------------------------
     def submit(
@@ -56,10 +56,10 @@ class Jobs:
         fingerprint = hashlib.sha256(orjson.dumps([kind, request]) + (bars or b"")).hexdigest()
         idem = None
         if idempotency_key:
-            idem = Q.PREFIX + "idem:" + hashlib.sha256(f"{client}\0{idempotency_key}".encode()).hexdigest()
+            idem = queue.PREFIX + "idem:" + hashlib.sha256(f"{client}\0{idempotency_key}".encode()).hexdigest()
             if not r.set(idem, f"{job_id} {fingerprint}", nx=True, ex=self.ttl):
                 return self._replay(idem, fingerprint), False
-        active = Q.PREFIX + "active:" + hashlib.sha256(client.encode()).hexdigest()[:32]
+        active = queue.PREFIX + "active:" + hashlib.sha256(client.encode()).hexdigest()[:32]
         held = [m.decode() for m in r.zrange(active, 0, -1)]
         unfinished = [j for j in held if (v := self.view(j)) is not None and v["status"] not in FINAL]
         gone = set(held) - set(unfinished)
@@ -77,7 +77,7 @@ class Jobs:
         pipe.zadd(active, {job_id: time.time()})
         pipe.expire(active, self.ttl)
         pipe.execute()
-        Q.enqueue(self.celery, self.store, job_id, kind, request, client, bars, chunks)
+        queue.enqueue(self.celery, self.store, job_id, kind, request, client, bars, chunks)
         return self.view(job_id) or {}, True
 
     def _replay(self, idem: str, fingerprint: str) -> dict[str, Any]:
@@ -99,7 +99,7 @@ class Jobs:
     # --- read ----------------------------------------------------------------------------------------------
     def view(self, job_id: str) -> dict[str, Any] | None:
         """The job as the API shows it, or None when unknown or expired."""
-        return Q.job_view(self.celery, self.store, job_id)
+        return queue.job_view(self.celery, self.store, job_id)
 
     def wait(self, job_id: str, seconds: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + seconds
@@ -112,7 +112,7 @@ class Jobs:
     # --- cancel --------------------------------------------------------------------------------------------
     def cancel(self, job_id: str) -> dict[str, Any] | None:
         job = self.view(job_id)
-        if job is None or job["status"] in Q.FINAL:
+        if job is None or job["status"] in queue.FINAL:
             return job
         rec = self.store.get(job_id) or {}
         self.store.cancel(job_id)
@@ -153,14 +153,14 @@ class Jobs:
                 yield GaugeMetricFamily("liqrisk_jobs_queued", "Tasks waiting in the queue", value=depth)
                 yield GaugeMetricFamily("liqrisk_jobs_running", "Tasks running in workers", value=running)
                 done = CounterMetricFamily("liqrisk_jobs_finished", "Finished jobs", labels=["kind", "outcome"])
-                for kind in Q.KINDS:
+                for kind in queue.KINDS:
                     for outcome in ("succeeded", "failed", "cancelled"):
                         done.add_metric([kind, outcome], stats.get(f"{outcome}:{kind}", 0.0))
                 yield done
                 hist = HistogramMetricFamily("liqrisk_job_duration_seconds", "Run time of finished jobs",
                                              labels=["kind"])  # fmt: skip
-                for kind in Q.KINDS:
-                    buckets = [(str(le), stats.get(f"bucket:{kind}:{le}", 0.0)) for le in Q.DURATION_BUCKETS]
+                for kind in queue.KINDS:
+                    buckets = [(str(le), stats.get(f"bucket:{kind}:{le}", 0.0)) for le in queue.DURATION_BUCKETS]
                     buckets.append(("+Inf", stats.get(f"bucket:{kind}:+Inf", 0.0)))
                     hist.add_metric([kind], buckets, sum_value=stats.get(f"sum:{kind}", 0.0))
                 yield hist

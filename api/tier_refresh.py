@@ -36,7 +36,7 @@ from typing import Any
 
 import requests
 
-from core import tier_parsers as P
+from core import tier_parsers
 from core.tiers import Instrument, document, parse_document, symbols
 
 BASE_URLS = {
@@ -108,9 +108,9 @@ def fetch_binance(client: Client, symbol: str | None, today: str) -> dict[str, I
     params = {"symbol": symbol} if symbol else {}
     if _is_coinm(symbol):
         answer = _binance_signed(client, "binance_coinm", "/dapi/v2/leverageBracket", params)
-        return P.binance_coinm(answer, as_of=today, source=_source(P.BINANCE_COINM_SOURCE, today))
+        return tier_parsers.binance_coinm(answer, as_of=today, source=_source(tier_parsers.BINANCE_COINM_SOURCE, today))
     answer = _binance_signed(client, "binance", "/fapi/v1/leverageBracket", params)
-    return P.binance_usdm(answer, as_of=today, source=_source(P.BINANCE_USDM_SOURCE, today))
+    return tier_parsers.binance_usdm(answer, as_of=today, source=_source(tier_parsers.BINANCE_USDM_SOURCE, today))
 
 
 def _bybit_category(symbol: str) -> str:
@@ -132,7 +132,7 @@ def fetch_bybit(client: Client, symbol: str | None, today: str) -> dict[str, Ins
                 break
         else:
             raise RefreshError(f"bybit: more than {MAX_PAGES} pages of risk limits; nothing written")
-        out |= P.bybit(pages, as_of=today, source=_source(P.BYBIT_SOURCE, today))
+        out |= tier_parsers.bybit(pages, as_of=today, source=_source(tier_parsers.BYBIT_SOURCE, today))
     return out
 
 
@@ -155,7 +155,7 @@ def fetch_okx(client: Client, symbol: str | None, today: str) -> dict[str, Instr
             "/api/v5/public/position-tiers",
             params={"instType": "SWAP", "tdMode": "isolated", "instFamily": family},
         )
-        parsed = P.okx(answer, ct_val=ct_val, as_of=today, source=_source(P.OKX_SOURCE, today))
+        parsed = tier_parsers.okx(answer, ct_val=ct_val, as_of=today, source=_source(tier_parsers.OKX_SOURCE, today))
         if sym not in parsed:  # rows name the family only; the family's swap is this instrument
             parsed = {sym: next(iter(parsed.values()))} if len(parsed) == 1 else parsed
         out |= {k: v for k, v in parsed.items() if k == sym}
@@ -181,13 +181,15 @@ def fetch_gate(client: Client, symbol: str | None, today: str, limit: int = 100)
                 offset += limit
             else:
                 raise RefreshError(f"gate: more than {MAX_PAGES} pages of risk limit tiers; nothing written")
-        out |= P.gate(rows, settle=settle, contract=symbol, as_of=today, source=_source(P.GATE_SOURCE, today))
+        out |= tier_parsers.gate(
+            rows, settle=settle, contract=symbol, as_of=today, source=_source(tier_parsers.GATE_SOURCE, today)
+        )
     return out
 
 
 def fetch_hyperliquid(client: Client, symbol: str | None, today: str) -> dict[str, Instrument]:
     meta = client.request("POST", "hyperliquid", "/info", json={"type": "meta"})
-    return P.hyperliquid(meta, as_of=today, source=_source(P.HYPERLIQUID_SOURCE, today))
+    return tier_parsers.hyperliquid(meta, as_of=today, source=_source(tier_parsers.HYPERLIQUID_SOURCE, today))
 
 
 FETCHERS: dict[str, Callable[[Client, str | None, str], dict[str, Instrument]]] = {
@@ -212,18 +214,18 @@ def parse_file(exchange: str, path: Path, *, today: str, ct_val: float | None, s
         coinm = any(
             isinstance(b, dict) and "qtyCap" in b for i in items if isinstance(i, dict) for b in i.get("brackets") or []
         )
-        parser = P.binance_coinm if coinm else P.binance_usdm
+        parser = tier_parsers.binance_coinm if coinm else tier_parsers.binance_usdm
         return parser(answer, as_of=today, source=source)
     if exchange == "bybit":
-        return P.bybit(answer, as_of=today, source=source)
+        return tier_parsers.bybit(answer, as_of=today, source=source)
     if exchange == "okx":
         if ct_val is None:
             raise RefreshError("okx: --ct-val (the instrument's contract value, ctVal) is needed with --from-file")
-        return P.okx(answer, ct_val=ct_val, as_of=today, source=source)
+        return tier_parsers.okx(answer, ct_val=ct_val, as_of=today, source=source)
     if exchange == "gate":
         settle = "btc" if symbol and symbol.endswith("_USD") else "usdt"
-        return P.gate(answer, settle=settle, contract=symbol, as_of=today, source=source)
-    return P.hyperliquid(answer, as_of=today, source=source)
+        return tier_parsers.gate(answer, settle=settle, contract=symbol, as_of=today, source=source)
+    return tier_parsers.hyperliquid(answer, as_of=today, source=source)
 
 
 def write(exchange: str, tables: dict[str, Instrument], tiers_dir: Path) -> Path:

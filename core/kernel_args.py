@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels as K
+from . import _kernels
 from .tiers import TierTable
 
 #: per-position inputs in kernel order, named like the request fields (float64 arrays of length 1 or n;
@@ -36,7 +36,7 @@ INPUT_FIELDS = (
 #: the tier table's arguments in kernel order (:func:`table_arguments`)
 TABLE_FIELDS = ("floors", "caps", "max_leverage", "maintenance_margin_rate", "maintenance_amount", "complete")
 #: the result buffers in kernel order (:func:`core._kernels.empty_outputs`)
-OUTPUT_FIELDS = K.OUTPUT_FIELDS
+OUTPUT_FIELDS = _kernels.OUTPUT_FIELDS
 
 # The kernel's own (short) parameter name of each field: the import check maps the tuples above through
 # these and compares the result with the kernel's signature, so the pairing is by name, not position.
@@ -107,7 +107,7 @@ def kernel_arguments(
 
 def _check_signature() -> None:
     """The tuples above name the kernel's parameters in its order (a dispatcher is built, nothing compiled)."""
-    kernel = K.liquidation_kernel(False, False, False, False, False, False, False)
+    kernel = _kernels.liquidation_kernel(False, False, False, False, False, False, False)
     params = tuple(inspect.signature(kernel.py_func).parameters)
     expected = (
         "n",

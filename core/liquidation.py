@@ -34,7 +34,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from . import _kernels as K
+from . import _kernels
 from ._inputs import as_float, broadcast, choice, side_array, unflatten
 from .contracts import Contract, resolve_contract, unrealized_pnl
 from .errors import InputError, as_input_error
@@ -46,7 +46,7 @@ MARGIN_MODES = ("isolated", "cross")
 POSITION_MODES = ("one_way", "hedge")
 
 #: The result arrays of :func:`liquidation_price` (besides ``warnings``, ``warning_flags``, ``error_code``).
-RESULT_FIELDS = tuple(f for f in K.OUTPUT_FIELDS if f not in ("warning_flags", "error_code"))
+RESULT_FIELDS = tuple(f for f in _kernels.OUTPUT_FIELDS if f not in ("warning_flags", "error_code"))
 
 # Below this many rows the serial kernel wins: launching numba's thread pool costs ~0.2 ms.
 PARALLEL_MIN_ROWS = 50_000
@@ -200,7 +200,7 @@ def liquidation_price(
     shape, a = broadcast(args)
     n = int(np.prod(shape)) if shape else 1
     wanted = _wanted(fields)
-    kernel = K.liquidation_kernel(
+    kernel = _kernels.liquidation_kernel(
         contract_type == "inverse",
         cross,
         rules.mm_basis == "entry",
@@ -210,9 +210,9 @@ def liquidation_price(
         use_table.basis == "quantity",
         parallel=n >= PARALLEL_MIN_ROWS and numba.get_num_threads() > 1,
     )
-    with K.KERNEL_LOCK:
+    with _kernels.KERNEL_LOCK:
         # One position: reuse the preallocated buffers (read into Python scalars before the lock is released)
-        out = K.SCALAR_OUTPUTS if shape == () and wanted is None else K.empty_outputs(n, wanted)
+        out = _kernels.SCALAR_OUTPUTS if shape == () and wanted is None else _kernels.empty_outputs(n, wanted)
         kernel(*kernel_arguments(n, a, table_arguments(use_table), out))
         if wanted is not None:
             out = {k: v for k, v in out.items() if k in wanted or k == "error_code"}
@@ -232,9 +232,11 @@ def _wanted(fields: Any) -> frozenset[str] | None:
         return None
     if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
         raise InputError("fields", "must be a list of output names")
-    unknown = set(fields) - set(K.OUTPUT_FIELDS)
+    unknown = set(fields) - set(_kernels.OUTPUT_FIELDS)
     if unknown:
-        raise InputError("fields", f"unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(K.OUTPUT_FIELDS)}")
+        raise InputError(
+            "fields", f"unknown output {sorted(unknown)[0]!r}; allowed: {', '.join(_kernels.OUTPUT_FIELDS)}"
+        )
     return frozenset(fields)
 
 

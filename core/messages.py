@@ -9,51 +9,54 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels as K
+from . import _kernels
 from ._inputs import first_bad
 from .errors import InputError
 
 ERRORS = {
-    K.ERR_SIDE: ("side", "must be long or short (+1 / -1)"),
-    K.ERR_ENTRY: ("entry_price", "must be a finite number > 0"),
-    K.ERR_QTY: ("quantity", "must be a finite number > 0"),
-    K.ERR_LEV: ("leverage", "must be a finite number >= 1"),
-    K.ERR_LEV_MAX: ("leverage", "above the maximum leverage of the position's tier"),
-    K.ERR_MARGIN: ("margin", "must be a finite number > 0"),
-    K.ERR_LEV_MISSING: ("leverage", "required for isolated margin when margin is not given"),
-    K.ERR_WALLET: ("wallet_balance", "must be a finite number >= 0"),
-    K.ERR_MARK: ("mark_price", "must be a finite number > 0"),
-    K.ERR_MMR: ("maintenance_margin_rate", "must be a decimal rate in [0, 1)"),
-    K.ERR_AMOUNT: ("maintenance_amount", "must be a finite number"),
-    K.ERR_FEE: ("taker_fee_rate", "must be a decimal rate in [0, 1)"),
-    K.ERR_CSIZE: ("contract_size", "must be a finite number > 0"),
-    K.ERR_TOO_LARGE: ("quantity", "the position is larger than the last tier's cap"),
-    K.ERR_PARTIAL: (
+    _kernels.ERR_SIDE: ("side", "must be long or short (+1 / -1)"),
+    _kernels.ERR_ENTRY: ("entry_price", "must be a finite number > 0"),
+    _kernels.ERR_QTY: ("quantity", "must be a finite number > 0"),
+    _kernels.ERR_LEV: ("leverage", "must be a finite number >= 1"),
+    _kernels.ERR_LEV_MAX: ("leverage", "above the maximum leverage of the position's tier"),
+    _kernels.ERR_MARGIN: ("margin", "must be a finite number > 0"),
+    _kernels.ERR_LEV_MISSING: ("leverage", "required for isolated margin when margin is not given"),
+    _kernels.ERR_WALLET: ("wallet_balance", "must be a finite number >= 0"),
+    _kernels.ERR_MARK: ("mark_price", "must be a finite number > 0"),
+    _kernels.ERR_MMR: ("maintenance_margin_rate", "must be a decimal rate in [0, 1)"),
+    _kernels.ERR_AMOUNT: ("maintenance_amount", "must be a finite number"),
+    _kernels.ERR_FEE: ("taker_fee_rate", "must be a decimal rate in [0, 1)"),
+    _kernels.ERR_CSIZE: ("contract_size", "must be a finite number > 0"),
+    _kernels.ERR_TOO_LARGE: ("quantity", "the position is larger than the last tier's cap"),
+    _kernels.ERR_PARTIAL: (
         "tiers",
         "the position is beyond the known rows of a partial tier table; the exchange's further tiers are not "
         "known here, so none is invented: give the current table in `tiers`, or load it with "
         "`liqrisk tiers refresh` into LIQRISK_TIERS_DIR",
     ),
-    K.ERR_OTHER: ("other_positions", "must sum to finite maintenance margin and unrealised PnL"),
-    K.ERR_OVERFLOW: ("quantity", "quantity x price is outside the range that can be computed (overflow or underflow)"),
+    _kernels.ERR_OTHER: ("other_positions", "must sum to finite maintenance margin and unrealised PnL"),
+    _kernels.ERR_OVERFLOW: (
+        "quantity",
+        "quantity x price is outside the range that can be computed (overflow or underflow)",
+    ),
 }
 
 WARNINGS = {
-    K.W_TIER_CHANGED: (
+    _kernels.W_TIER_CHANGED: (
         "tier_changed",
         "the notional at the liquidation price falls in another tier than at entry; the liquidation price "
         "was solved with the tier at the liquidation price (Binance rule)",
     ),
-    K.W_NO_LIQUIDATION: (
+    _kernels.W_NO_LIQUIDATION: (
         "no_liquidation",
         "the margin covers the position's loss at any price (a long down to zero), so there is no liquidation price",
     ),
-    K.W_BEYOND_MARK: ("beyond_mark", "the mark price is already at or beyond the liquidation price"),
-    K.W_IMPLIED_LEVERAGE: (
+    _kernels.W_BEYOND_MARK: ("beyond_mark", "the mark price is already at or beyond the liquidation price"),
+    _kernels.W_IMPLIED_LEVERAGE: (
         "implied_leverage_above_max",
         "notional / margin exceeds the tier's maximum leverage; the exchange would not open this position",
     ),
-    K.W_RETIER_FAILED: (
+    _kernels.W_RETIER_FAILED: (
         "tier_not_consistent",
         "no tier is consistent at the liquidation price; the entry tier was used",
     ),
@@ -61,7 +64,7 @@ WARNINGS = {
 
 #: error codes of a position the tier table cannot price (past the last tier's cap, or past the known rows of
 #: a partial table): kind ``too_large``
-TOO_LARGE_CODES = (K.ERR_TOO_LARGE, K.ERR_PARTIAL)
+TOO_LARGE_CODES = (_kernels.ERR_TOO_LARGE, _kernels.ERR_PARTIAL)
 
 
 def raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, np.ndarray]) -> None:
@@ -71,7 +74,7 @@ def raise_first_error(codes: np.ndarray, shape: tuple[int, ...], a: dict[str, np
     i = int(np.argmax(codes != 0))
     field, message = ERRORS.get(int(codes[i]), ("body", "the position could not be computed"))
     where = first_bad((codes != 0).reshape(shape)) if shape else ""
-    if codes[i] == K.ERR_LEV_MAX:
+    if codes[i] == _kernels.ERR_LEV_MAX:
         lev = a["leverage"][0 if a["leverage"].size == 1 else i]
         message = f"{lev:g} is above the maximum leverage of the position's tier"
     kind = "too_large" if codes[i] in TOO_LARGE_CODES else "invalid"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels as K
+from . import _kernels
 from ._inputs import as_float, choice, side_array
 from .contracts import resolve_contract
 from .errors import InputError, as_input_error
@@ -91,10 +91,10 @@ def portfolio_liquidation(
         if np.array_equal(mmr_new, mmr_l):
             break
         if not warnings:
-            warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_TIER_CHANGED], strict=True)))
+            warnings.append(dict(zip(("code", "message"), WARNINGS[_kernels.W_TIER_CHANGED], strict=True)))
         mmr_l, amt_l = mmr_new, amt_new
     if np.any(np.isnan(lp)):
-        warnings.append(dict(zip(("code", "message"), WARNINGS[K.W_NO_LIQUIDATION], strict=True)))
+        warnings.append(dict(zip(("code", "message"), WARNINGS[_kernels.W_NO_LIQUIDATION], strict=True)))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = total_mm / margin_balance if margin_balance > 0 else np.nan
     return {

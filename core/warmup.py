@@ -11,8 +11,7 @@ import time
 import numba
 import numpy as np
 
-from . import _kernels as K
-from . import market
+from . import _kernels, market
 from ._inputs import side_codes_nb
 from .kernel_args import INPUT_FIELDS, kernel_arguments, table_arguments
 from .rulesets import get_ruleset
@@ -81,9 +80,9 @@ def warm_up(
         if config[-1] and not parallel:
             continue
         t0 = time.perf_counter()
-        out = K.empty_outputs(1)
+        out = _kernels.empty_outputs(1)
         args = kernel_arguments(1, inputs, table, out)
-        kernel = K.liquidation_kernel(*config)
+        kernel = _kernels.liquidation_kernel(*config)
         if run:
             kernel(*args)
         else:

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from core import tier_parsers as P
+from core import tier_parsers
 from core.tiers import TIER_FIELDS, document, parse_document
 
 DATA = Path(__file__).resolve().parent.parent / "core" / "data"
@@ -62,7 +62,7 @@ def binance(ref: Path) -> None:
         "distribution (file dated 2026-09-29), in Binance's response shape; brackets can differ per account "
         "(notionalCoef)"
     )
-    usdm = P.binance_usdm(json.loads(path.read_text()), as_of="2026-09-29", source=source)
+    usdm = tier_parsers.binance_usdm(json.loads(path.read_text()), as_of="2026-09-29", source=source)
     old = json.loads((DATA / "binance.json").read_text())["symbols"]["BTCUSD_PERP"]
     old["tiers"] = [[t[k] for k in TIER_FIELDS] if isinstance(t, dict) else t for t in old["tiers"]]
     coinm = parse_document({"symbols": {"BTCUSD_PERP": old}}, "binance")
@@ -89,7 +89,7 @@ def _snap(doc: dict, as_of: str) -> dict:
 def bybit(ref: Path) -> None:
     btc = json.loads((ref / "bybit_BTCUSDT.json").read_text())
     snap = _snap(btc, "2024-05-10")
-    tables = P.bybit(
+    tables = tier_parsers.bybit(
         {"retCode": 0, "result": {"category": "linear", "list": snap["raw"]}},
         as_of="2024-05-10",
         complete=False,
@@ -107,7 +107,7 @@ def bybit(ref: Path) -> None:
         }
         for r in rows
     ]
-    tables |= P.bybit(
+    tables |= tier_parsers.bybit(
         {"retCode": 0, "result": {"category": "linear", "list": v5}},
         as_of=eth["as_of"],
         complete=False,
@@ -124,7 +124,7 @@ def bybit(ref: Path) -> None:
         }
         for r in inv["raw"]
     ]
-    tables |= P.bybit(
+    tables |= tier_parsers.bybit(
         {"retCode": 0, "result": {"category": "inverse", "list": v5}},
         as_of=inv["as_of"],
         complete=False,
@@ -136,7 +136,7 @@ def bybit(ref: Path) -> None:
 def okx(ref: Path) -> None:
     doc = json.loads((ref / "okx_BTC-USDT-SWAP.json").read_text())
     rows = [r for r in doc["raw"] if r["tier"] == "1"]  # tier 100 is known too, but not the 98 between
-    tables = P.okx(
+    tables = tier_parsers.okx(
         {"code": "0", "msg": "", "data": [r | {"instId": "BTC-USDT-SWAP"} for r in rows]},
         ct_val=0.01,
         as_of=doc["as_of"],
@@ -149,7 +149,7 @@ def okx(ref: Path) -> None:
 def gate(ref: Path) -> None:
     doc = json.loads((ref / "gate_BTC_USDT.json").read_text())
     snap = _snap(doc, "2024-01-19")
-    tables = P.gate(
+    tables = tier_parsers.gate(
         snap["raw"],
         settle="usdt",
         contract="BTC_USDT",
@@ -179,7 +179,7 @@ def hyperliquid(ref: Path) -> None:
         universe.append(
             {"name": name, "maxLeverage": entry[1]["marginTiers"][0]["maxLeverage"], "marginTableId": len(universe)}
         )
-    tables = P.hyperliquid(
+    tables = tier_parsers.hyperliquid(
         {"universe": universe, "marginTables": margin_tables},
         as_of=None,
         source=(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import core
-from core import tier_parsers as P
+from core import tier_parsers
 from core.tiers import install_overlay, instrument
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tiers"
@@ -39,7 +39,7 @@ def rows(table) -> list[tuple[float, ...]]:
 
 
 def test_binance_usdm_parses_real_brackets() -> None:
-    out = P.binance_usdm(load("binance_fapi_v1_leverageBracket.json"), as_of="2026-09-29")
+    out = tier_parsers.binance_usdm(load("binance_fapi_v1_leverageBracket.json"), as_of="2026-09-29")
     assert len(out) == 9
     eth = out["ETHUSDT"].tiers
     assert rows(eth)[:2] == [(0, 300_000, 150, 0.004, 0), (300_000, 800_000, 100, 0.005, 300)]
@@ -55,7 +55,7 @@ def test_binance_usdm_parses_real_brackets() -> None:
 
 def test_binance_usdm_single_symbol_answer_is_one_object() -> None:
     answer = load("binance_fapi_v1_leverageBracket.json")[0]
-    out = P.binance_usdm(answer, as_of="2026-09-29")
+    out = tier_parsers.binance_usdm(answer, as_of="2026-09-29")
     assert list(out) == [answer["symbol"]]
 
 
@@ -63,14 +63,14 @@ def test_binance_reference_file_matches_packaged_tables() -> None:
     path = REFERENCE / "binance-usdm-leverageBracket-2026-09.json"
     if not path.is_file():
         pytest.skip(f"exchange reference data not found at {REFERENCE} (it ships beside the repo)")
-    out = P.binance_usdm(json.loads(path.read_text()), as_of="2026-09-29")
+    out = tier_parsers.binance_usdm(json.loads(path.read_text()), as_of="2026-09-29")
     assert len(out) == 907
     for sym, inst in out.items():
         assert rows(inst.tiers) == rows(instrument("binance", sym).tiers), sym
 
 
 def test_binance_coinm_reads_both_floor_spellings() -> None:
-    out = P.binance_coinm(load("binance_dapi_v2_leverageBracket.json"), as_of="2026-11-01")
+    out = tier_parsers.binance_coinm(load("binance_dapi_v2_leverageBracket.json"), as_of="2026-11-01")
     btc, eth = out["BTCUSD_PERP"], out["ETHUSD_PERP"]
     assert (btc.contract_type, btc.contract_size, btc.tiers.currency) == ("inverse", 100.0, "BTC")
     assert eth.contract_size == 10.0
@@ -92,7 +92,7 @@ def test_binance_malformed_rows_are_refused(mutate, message) -> None:
     answer = copy.deepcopy(load("binance_fapi_v1_leverageBracket.json"))
     mutate(answer)
     with pytest.raises(ValueError, match=message):
-        P.binance_usdm(answer, as_of="2026-09-29")
+        tier_parsers.binance_usdm(answer, as_of="2026-09-29")
 
 
 # --- Bybit -----------------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_binance_malformed_rows_are_refused(mutate, message) -> None:
 
 def test_bybit_pages_and_mm_deduction() -> None:
     pages = [load("bybit_v5_risk_limit_linear_page1.json"), load("bybit_v5_risk_limit_linear_page2.json")]
-    out = P.bybit(pages, as_of="2024-05-10")
+    out = tier_parsers.bybit(pages, as_of="2024-05-10")
     assert set(out) == {"BTCUSDT", "ETHUSDT"}
     assert rows(out["BTCUSDT"].tiers) == [(0, 2_000_000, 100, 0.005, 0), (2_000_000, 2_600_000, 90, 0.0056, 0)]
     eth = out["ETHUSDT"].tiers
@@ -113,7 +113,7 @@ def test_bybit_pages_and_mm_deduction() -> None:
 
 
 def test_bybit_percent_rates_of_the_docs_example_are_read_as_percent() -> None:
-    out = P.bybit(load("bybit_v5_risk_limit_inverse_docs_example.json"), as_of="2022-12-26")
+    out = tier_parsers.bybit(load("bybit_v5_risk_limit_inverse_docs_example.json"), as_of="2022-12-26")
     inst = out["BTCUSD"]
     assert (inst.contract_type, inst.contract_size, inst.tiers.currency) == ("inverse", 1.0, "BTC")
     assert list(inst.tiers.mmr) == [0.005, 0.01, 0.015]
@@ -123,22 +123,22 @@ def test_bybit_percent_rates_of_the_docs_example_are_read_as_percent() -> None:
 def test_bybit_errors_and_empty_answer() -> None:
     page = load("bybit_v5_risk_limit_linear_page1.json")
     with pytest.raises(ValueError, match="retCode: 10001"):
-        P.bybit({"retCode": 10001, "retMsg": "params error", "result": {}}, as_of="2024-05-10")
+        tier_parsers.bybit({"retCode": 10001, "retMsg": "params error", "result": {}}, as_of="2024-05-10")
     empty = copy.deepcopy(page)
     empty["result"]["list"] = []
     with pytest.raises(ValueError, match="empty answer"):
-        P.bybit(empty, as_of="2024-05-10")
+        tier_parsers.bybit(empty, as_of="2024-05-10")
     bad = copy.deepcopy(page)
     bad["result"]["list"][1]["riskLimitValue"] = "n/a"
     with pytest.raises(ValueError, match=r"list\[1\]\.riskLimitValue"):
-        P.bybit(bad, as_of="2024-05-10")
+        tier_parsers.bybit(bad, as_of="2024-05-10")
 
 
 # --- OKX, Gate, Hyperliquid -----------------------------------------------------------------------------
 
 
 def test_okx_contracts_converted_with_ct_val() -> None:
-    out = P.okx(load("okx_position_tiers_btc_usdt.json"), ct_val=0.01, as_of="2022-02-11")
+    out = tier_parsers.okx(load("okx_position_tiers_btc_usdt.json"), ct_val=0.01, as_of="2022-02-11")
     t = out["BTC-USDT-SWAP"].tiers
     assert t.basis == "quantity" and t.upper_inclusive
     assert rows(t) == [(0, 5, 125, 0.004, 0), (5, 10, 100, 0.005, 0)]  # 500 contracts x 0.01 BTC = 5 BTC
@@ -147,32 +147,36 @@ def test_okx_contracts_converted_with_ct_val() -> None:
 def test_okx_gap_and_missing_ct_val_are_refused() -> None:
     answer = load("okx_position_tiers_btc_usdt.json")
     with pytest.raises(ValueError, match="ctVal"):
-        P.okx(answer, ct_val={}, as_of="2022-02-11")
+        tier_parsers.okx(answer, ct_val={}, as_of="2022-02-11")
     gap = copy.deepcopy(answer)
     gap["data"][1]["minSz"] = "972001"
     with pytest.raises(ValueError, match="missing tiers"):
-        P.okx(gap, ct_val=0.01, as_of="2022-02-11")
+        tier_parsers.okx(gap, ct_val=0.01, as_of="2022-02-11")
     with pytest.raises(ValueError, match="code: 51000"):
-        P.okx({"code": "51000", "msg": "Parameter instFamily error", "data": []}, ct_val=0.01, as_of="2022-02-11")
+        tier_parsers.okx(
+            {"code": "51000", "msg": "Parameter instFamily error", "data": []}, ct_val=0.01, as_of="2022-02-11"
+        )
 
 
 def test_gate_graded_deduction_given_or_derived() -> None:
-    real = P.gate(load("gate_risk_limit_tiers_btc_usdt.json"), settle="usdt", contract="BTC_USDT", as_of="2024-01-19")
+    real = tier_parsers.gate(
+        load("gate_risk_limit_tiers_btc_usdt.json"), settle="usdt", contract="BTC_USDT", as_of="2024-01-19"
+    )
     # rows without `deduction`: Gate's graded margin, d2 = 1,000,000 x (0.8 % - 0.4 %)
     assert rows(real["BTC_USDT"].tiers) == [(0, 1_000_000, 125, 0.004, 0), (1_000_000, 2_000_000, 83.33, 0.008, 4000)]
     pages = load("gate_risk_limit_tiers_usdt_all_page1.json") + load("gate_risk_limit_tiers_usdt_all_page2.json")
-    eth = P.gate(pages, settle="usdt", as_of="2026-11-01")["ETH_USDT"].tiers
+    eth = tier_parsers.gate(pages, settle="usdt", as_of="2026-11-01")["ETH_USDT"].tiers
     assert list(eth.amount) == [0, 1250, 3750] and eth.upper_inclusive
     with pytest.raises(ValueError, match="contract: missing"):
-        P.gate(load("gate_risk_limit_tiers_btc_usdt.json"), settle="usdt", as_of="2024-01-19")
+        tier_parsers.gate(load("gate_risk_limit_tiers_btc_usdt.json"), settle="usdt", as_of="2024-01-19")
 
 
 def test_hyperliquid_meta_margin_tables() -> None:
-    out = P.hyperliquid(load("hyperliquid_info_meta.json"), as_of="2026-11-01")
+    out = tier_parsers.hyperliquid(load("hyperliquid_info_meta.json"), as_of="2026-11-01")
     assert set(out) == {"BTC", "ETH", "SOL", "XYZ"}  # the delisted asset is skipped
     btc = out["BTC"].tiers
-    assert rows(btc) == [(0, 150e6, 40, 0.0125, 0), (150e6, P.NO_CAP, 20, 0.025, 1_875_000)]
-    assert rows(out["XYZ"].tiers) == [(0, P.NO_CAP, 3, 1 / 6, 0)]  # no margin table: one tier
+    assert rows(btc) == [(0, 150e6, 40, 0.0125, 0), (150e6, tier_parsers.NO_CAP, 20, 0.025, 1_875_000)]
+    assert rows(out["XYZ"].tiers) == [(0, tier_parsers.NO_CAP, 3, 1 / 6, 0)]  # no margin table: one tier
     for sym in ("BTC", "ETH", "SOL"):
         assert rows(out[sym].tiers) == rows(instrument("hyperliquid", sym).tiers)
 
@@ -216,7 +220,7 @@ def test_partial_table_refuses_beyond_known_rows() -> None:
 
 
 def test_overlay_takes_precedence_and_resets() -> None:
-    doc = P.okx(load("okx_position_tiers_btc_usdt.json"), ct_val=0.01, as_of="2026-11-30")
+    doc = tier_parsers.okx(load("okx_position_tiers_btc_usdt.json"), ct_val=0.01, as_of="2026-11-30")
     try:
         install_overlay({"okx": doc})
         res = core.liquidation_price(exchange="okx", symbol="BTC-USDT-SWAP", side="long", entry_price=50_000,

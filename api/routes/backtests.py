@@ -77,10 +77,10 @@ def _source(data: dict[str, Any]) -> bytes | None:
 
 
 def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=None):
-    from .. import jobs as J
+    from .. import jobs
 
-    wait = J.wait_seconds(request.args.get("wait"))
-    queue = J.require()
+    wait = jobs.wait_seconds(request.args.get("wait"))
+    queue = jobs.require()
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ApiError(422, "Idempotency-Key: 1 to 255 characters", {"Idempotency-Key": ["1 to 255 characters"]})
@@ -91,9 +91,9 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
         if exc.status != 429:
             raise
         return problem(429, exc.detail, exc.errors, headers={"Retry-After": "5"})  # a job may have finished by then
-    if wait > 0 and job["status"] not in J.FINAL:
+    if wait > 0 and job["status"] not in jobs.FINAL:
         job = queue.wait(job["id"], wait) or job
-    resp = respond(job, 200 if job["status"] in J.FINAL and wait > 0 else 202)
+    resp = respond(job, 200 if job["status"] in jobs.FINAL and wait > 0 else 202)
     resp.headers["Location"] = f"/v1/jobs/{job['id']}"
     return resp
 

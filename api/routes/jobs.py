@@ -40,6 +40,6 @@ def cancel_job(id: str):  # noqa: A002
 
 @bp.get("/datasets")
 def datasets():
-    from backtest import datasets as DS
+    from backtest import datasets
 
-    return respond({"datasets": [DS.SYNTHETIC, *DS.discover(current_app.config["DATA_DIR"])]})
+    return respond({"datasets": [datasets.SYNTHETIC, *datasets.discover(current_app.config["DATA_DIR"])]})

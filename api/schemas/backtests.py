@@ -13,8 +13,7 @@ import numpy as np
 from flask import current_app, has_app_context
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from backtest import datasets as DS
-from backtest import params as P
+from backtest import datasets, params
 
 from .base import Base, Number, StrictBoolean, Text, exchange_field, one_of
 
@@ -24,23 +23,23 @@ def _bars(lo: int, hi: int) -> fields.Integer:
 
 
 def _number(name: str, lo: float, hi: float) -> fields.Field:
-    if name in P.WHOLE_BARS:
+    if name in params.WHOLE_BARS:
         return _bars(int(lo), int(hi))
-    rng = validate.Range(min=lo, max=hi, min_inclusive=name not in P.POSITIVE)
-    return Number(validate=rng, allow_none=name in P.NULLABLE)
+    rng = validate.Range(min=lo, max=hi, min_inclusive=name not in params.POSITIVE)
+    return Number(validate=rng, allow_none=name in params.NULLABLE)
 
 
 #: every field optional (defaults from the strategy), numbers and ranges from :mod:`backtest.params`
 StrategySchema = Base.from_dict(
     {
-        **{name: one_of(*allowed) for name, allowed in P.CHOICES.items()},
+        **{name: one_of(*allowed) for name, allowed in params.CHOICES.items()},
         "entry_rule": fields.String(allow_none=True, validate=validate.Length(min=1, max=2000)),
         "exit_rule": fields.String(allow_none=True, validate=validate.Length(min=1, max=2000)),
         "entry_times": fields.List(Text(), allow_none=True, validate=validate.Length(min=1, max=100_000)),
         "exit_times": fields.List(Text(), allow_none=True, validate=validate.Length(min=1, max=100_000)),
-        "exchange": exchange_field(load_default=P.DEFAULTS["exchange"]),
+        "exchange": exchange_field(load_default=params.DEFAULTS["exchange"]),
         "symbol": Text(),
-        **{name: _number(name, lo, hi) for name, (lo, hi) in P.RANGES.items()},
+        **{name: _number(name, lo, hi) for name, (lo, hi) in params.RANGES.items()},
     },
     name="StrategySchema",
 )
@@ -69,7 +68,7 @@ class DatasetSchema(Base):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     bars = _bars(100, 2_000_000)
-    timeframe = one_of(*DS.TIMEFRAMES)
+    timeframe = one_of(*datasets.TIMEFRAMES)
     seed = _bars(0, 2**31 - 1)
     symbol = Text()
     start = IsoTime(validate=validate.Length(max=40))
@@ -85,7 +84,7 @@ class DatasetSchema(Base):
                 raise ValidationError(f"synthetic: one of {', '.join(SYNTHETIC_TIMEFRAMES)}", "timeframe")
             return
         root = current_app.config.get("DATA_DIR", "") if has_app_context() else ""
-        listed = DS.discover(root)
+        listed = datasets.discover(root)
         if data["name"] not in {d["name"] for d in listed}:
             names = ", ".join(sorted({"synthetic"} | {d["name"] for d in listed}))
             raise ValidationError(f"unknown dataset; GET /v1/datasets lists them ({names})", "name")
@@ -95,7 +94,7 @@ class DatasetSchema(Base):
         for k in ("symbol", "timeframe"):
             if k not in data:
                 raise ValidationError("required for a named dataset", k)
-        if DS.find(root, data["name"], data["symbol"], data["timeframe"]) is None:
+        if datasets.find(root, data["name"], data["symbol"], data["timeframe"]) is None:
             have = ", ".join(f"{d['symbol']} {d['timeframe']}" for d in listed if d["name"] == data["name"])
             raise ValidationError(f"not in {data['name']} (it has {have})", "symbol")
 
@@ -166,21 +165,21 @@ class BacktestSchema(Base):
 
 def check_strategy(cfg: dict) -> None:
     """The cross-field rules of :func:`backtest.run.strategy` (raised as ValidationError naming the field)."""
-    mode = cfg.get("size_mode", P.DEFAULTS["size_mode"])
-    if mode == "fraction" and cfg.get("size_value", P.DEFAULTS["size_value"]) > 1:
+    mode = cfg.get("size_mode", params.DEFAULTS["size_mode"])
+    if mode == "fraction" and cfg.get("size_value", params.DEFAULTS["size_value"]) > 1:
         raise ValidationError("at most 1 (fraction of equity posted as margin)", "size_value")
     if mode == "risk":
-        stop = cfg["stop_pct"] if "stop_pct" in cfg else P.DEFAULTS["stop_pct"]
+        stop = cfg["stop_pct"] if "stop_pct" in cfg else params.DEFAULTS["stop_pct"]
         if not (stop or 0) > 0:
             raise ValidationError("required with size_mode=risk", "stop_pct")
-    model = cfg.get("slippage_model", P.DEFAULTS["slippage_model"])
-    if model == "fixed" and cfg.get("slippage", P.DEFAULTS["slippage"]) > P.MAX_FIXED_SLIPPAGE:
-        most = P.MAX_FIXED_SLIPPAGE
+    model = cfg.get("slippage_model", params.DEFAULTS["slippage_model"])
+    if model == "fixed" and cfg.get("slippage", params.DEFAULTS["slippage"]) > params.MAX_FIXED_SLIPPAGE:
+        most = params.MAX_FIXED_SLIPPAGE
         raise ValidationError(f"at most {most} (decimal of price) with slippage_model=fixed", "slippage")
 
 
 #: the strategy fields a sweep grid may vary
-GRID_FIELDS = tuple(P.RANGES)
+GRID_FIELDS = tuple(params.RANGES)
 
 
 class SweepSchema(Base):

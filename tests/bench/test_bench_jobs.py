@@ -122,7 +122,7 @@ def _sweep(base: str, body: dict) -> tuple[dict, float]:
 
 
 def test_sweep_1000_over_http_vs_in_process(benchmark, queue):
-    from backtest import data as D
+    from backtest import data
     from backtest.run import sweep
     from core.jsonable import to_jsonable
 
@@ -130,7 +130,7 @@ def test_sweep_1000_over_http_vs_in_process(benchmark, queue):
     workers(os.cpu_count() or 1)
     body = {"dataset": _ds("5m"), "grid": GRID, "strategy": {"symbol": "SOLUSDT"}, "top": 1000}
     job, seconds = benchmark.pedantic(_sweep, args=(base, body), rounds=1, iterations=1)
-    frame, _, _ = D.load_dataset(str(SHARED_DATA / DATASET), "SOL", "5m")
+    frame, _, _ = data.load_dataset(str(SHARED_DATA / DATASET), "SOL", "5m")
     frame = frame.loc["2025-01-01":"2025-12-31"]
     t0 = time.perf_counter()
     table = sweep(frame, GRID, {"symbol": "SOLUSDT"})

@@ -14,12 +14,12 @@ import uuid
 import pytest
 from jobkit import ROOT, RedisServer, Worker, free_port, make_app, wait_for, worker_env
 
-from backtest import queue as Q
+from backtest import queue
 
 
 def _running(client, job_id: str, timeout: float = 60) -> dict[str, str]:
     """The job record once a worker has started the job."""
-    store = Q.JobStore.from_url(client.application.config["BROKER_URL"], 60)
+    store = queue.JobStore.from_url(client.application.config["BROKER_URL"], 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rec = store.get(job_id) or {}
@@ -60,7 +60,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_result_is_the_same(tmp_path
         job = wait_for(client, job_id, timeout=90)
         assert job["status"] == "succeeded", job
         survivor = next(w for w in workers if w is not victim)
-        store = Q.JobStore.from_url(server.url, 60)
+        store = queue.JobStore.from_url(server.url, 60)
         assert store.get(job_id)["worker"] == survivor.name
         assert int(store.get(job_id)[f"attempts:{job_id}"]) == 2
         again = client.post("/v1/backtests?wait=30", json=body).json
@@ -92,15 +92,15 @@ def test_a_poisoned_job_stops_after_bounded_retries(cluster):
     """A task that kills its pool process every time: Celery requeues it (reject_on_worker_lost), and after
     LIQRISK_JOB_MAX_ATTEMPTS starts the job fails with a problem instead of looping."""
     server, _worker, app, _data = cluster
-    store = Q.JobStore.from_url(server.url, 600)
+    store = queue.JobStore.from_url(server.url, 600)
     job_id = uuid.uuid4().hex
     store.create(job_id, "backtest", {}, "test")
-    Q.celery_app(server.url, 600, 120, 60).send_task("tests.poison", args=[job_id], task_id=job_id)
+    queue.celery_app(server.url, 600, 120, 60).send_task("tests.poison", args=[job_id], task_id=job_id)
     client = app.test_client()
     job = wait_for(client, job_id, timeout=90)
     assert job["status"] == "failed" and job["error"]["status"] == 500, job
     assert "poisoned" in job["error"]["errors"]["job"][0]
-    assert int(store.get(job_id)[f"attempts:{job_id}"]) == Q.settings()["max_attempts"] + 1
+    assert int(store.get(job_id)[f"attempts:{job_id}"]) == queue.settings()["max_attempts"] + 1
     ok = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}}).json
     assert ok["status"] == "succeeded"  # the worker is still there
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from jobkit import ROOT, make_app, wait_for
 
-from backtest import queue as Q
+from backtest import queue
 from backtest.run import overfitting, run_backtest, sweep
 from backtest.synthetic import synthetic_market
 from core.jsonable import to_jsonable
@@ -79,7 +79,7 @@ def test_sweep_chunks_combine_into_the_in_process_table(cluster):
     }
     r = client.post("/v1/sweeps", json={"dataset": {"name": "synthetic", "bars": 3000}, "grid": grid, "split": 0.7})
     assert r.status_code == 202, r.json
-    assert int(Q.JobStore.from_url(cluster[0].url, 60).get(r.json["id"])["chunks"]) == 12  # 24 rows, 2 per chunk
+    assert int(queue.JobStore.from_url(cluster[0].url, 60).get(r.json["id"])["chunks"]) == 12  # 24 rows, 2 per chunk
     job = wait_for(client, r.json["id"])
     assert job["status"] == "succeeded", job
     res = job["result"]
@@ -167,7 +167,7 @@ def test_unknown_jobs_are_404_and_records_expire(cluster, client):
         assert r.status_code == 404 and "id" in r.json["errors"]
         assert client.delete(f"/v1/jobs/{job_id}").status_code == 404
     r = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
-    store = Q.JobStore.from_url(cluster[0].url, 60)
+    store = queue.JobStore.from_url(cluster[0].url, 60)
     assert 0 < store.r.ttl(store.key(r.json["id"])) <= cluster[2].config["JOB_RESULT_TTL"]
 
 
