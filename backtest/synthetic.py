@@ -26,7 +26,7 @@ from numba import njit
 
 import core
 
-from .data import timeframe_seconds
+from .loaders import timeframe_seconds
 
 LEVERAGE_MIX = np.array([10.0, 20.0, 25.0, 50.0, 100.0])
 LEVERAGE_WEIGHTS = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
