@@ -10,6 +10,7 @@ Murphy's decomposition, isotonic band cut-offs) in :func:`calibration_report`; :
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -88,23 +89,26 @@ def calibration_report(
 
 
 def _settings(samples: pd.DataFrame, skipped: dict[str, int], options: dict[str, Any]) -> dict[str, Any]:
-    lam = options.get("lam", 0.94)
+    """The run's settings: the options given, else :func:`calibration_samples`'s own defaults."""
+    defaults = {k: v.default for k, v in inspect.signature(calibration_samples).parameters.items()}
+    opt = {**defaults, **options}
+    lam = opt["lam"]
     return {
-        "exchange": options.get("exchange", "binance"),
-        "timeframe": options.get("timeframe", "1h"),
+        "exchange": opt["exchange"],
+        "timeframe": opt["timeframe"],
         "start": str(samples["time"].min()) if len(samples) else None,
         "end": str(samples["time"].max()) if len(samples) else None,
         "predictions": int(len(samples)),
-        "horizons_hours": [float(h) for h in options.get("horizons_hours", (24.0, 168.0))],
-        "leverages": [float(v) for v in options.get("leverages", (2.0, 3.0, 5.0, 10.0, 20.0, 50.0))],
-        "sides": list(options.get("sides", ("long", "short"))),
-        "step": int(options.get("step", 1)),
-        "notional": float(options.get("notional", 10_000.0)),
+        "horizons_hours": [float(h) for h in opt["horizons_hours"]],
+        "leverages": [float(v) for v in opt["leverages"]],
+        "sides": list(opt["sides"]),
+        "step": int(opt["step"]),
+        "notional": float(opt["notional"]),
         "volatility": {"method": "ewma", "lambda": lam, "window_bars": ewma_window(lam), "series": "mark_close"},
-        "warmup_bars": ewma_window(lam) if options.get("warmup") is None else int(options["warmup"]),
-        "monitoring_minutes": options.get("monitoring_minutes"),
-        "paths": int(options.get("paths", 1_000)),
-        "seed": int(options.get("seed", 0)),
+        "warmup_bars": ewma_window(lam) if opt["warmup"] is None else int(opt["warmup"]),
+        "monitoring_minutes": opt["monitoring_minutes"],
+        "paths": int(opt["paths"]),
+        "seed": int(opt["seed"]),
         "skipped": skipped,
     }
 

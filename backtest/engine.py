@@ -57,6 +57,8 @@ from numba import njit
 
 import core
 
+from .params import SIM_DEFAULTS
+
 REASONS = ("signal", "stop", "take_profit", "time", "liquidation", "end")
 R_SIGNAL, R_STOP, R_TP, R_TIME, R_LIQ, R_END = range(6)
 # column status: running; waiting for an entry's liquidation price; waiting for a re-price after a margin change;
@@ -332,6 +334,8 @@ def _col(x: Any, ncol: int, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dtype), (ncol,)))
 
 
+#: the simulator's ``side`` for each of the strategy's words
+SIDES = {"long": 1, "short": -1}
 TRIGGERS = ("last", "mark")
 SLIPPAGE_MODELS = ("fixed", "range")
 
@@ -355,24 +359,24 @@ def simulate(
     entries: np.ndarray,
     exits: np.ndarray,
     *,
-    side: Any = 1,
-    leverage: Any = 3.0,
-    stop_pct: Any = np.nan,
-    take_profit_pct: Any = np.nan,
-    time_stop: Any = 0,
-    size_mode: str = "fraction",
-    size_value: Any = 0.5,
+    side: Any = SIDES[SIM_DEFAULTS["side"]],
+    leverage: Any = SIM_DEFAULTS["leverage"],
+    stop_pct: Any = SIM_DEFAULTS["stop_pct"],
+    take_profit_pct: Any = SIM_DEFAULTS["take_profit_pct"],
+    time_stop: Any = SIM_DEFAULTS["time_stop"],
+    size_mode: str = SIM_DEFAULTS["size_mode"],
+    size_value: Any = SIM_DEFAULTS["size_value"],
     sig_col: Any = None,
     exit_col: Any = None,
-    init_cash: float = 10_000.0,
-    fee_rate: float = 0.0005,
-    slippage: float = 0.0002,
-    slippage_model: str = "fixed",
-    liquidation_fee_rate: float = 0.0125,
-    stop_trigger: str = "last",
-    liquidation_trigger: str = "mark",
-    exchange: str = "binance",
-    symbol: str | None = "BTCUSDT",
+    init_cash: float = SIM_DEFAULTS["init_cash"],
+    fee_rate: float = SIM_DEFAULTS["fee_rate"],
+    slippage: float = SIM_DEFAULTS["slippage"],
+    slippage_model: str = SIM_DEFAULTS["slippage_model"],
+    liquidation_fee_rate: float = SIM_DEFAULTS["liquidation_fee_rate"],
+    stop_trigger: str = SIM_DEFAULTS["stop_trigger"],
+    liquidation_trigger: str = SIM_DEFAULTS["liquidation_trigger"],
+    exchange: str = SIM_DEFAULTS["exchange"],
+    symbol: str | None = SIM_DEFAULTS["symbol"],
     maintenance_margin_rate: float | None = None,
     deadline: float | None = None,
 ) -> SimResult:
@@ -384,7 +388,9 @@ def simulate(
     ``leverage``, ``stop_pct``/``take_profit_pct``
     (decimal distance from entry; NaN or 0 = none), ``time_stop`` (bars; 0 = none), ``size_value``.
     ``exchange``/``symbol`` (or ``maintenance_margin_rate``) select the liquidation rules of :mod:`core`.
-    ``deadline`` (``time.monotonic()`` value) raises ``TimeoutError`` when passed between rounds.
+    Defaults: the strategy's, :data:`backtest.params.SIM_DEFAULTS` (``side`` +1 for ``long``); pass ``stop_pct``,
+    ``take_profit_pct`` NaN and ``time_stop`` 0 for none. ``deadline`` (``time.monotonic()`` value) raises
+    ``TimeoutError`` when passed between rounds.
     """
     t0 = time.perf_counter()
     o = np.ascontiguousarray(frame["open"], dtype=np.float64)

@@ -216,7 +216,7 @@ def run_backtest(
     ext = np.asarray(own_exits, dtype=bool).reshape(len(frame), -1)
     res = E.simulate(
         bar_arrays(frame), ent, ext,
-        side=1 if cfg["side"] == "long" else -1, leverage=cfg["leverage"], stop_pct=cfg["stop_pct"],
+        side=E.SIDES[cfg["side"]], leverage=cfg["leverage"], stop_pct=cfg["stop_pct"],
         take_profit_pct=cfg["take_profit_pct"], time_stop=cfg["time_stop"], size_value=cfg["size_value"],
         deadline=deadline, **_sim_kwargs(cfg),
     )  # fmt: skip

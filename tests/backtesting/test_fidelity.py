@@ -14,6 +14,15 @@ from backtest import expressions as X
 from backtest import run as R
 from backtest.synthetic import synthetic_market
 
+#: the simulator's defaults are the strategy's (backtest.params.SIM_DEFAULTS); these tests start from a bare
+#: position instead: no stop, no take profit, no time stop, half the equity as margin
+BARE = {"stop_pct": np.nan, "take_profit_pct": np.nan, "time_stop": 0, "size_value": 0.5}
+
+
+def simulate(*args, **kwargs):
+    return E.simulate(*args, **{**BARE, **kwargs})
+
+
 NO_COSTS = {"fee_rate": 0.0, "slippage": 0.0, "liquidation_fee_rate": 0.0}
 
 
@@ -43,7 +52,7 @@ def test_a_mark_open_beyond_the_liquidation_price_liquidates_at_once():
     n = 8
     m = market(n)
     m["mark_open"][4] = 85.0  # gap on mark; last opens at 100, the 5 % stop is never touched on last
-    r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
+    r = simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
     assert reason(r) == "liquidation" and r.trades[0, E.T_EXIT_BAR] == 4
 
 
@@ -53,7 +62,7 @@ def test_a_last_open_beyond_the_stop_fills_at_the_open():
     o[4] = 93.0
     m = market(n, open=o, low=o - 1, high=o + 1)
     m["mark_open"][4] = m["mark_low"][4] = 99.0  # mark stays far from the liquidation price
-    r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
+    r = simulate(m, signal(n, 1), signal(n), side=1, leverage=10, stop_pct=0.05, size_value=0.5, **NO_COSTS)
     assert reason(r) == "stop" and r.trades[0, E.T_EXIT] == pytest.approx(93.0)
 
 
@@ -62,16 +71,16 @@ def test_triggers_are_configurable():
     m = market(n)
     m["low"][4] = 80.0  # a last-price wick only
     kw = {"side": 1, "leverage": 10, "size_value": 0.5, **NO_COSTS}
-    assert E.simulate(m, signal(n, 1), signal(n), **kw).state[0, E.S_LIQS] == 0
-    r = E.simulate(m, signal(n, 1), signal(n), liquidation_trigger="last", **kw)
+    assert simulate(m, signal(n, 1), signal(n), **kw).state[0, E.S_LIQS] == 0
+    r = simulate(m, signal(n, 1), signal(n), liquidation_trigger="last", **kw)
     assert reason(r) == "liquidation"
     m2 = market(n)
     m2["mark_low"][4] = 94.0  # a mark-price wick only: the stop triggers on mark when asked
-    assert E.simulate(m2, signal(n, 1), signal(n), stop_pct=0.05, **kw).trades[0, E.T_EXIT_BAR] == n - 1
-    r = E.simulate(m2, signal(n, 1), signal(n), stop_pct=0.05, stop_trigger="mark", **kw)
+    assert simulate(m2, signal(n, 1), signal(n), stop_pct=0.05, **kw).trades[0, E.T_EXIT_BAR] == n - 1
+    r = simulate(m2, signal(n, 1), signal(n), stop_pct=0.05, stop_trigger="mark", **kw)
     assert reason(r) == "stop" and r.trades[0, E.T_EXIT] == pytest.approx(95.0)
     with pytest.raises(ValueError, match="stop_trigger"):
-        E.simulate(m, signal(n, 1), signal(n), stop_trigger="index", **kw)
+        simulate(m, signal(n, 1), signal(n), stop_trigger="index", **kw)
 
 
 def test_range_slippage_and_the_end_of_data_close_pays_slippage():
@@ -79,16 +88,16 @@ def test_range_slippage_and_the_end_of_data_close_pays_slippage():
     high = np.full(n, 104.0)
     low = np.full(n, 98.0)
     m = market(n, high=high, low=low)
-    r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=2, size_value=0.5, fee_rate=0.0, slippage=0.1,
+    r = simulate(m, signal(n, 1), signal(n), side=1, leverage=2, size_value=0.5, fee_rate=0.0, slippage=0.1,
                    slippage_model="range", liquidation_fee_rate=0.0)  # fmt: skip
     (t,) = r.trades
     assert t[E.T_ENTRY] == pytest.approx(100.0 * (1 + 0.1 * 6.0 / 100.0))
     assert reason(r) == "end" and t[E.T_EXIT] == pytest.approx(100.0 * (1 - 0.1 * 6.0 / 100.0))
-    r = E.simulate(m, signal(n, 1), signal(n), side=-1, leverage=2, size_value=0.5, fee_rate=0.0, slippage=0.001,
+    r = simulate(m, signal(n, 1), signal(n), side=-1, leverage=2, size_value=0.5, fee_rate=0.0, slippage=0.001,
                    liquidation_fee_rate=0.0)  # fmt: skip
     assert r.trades[0, E.T_EXIT] == pytest.approx(100.0 * 1.001)  # a short buys back above the close
     with pytest.raises(ValueError, match="slippage_model"):
-        E.simulate(m, signal(n, 1), signal(n), slippage_model="sqrt")
+        simulate(m, signal(n, 1), signal(n), slippage_model="sqrt")
 
 
 # 2. funding as the exchange settles it ---------------------------------------------------------------------------
@@ -99,7 +108,7 @@ def test_funding_is_taken_from_the_margin_and_the_liquidation_price_repriced_by_
     f = np.full(n, np.nan)
     f[4] = f[8] = 0.004
     m = market(n, funding_rate=f)
-    r = E.simulate(m, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
+    r = simulate(m, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
     (t,) = r.trades
     qty, entry = t[E.T_QTY], t[E.T_ENTRY]
     paid = 2 * qty * 100.0 * 0.004
@@ -110,11 +119,11 @@ def test_funding_is_taken_from_the_margin_and_the_liquidation_price_repriced_by_
     # a wick between the entry's liquidation price and the one after funding: liquidated (re-priced in time)
     m2 = market(n, funding_rate=f)
     m2["mark_low"][10] = (t[E.T_LP_ENTRY] + t[E.T_LP]) / 2
-    r2 = E.simulate(m2, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
+    r2 = simulate(m2, signal(n, 1), signal(n), side=1, leverage=10, size_value=0.5, **NO_COSTS)
     assert reason(r2) == "liquidation" and r2.trades[0, E.T_EXIT_BAR] == 10 and r2.state[0, E.S_REPRICES] >= 1
     assert r2.trades[0, E.T_EXIT] == pytest.approx(lp, rel=1e-12)
     # a short receives: its margin grows and its liquidation price moves away
-    r = E.simulate(m, signal(n, 1), signal(n), side=-1, leverage=10, size_value=0.5, **NO_COSTS)
+    r = simulate(m, signal(n, 1), signal(n), side=-1, leverage=10, size_value=0.5, **NO_COSTS)
     assert r.trades[0, E.T_LP] > r.trades[0, E.T_LP_ENTRY]
 
 
@@ -124,7 +133,7 @@ def test_a_fill_at_the_open_of_a_funding_bar_same_rule_on_entry_and_exit():
     f[2] = f[6] = 0.001
     m = market(n, funding_rate=f)
     # enters at bar 2's open (funding bar: not charged), exits at bar 6's open (funding bar: charged)
-    r = E.simulate(m, signal(n, 1), signal(n, 5), side=1, leverage=2, size_value=0.5, **NO_COSTS)
+    r = simulate(m, signal(n, 1), signal(n, 5), side=1, leverage=2, size_value=0.5, **NO_COSTS)
     (t,) = r.trades
     assert (t[E.T_ENTRY_BAR], t[E.T_EXIT_BAR]) == (2, 6)
     assert t[E.T_FUNDING] == pytest.approx(t[E.T_QTY] * 100.0 * 0.001)
@@ -143,7 +152,7 @@ def test_coarse_bars_sum_every_funding_event_at_its_own_time_and_mark():
     assert frame["funding_open"].iloc[1] == pytest.approx(r[0] * 100.0)
     assert frame["funding_inside"].iloc[1] == pytest.approx(r[1] * (100 + 10 / 3) + r[2] * (100 + 20 / 3))
     bars = R.bar_arrays(frame)
-    res = E.simulate(bars, signal(4, 0), signal(4), side=1, leverage=2, size_value=0.5, **NO_COSTS)
+    res = simulate(bars, signal(4, 0), signal(4), side=1, leverage=2, size_value=0.5, **NO_COSTS)
     qty = res.trades[0, E.T_QTY]
     # entered at day 2's open (after its 00:00 event), held through the others
     want = qty * (bars["funding_inside"][1] + bars["funding_open"][2] + bars["funding_inside"][2]

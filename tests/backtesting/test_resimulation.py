@@ -125,7 +125,7 @@ def test_engine_agrees_with_an_independent_loop_trade_by_trade(sol_1h, side, lev
     entries = R.X.evaluate(sign, R.X.frame_columns(frame))
     exits = R.X.evaluate(f"funding_rate * {side} > 0.0002", R.X.frame_columns(frame))
     res = E.simulate(bars, entries, exits, side=side, leverage=lev, stop_pct=stop, time_stop=48, size_value=size,
-                     fee_rate=FEE, slippage=SLIP, liquidation_fee_rate=LIQ_FEE, init_cash=CASH,
+                     take_profit_pct=np.nan, fee_rate=FEE, slippage=SLIP, liquidation_fee_rate=LIQ_FEE, init_cash=CASH,
                      symbol="SOLUSDT")  # fmt: skip
     want, cash = resimulate(bars, entries, exits, side, lev, stop, 48, size, "SOLUSDT")
     got = res.trades

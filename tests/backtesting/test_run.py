@@ -111,7 +111,7 @@ def test_10_oct_2025_crash_liquidates_a_10x_sol_long_at_core_price(shared_data):
     en, ex = _force(frame, "2025-10-10 12:00", "2025-10-11 00:00")
     bars = R.bar_arrays(frame)
     res = E.simulate(bars, en, ex, side=1, leverage=[10.0, 2.0], symbol="SOLUSDT", stop_pct=np.nan,
-                     fee_rate=0.0005, slippage=0.0)  # fmt: skip
+                     take_profit_pct=np.nan, time_stop=0, size_value=0.5, fee_rate=0.0005, slippage=0.0)  # fmt: skip
     liq = [t for t in res.trades if t[E.T_COL] == 0][0]
     assert E.REASONS[int(liq[E.T_REASON])] == "liquidation"
     at_entry = core.liquidation_price(side="long", entry_price=liq[E.T_ENTRY], quantity=liq[E.T_QTY], leverage=10,
@@ -142,7 +142,7 @@ def test_sol_negative_funding_days_make_a_short_pay(shared_data):
     frame = _sol(shared_data)
     en, ex = _force(frame, "2025-10-10 23:00", "2025-10-13 01:00")
     res = E.simulate(R.bar_arrays(frame), en, ex, side=-1, leverage=2.0, symbol="SOLUSDT", fee_rate=0.0,
-                     slippage=0.0)  # fmt: skip
+                     slippage=0.0, stop_pct=np.nan, take_profit_pct=np.nan, time_stop=0, size_value=0.5)  # fmt: skip
     (t,) = res.trades[:1]
     held = frame.loc["2025-10-11 00:00":"2025-10-13 00:00"]
     rates = held["funding_rate"].dropna()
