@@ -83,6 +83,14 @@ ROOM = 2
 
 
 @njit(cache=True)
+def linear_pnl_nb(side, quantity, entry_price, price):
+    """PnL in quote of closing ``quantity`` base units bought (``side`` +1) or sold (−1) at ``entry_price`` at
+    ``price`` (quote per base): ``side·Q·(price − EP)``, Binance USDⓈ-M
+    (https://www.binance.com/en/support/faq/360036498511); :func:`core.contracts.unrealized_pnl` in numpy."""
+    return side * quantity * (price - entry_price)
+
+
+@njit(cache=True)
 def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
     """Close column ``c``'s position at ``price`` on bar ``i``; realised PnL floored at −margin (isolated).
     A liquidation loses the margin; ``liq_fee`` is the part of it the exchange keeps (reported, not extra)."""
@@ -95,7 +103,7 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
         pnl = -margin
     else:
         fee = qty * price * fee_rate
-        pnl = max(side * qty * (price - entry), -margin)
+        pnl = max(linear_pnl_nb(side, qty, entry, price), -margin)
     st[c, S_CASH] = max(st[c, S_CASH] + pnl - fee, 0.0)
     st[c, S_FEES] += fee
     st[c, S_TRADE_FEES] += fee
@@ -134,7 +142,7 @@ def _close(st, c, tr, nt, i, price, reason, fee_rate, lev, side, liq_fee=0.0):
 @njit(cache=True)
 def _liquidate(st, c, tr, nt, i, liq_fee_rate, fee_rate, lev, s):
     qty, lp = st[c, S_QTY], st[c, S_LP]
-    left = st[c, S_MARGIN] + s * qty * (lp - st[c, S_ENTRY])  # margin left at the price
+    left = st[c, S_MARGIN] + linear_pnl_nb(s, qty, st[c, S_ENTRY], lp)  # margin left at the price
     lfee = min(liq_fee_rate * qty * lp, max(left, 0.0))
     st[c, S_LIQS] += 1
     _close(st, c, tr, nt, i, lp, R_LIQ, fee_rate, lev, s, lfee)
@@ -297,7 +305,7 @@ def simulate_nb(
                     st[c, S_PEND_EXIT] = R_SIGNAL + 1
                 elif time_stop[c] > 0 and i - st[c, S_ENTRY_BAR] + 1 >= time_stop[c]:
                     st[c, S_PEND_EXIT] = R_TIME + 1
-                unreal = max(s * st[c, S_QTY] * (close[i] - st[c, S_ENTRY]), -st[c, S_MARGIN])
+                unreal = max(linear_pnl_nb(s, st[c, S_QTY], st[c, S_ENTRY], close[i]), -st[c, S_MARGIN])
                 equity[i, c] = max(st[c, S_CASH] + unreal, 0.0)
             else:
                 st[c, S_PEND_ENTRY] = 1.0 if entries[i, sig_col[c]] else 0.0
