@@ -21,11 +21,11 @@ names; standard library only), :mod:`backtest.calibrate` (the liquidation probab
 market), :mod:`backtest.report` (HTML/PNG reports), :mod:`backtest.queue` (the job queue the API submits to) and
 the command lines :mod:`backtest.cli` and :mod:`backtest.calibrate_cli`.
 
-Private (their names may change; use the surface above): :mod:`backtest.engine` (the simulator),
-:mod:`backtest.signals`, :mod:`backtest.expressions`, :mod:`backtest.metrics`, :mod:`backtest.formatting`,
-:mod:`backtest.loaders`, :mod:`backtest.alignment`, :mod:`backtest.liquidation_proxy`, :mod:`backtest.uploads`,
-:mod:`backtest.replay`, :mod:`backtest.forecast_scores`, :mod:`backtest.tasks` (the workers' tasks) and
-:mod:`backtest.warmup`.
+Private (their names may change; use the surface above): :mod:`backtest.engine` (the simulator) and
+:mod:`backtest.engine_nb` (its compiled loop), :mod:`backtest.signals`, :mod:`backtest.expressions`,
+:mod:`backtest.metrics`, :mod:`backtest.formatting`, :mod:`backtest.loaders`, :mod:`backtest.alignment`,
+:mod:`backtest.liquidation_proxy`, :mod:`backtest.uploads`, :mod:`backtest.replay`, :mod:`backtest.forecast_scores`,
+:mod:`backtest.tasks` (the workers' tasks) and :mod:`backtest.warmup`.
 """
 
 from __future__ import annotations
