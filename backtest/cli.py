@@ -166,7 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_frame(args: argparse.Namespace):
     """The market frame the options ask for, and the symbol to price liquidations with."""
-    from . import data
+    from . import data, datasets
     from .synthetic import synthetic_market
 
     warnings: list[str] = []
@@ -182,8 +182,7 @@ def load_frame(args: argparse.Namespace):
         frame = frame[frame.index >= args.start]
     if args.end:
         frame = frame[frame.index <= args.end]
-    base = symbol.upper().removesuffix("USDT")
-    return frame, base + "USDT", warnings
+    return frame, datasets.normalise_symbol(symbol), warnings
 
 
 def _config(args: argparse.Namespace, symbol: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The simulator never writes past its trade buffer: the issue's sweep runs to the end, random grids and bar
-counts keep every column's records, and the compiled kernels run once with numba's bounds checking on."""
+"""The simulator never writes past its trade buffer: a 50-combination sweep that once overflowed runs to the end,
+random grids and bar counts keep every column's records, and the compiled kernels run once with numba's bounds
+checking on."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_issue_sweep_runs_to_the_end():
+def test_a_50_combination_sweep_runs_to_the_end():
     # the grid of the report (50 combinations); fewer bars keep it quick, the pattern of pauses is the same
     cmd = [sys.executable, "-m", "api.cli", "sweep", "--json", "--no-progress", "--bars", "6000",
            "--breakout-window", "12,24,36,48,60,72,84,96,108,120", "--surge-mult", "1,2,3,4,5"]  # fmt: skip

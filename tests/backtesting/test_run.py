@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import core
 from backtest import data, engine, run
@@ -80,7 +81,12 @@ def test_sweep_in_and_out_of_sample(market):
     assert done[-1] == 6
     assert {f"is_{m}" for m in METRICS} <= set(table) and {f"oos_{m}" for m in METRICS} <= set(table)
     report = run.overfitting(table)
-    assert -1 <= report["rank_correlation"] <= 1 or np.isnan(report["rank_correlation"])
+    ok = table["is_sharpe"].notna() & table["oos_sharpe"].notna()
+    rho = scipy.stats.spearmanr(table.loc[ok, "is_sharpe"], table.loc[ok, "oos_sharpe"]).statistic
+    assert ok.sum() > 2 and report["rank_correlation"] == pytest.approx(rho, rel=1e-12)
+    best = int(np.nanargmax(table["is_sharpe"].to_numpy()))
+    assert report["best_in_sample"] == table["is_sharpe"].iloc[best]
+    assert report["its_out_of_sample"] == table["oos_sharpe"].iloc[best]
     with pytest.raises(ValueError, match="split"):
         run.sweep(market, {"leverage": [2.0]}, split=0.99)
     with pytest.raises(ValueError, match="grid"):
