@@ -169,3 +169,27 @@ def test_real_binance_layouts(shared_data):
     frame, _, warnings = data.load_dataset(str(folder), "BTCUSDT", "1h")
     assert frame["funding_rate"].notna().sum() > 3000 and frame["open_interest"].notna().sum() >= 499
     assert frame["taker_buy"].notna().all()
+
+
+def test_the_folder_listing_and_the_loader_read_the_same_file_names(tmp_path):
+    from backtest import datasets
+
+    times = pd.date_range("2025-01-01", periods=30, freq="1h", tz="UTC")
+    ohlcv = ["date,open,high,low,close,volume"] + [f"{t.isoformat()},100,101,99,100.5,10" for t in times]
+    klines, mark, funding = (datasets.file_names(kind, "SOL", "1h") for kind in ("klines", "mark", "funding"))
+    assert klines[1] == "SOL_USDT_USDT-1h-futures.csv" and mark[1] == "SOL_USDT_USDT-1h-mark.csv"
+    write(tmp_path / klines[1], ohlcv)
+    write(tmp_path / mark[1], ohlcv)
+    settle = [T0 + h * HOUR for h in (0, 8, 16, 24)]
+    write(
+        tmp_path / funding[2],
+        ["symbol,fundingTime,fundingRate,markPrice"] + [f"SOLUSDT,{t},0.0001,100" for t in settle],
+    )
+    write(tmp_path / "notes.csv", ["not,a,dataset"])
+    listed = datasets.discover(str(tmp_path))
+    assert listed == [{"name": tmp_path.name, "symbol": "SOLUSDT", "timeframe": "1h", "start": times[0].isoformat(),
+                       "end": times[-1].isoformat(), "has_mark": True, "has_funding": True}]  # fmt: skip
+    frame, reports, warnings = data.load_dataset(str(tmp_path), "SOL_USDT", "1h")
+    assert [r.path for r in reports] == [str(tmp_path / name) for name in (klines[1], mark[1], funding[2])]
+    assert len(frame) == 30 and int(frame["funding_rate"].notna().sum()) == 4
+    assert not any("mark" in w or "funding" in w for w in warnings)
