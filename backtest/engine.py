@@ -104,9 +104,9 @@ SLIPPAGE_MODELS = ("fixed", "range")
 
 def funding_values(frame: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``(funding_open, funding_inside)``: Σ rate × mark (quote per base) of the funding events at each bar's
-    open timestamp and strictly inside it. Taken from the frame when it has them (:func:`backtest.data.market_frame`
-    builds them from the funding file); else every ``funding_rate`` is read as an event at its bar's open, paid
-    on the mark open."""
+    open timestamp and strictly inside it. Taken from the frame when it has them
+    (:func:`backtest.alignment.market_frame` builds them from the funding file); else every ``funding_rate`` is
+    read as an event at its bar's open, paid on the mark open."""
     if "funding_open" in frame:
         fo = np.nan_to_num(np.asarray(frame["funding_open"], dtype=np.float64))
         fi = np.nan_to_num(np.asarray(frame.get("funding_inside", np.zeros_like(fo)), dtype=np.float64))

@@ -1,7 +1,7 @@
 """A seeded synthetic perpetual-futures market: the embedded default dataset.
 
 So that ``liqrisk backtest`` runs end to end on a fresh machine with no data, :func:`synthetic_market` builds a
-market frame (the columns of :func:`backtest.data.market_frame`) from:
+market frame (the columns of :func:`backtest.alignment.market_frame`) from:
 
 * returns: GARCH(1,1) volatility clustering (Bollerslev 1986) with Student-t(4) innovations scaled to unit
   variance (fat tails), ``annual_vol`` the long-run volatility;
