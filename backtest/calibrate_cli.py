@@ -24,8 +24,17 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _listed(values: Any) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    from .calibrate import BAND_EDGES, MODELS
+    import inspect
+
+    from .calibrate import BAND_EDGES, MODELS, calibration_samples
+
+    # one source for the defaults: calibration_samples's own
+    default = {k: v.default for k, v in inspect.signature(calibration_samples).parameters.items()}
 
     p = sub.add_parser(
         "calibrate",
@@ -37,16 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="folder in freqtrade's or Binance's naming, or one OHLCV file")
     p.add_argument("--symbol", type=_names, default=["BTCUSDT"],
                    help="e.g. SOLUSDT, or several pooled: BTCUSDT,ETHUSDT,SOLUSDT (default BTCUSDT)")  # fmt: skip
-    p.add_argument("--timeframe", default="1h", help="bar interval (default 1h)")
-    p.add_argument("--exchange", default="binance", help="liquidation ruleset and tiers (default binance)")
-    p.add_argument("--horizon", type=_floats, default=[24.0, 168.0], help="hours, comma-separated (default 24,168)")
-    p.add_argument("--leverage", type=_floats, default=[2.0, 3.0, 5.0, 10.0, 20.0, 50.0],
-                   help="comma-separated (default 2,3,5,10,20,50)")  # fmt: skip
-    p.add_argument("--side", type=_names, default=["long", "short"], help="long,short (default both)")
+    p.add_argument("--timeframe", default=default["timeframe"], help=f"bar interval (default {default['timeframe']})")
+    p.add_argument("--exchange", default=default["exchange"],
+                   help=f"liquidation ruleset and tiers (default {default['exchange']})")  # fmt: skip
+    p.add_argument("--horizon", type=_floats, default=list(default["horizons_hours"]),
+                   help=f"hours, comma-separated (default {_listed(default['horizons_hours'])})")  # fmt: skip
+    p.add_argument("--leverage", type=_floats, default=list(default["leverages"]),
+                   help=f"comma-separated (default {_listed(default['leverages'])})")  # fmt: skip
+    p.add_argument("--side", type=_names, default=list(default["sides"]),
+                   help=f"long,short (default {_listed(default['sides'])})")  # fmt: skip
     p.add_argument("--model", type=_names, default=list(MODELS), help=f"{','.join(MODELS)} (default all)")
-    p.add_argument("--step", type=int, default=1, help="predict at every k-th bar (default 1)")
-    p.add_argument("--notional", type=float, default=10_000.0, help="position size in quote (default 10000)")
-    p.add_argument("--lam", type=float, default=0.94, help="EWMA decay λ of the volatility (default 0.94)")
+    p.add_argument("--step", type=int, default=default["step"],
+                   help=f"predict at every k-th bar (default {default['step']})")  # fmt: skip
+    p.add_argument("--notional", type=float, default=default["notional"],
+                   help=f"position size in quote (default {default['notional']:g})")  # fmt: skip
+    p.add_argument("--lam", type=float, default=default["lam"],
+                   help=f"EWMA decay λ of the volatility (default {default['lam']:g})")  # fmt: skip
     p.add_argument("--warmup", type=int, default=None, help="bars skipped at the start (default: the EWMA window)")
     p.add_argument(
         "--monitoring-minutes",
@@ -54,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="barrier check interval for gbm_bgk and the student_t step (default: the bar length)",
     )
-    p.add_argument("--paths", type=int, default=1_000, help="student_t Monte Carlo paths (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="student_t seed (default 0)")
+    p.add_argument("--paths", type=int, default=default["paths"],
+                   help=f"student_t Monte Carlo paths (default {default['paths']})")  # fmt: skip
+    p.add_argument("--seed", type=int, default=default["seed"], help=f"student_t seed (default {default['seed']})")
     p.add_argument(
         "--bands",
         type=_floats,
@@ -91,8 +107,9 @@ def _print_table(rep: dict[str, Any]) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from . import calibrate as C
+    from . import calibrate
     from .data import load_dataset
+    from .datasets import normalise_symbol
 
     try:
         frames, warnings = {}, []
@@ -102,7 +119,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 frame = frame[frame.index >= args.start]
             if args.end:
                 frame = frame[frame.index <= args.end]
-            frames[name.upper().removesuffix("USDT").removesuffix("_USDT") + "USDT"] = frame
+            frames[normalise_symbol(name)] = frame
             warnings += [f"{name}: {w}" for w in warns + [w for r in reports for w in r.warnings]]
         bar, progress = None, None
         if "student_t" in args.model and not (args.json or args.no_progress):
@@ -116,7 +133,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 bar.n = done
                 bar.refresh()
 
-        rep = C.calibrate(
+        rep = calibrate.calibrate(
             frames,
             progress=progress,
             band_edges=args.bands,
@@ -143,11 +160,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         if "liquidation series" not in w:  # the liquidation-volume proxy plays no part here
             print(f"warning: {w}", file=sys.stderr)
     if args.out:
-        C.write_json(rep, args.out)
+        calibrate.write_json(rep, args.out)
     if args.png:
         panels = {f"{k} {args.timeframe}": v for k, v in rep.get("by_symbol", {}).items()}
         panels[f"{'+'.join(rep['symbols'])} {args.timeframe}"] = rep
-        C.reliability_png(panels, args.png)
+        calibrate.reliability_png(panels, args.png)
     if args.json:
         from core.jsonable import to_jsonable
 

@@ -166,13 +166,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_frame(args: argparse.Namespace):
     """The market frame the options ask for, and the symbol to price liquidations with."""
-    from . import data as D
+    from . import data, datasets
     from .synthetic import synthetic_market
 
     warnings: list[str] = []
     if args.data:
         symbol = args.symbol or "BTC"
-        frame, reports, warnings = D.load_dataset(args.data, symbol, args.timeframe, args.liquidations)
+        frame, reports, warnings = data.load_dataset(args.data, symbol, args.timeframe, args.liquidations)
         for r in reports:
             warnings += r.warnings
     else:
@@ -182,8 +182,7 @@ def load_frame(args: argparse.Namespace):
         frame = frame[frame.index >= args.start]
     if args.end:
         frame = frame[frame.index <= args.end]
-    base = symbol.upper().removesuffix("USDT")
-    return frame, base + "USDT", warnings
+    return frame, datasets.normalise_symbol(symbol), warnings
 
 
 def _config(args: argparse.Namespace, symbol: str) -> dict[str, Any]:
@@ -231,7 +230,7 @@ def _about(args: argparse.Namespace, frame, symbol: str, warnings: list[str], jo
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from . import report as R
+    from . import report
     from .run import run_backtest
 
     try:
@@ -263,13 +262,13 @@ def _backtest(args: argparse.Namespace) -> int:
         pd.DataFrame(result["trades"]).to_csv(args.trades, index=False)
     if args.report or args.open:
         path = args.report or str(Path.cwd() / "liqrisk-backtest.html")
-        R.html_report(frame, result, path, title=f"liqrisk backtest — {symbol} {args.timeframe} {cfg['side']}",
+        report.html_report(frame, result, path, title=f"liqrisk backtest — {symbol} {args.timeframe} {cfg['side']}",
                       about=about, self_contained=args.self_contained)  # fmt: skip
         print(f"report: {path}", file=sys.stderr)
         if args.open:
             webbrowser.open(Path(path).resolve().as_uri())
     if args.png:
-        R.png_report(frame, result, args.png)
+        report.png_report(frame, result, args.png)
     return 0
 
 
@@ -282,10 +281,9 @@ def _queued_sweep(args: argparse.Namespace, grid: dict[str, list], split: float 
 
     import pandas as pd
 
-    from . import datasets as DS
-    from . import queue as Q
+    from . import datasets, queue
 
-    url = Q.broker_url()
+    url = queue.broker_url()
     if not url:
         raise ValueError("queue: set LIQRISK_BROKER_URL to the workers' Redis")
     if args.liquidations:
@@ -297,9 +295,9 @@ def _queued_sweep(args: argparse.Namespace, grid: dict[str, list], split: float 
             raise ValueError("data: with --queue, a folder under LIQRISK_DATA_DIR (where the workers read it)")
         name = os.path.relpath(folder, root)
         name = os.path.basename(os.path.abspath(root)) if name == "." else name.replace(os.sep, "/")
-        dataset: dict[str, Any] = {"name": name, "symbol": DS.normalise_symbol(args.symbol or "BTC"),
+        dataset: dict[str, Any] = {"name": name, "symbol": datasets.normalise_symbol(args.symbol or "BTC"),
                                    "timeframe": args.timeframe}  # fmt: skip
-        if DS.find(root, name, dataset["symbol"], args.timeframe) is None:
+        if datasets.find(root, name, dataset["symbol"], args.timeframe) is None:
             raise ValueError(f"data: no {args.timeframe} klines for {dataset['symbol']} in {args.data}")
         for k in ("start", "end"):
             if getattr(args, k):
@@ -308,24 +306,24 @@ def _queued_sweep(args: argparse.Namespace, grid: dict[str, list], split: float 
         dataset = {"name": "synthetic", "bars": args.bars, "timeframe": args.timeframe, "seed": args.seed}
         if args.start or args.end:
             raise ValueError("queue: --start/--end need --data")
-    strategy = _config(args, DS.normalise_symbol(args.symbol or "BTC"))
+    strategy = _config(args, datasets.normalise_symbol(args.symbol or "BTC"))
     total = math.prod(len(v) for v in grid.values())
-    s = Q.settings()
-    app = Q.celery_app(url, s["result_ttl"], s["visibility_timeout"], s["time_limit"])
-    store = Q.JobStore.from_url(url, s["result_ttl"])
+    s = queue.settings()
+    app = queue.celery_app(url, s["result_ttl"], s["visibility_timeout"], s["time_limit"])
+    store = queue.JobStore.from_url(url, s["result_ttl"])
     job_id = uuid.uuid4().hex
     request = {"strategy": strategy, "grid": grid, "dataset": dataset, "split": split, "sort": args.sort,
                "top": total, "chunk": args.chunk}  # fmt: skip
-    Q.enqueue(app, store, job_id, "sweep", request, "cli", chunks=Q.split_grid(grid, args.chunk))
+    queue.enqueue(app, store, job_id, "sweep", request, "cli", chunks=queue.split_grid(grid, args.chunk))
     done = 0
     try:
         while True:
-            job = Q.job_view(app, store, job_id) or {"status": "failed", "error": {"detail": "the job expired"}}
+            job = queue.job_view(app, store, job_id) or {"status": "failed", "error": {"detail": "the job expired"}}
             now = int(round(job["progress"] * total)) if "progress" in job else done
             if now > done:
                 progress(now)
             done = max(done, now)
-            if job["status"] in Q.FINAL:
+            if job["status"] in queue.FINAL:
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -405,11 +403,11 @@ def _sweep(args: argparse.Namespace) -> int:
     about = _about(args, frame, symbol, warnings, job)
     settings = strategy(cfg)  # every setting, the defaults filled in
     if args.report:
-        from . import report as R
+        from . import report
 
         pair = args.heatmap.split(",") if args.heatmap else list(grid)[:2]
         try:
-            R.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=settings)
+            report.sweep_report(table, list(grid), args.report, sort=key, heatmap=pair, about=about, strategy=settings)
         except ValueError as exc:
             return _fail(str(exc))
         print(f"report: {args.report}", file=sys.stderr)

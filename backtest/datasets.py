@@ -1,12 +1,13 @@
-"""The named datasets: the synthetic generator and the market data found under a data folder (``LIQRISK_DATA_DIR``).
+"""The named datasets: the file names the loader reads, the synthetic generator, and the market data found under a
+data folder (``LIQRISK_DATA_DIR``).
 
 Light (standard library only) so the API can list and check datasets without pandas. A dataset is a folder
-(named by its path relative to the data folder) and, in it, a symbol at a timeframe with klines in the names
-:func:`backtest.data.load_dataset` reads: freqtrade's ``SOL_USDT_USDT-5m-futures.csv.gz`` (``-mark``,
-``-1h-funding_rate`` beside it) or Binance's ``SOLUSDT_fapi_klines_5m.csv`` (``_markPriceKlines_5m``,
-``_fundingRate``). ``start``/``end`` are the first and last bar read from the file's first and last lines (a
-Binance kline dump's last bar is still open and the loader drops it, so ``end`` is the bar before). Results are
-cached per file size and modification time.
+(named by its path relative to the data folder) and, in it, a symbol at a timeframe with klines in the names of
+:data:`FILE_NAMES` (the one list of them; :func:`backtest.data.load_dataset` reads the files it finds with
+:func:`find_file`): freqtrade's ``SOL_USDT_USDT-5m-futures.csv.gz`` (``-mark``, ``-1h-funding_rate`` beside it) or
+Binance's ``SOLUSDT_fapi_klines_5m.csv`` (``_markPriceKlines_5m``, ``_fundingRate``). ``start``/``end`` are the
+first and last bar read from the file's first and last lines (a Binance kline dump's last bar is still open and the
+loader drops it, so ``end`` is the bar before). Results are cached per file size and modification time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+#: Binance's interval names and their length in seconds
+TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
+              "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}  # fmt: skip
 SYNTHETIC = {
     "name": "synthetic",
     "symbol": "BTCUSDT",
@@ -30,18 +33,64 @@ SYNTHETIC = {
     "description": "seeded synthetic market (GARCH returns, crowding, funding, liquidation cascades); "
     "bars, timeframe and seed are chosen per job",
 }
-_KLINES = (
-    (re.compile(r"^([A-Z0-9]+)_USDT_USDT-(\w+)-futures\.csv(\.gz)?$"), "freqtrade"),
-    (re.compile(r"^([A-Z0-9]+)USDT_fapi_klines_(\w+)\.csv$"), "binance"),
-)
+#: the files of one symbol, per kind, in the order the loader prefers them: ``{ft}`` is freqtrade's pair
+#: (``SOL_USDT_USDT``), ``{pair}`` Binance's (``SOLUSDT``), ``{tf}`` the timeframe
+FILE_NAMES: dict[str, tuple[str, ...]] = {
+    "klines": ("{ft}-{tf}-futures.csv.gz", "{ft}-{tf}-futures.csv", "{pair}_fapi_klines_{tf}.csv", "{pair}-{tf}.csv"),
+    "mark": ("{ft}-{tf}-mark.csv.gz", "{ft}-{tf}-mark.csv", "{pair}_markPriceKlines_{tf}.csv"),
+    "funding": ("{ft}-1h-funding_rate.csv.gz", "{ft}-8h-funding_rate.csv.gz", "{pair}_fundingRate.csv"),
+    "open_interest": ("{pair}_openInterestHist_{tf}.csv", "{pair}_openInterestHist_1h.csv"),
+    "taker_volume": ("{pair}_takerBuySellVol_{tf}.csv",),
+}
+#: the kline names a folder listing recognises, with their layout (a plain ``SOLUSDT-1h.csv`` is read when it is
+#: the only klines file, but not listed: its name does not say which layout it holds)
+LISTED_KLINES = {"{ft}-{tf}-futures.csv.gz": "freqtrade", "{ft}-{tf}-futures.csv": "freqtrade",
+                 "{pair}_fapi_klines_{tf}.csv": "binance"}  # fmt: skip
+
+
+def base_asset(symbol: str) -> str:
+    """``SOL`` for ``SOL``, ``SOLUSDT`` or ``SOL_USDT``."""
+    return symbol.upper().removesuffix("_USDT").removesuffix("USDT")
+
+
+def normalise_symbol(symbol: str) -> str:
+    """The Binance pair name (``SOLUSDT``) of ``SOL``, ``SOLUSDT`` or ``SOL_USDT``."""
+    return base_asset(symbol) + "USDT"
+
+
+def file_names(kind: str, symbol: str, timeframe: str) -> list[str]:
+    """The file names of ``kind`` (a key of :data:`FILE_NAMES`) for ``symbol`` at ``timeframe``, preferred first."""
+    base = base_asset(symbol)
+    return [t.format(ft=f"{base}_USDT_USDT", pair=base + "USDT", tf=timeframe) for t in FILE_NAMES[kind]]
+
+
+def find_file(folder: str, kind: str, symbol: str, timeframe: str) -> str | None:
+    """The path of the first file of :func:`file_names` that exists in ``folder``, else None."""
+    for name in file_names(kind, symbol, timeframe):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _name_pattern(template: str) -> re.Pattern:
+    """A file-name template as a regular expression capturing the base asset and the timeframe."""
+    rx = re.escape(template)
+    for field, group in (("{ft}", r"(?P<base>[A-Z0-9]+)_USDT_USDT"), ("{pair}", r"(?P<base>[A-Z0-9]+)USDT"),
+                         ("{tf}", r"(?P<timeframe>\w+)")):  # fmt: skip
+        rx = rx.replace(re.escape(field), group)
+    return re.compile(f"^{rx}$")
+
+
+_KLINES = tuple((_name_pattern(t), layout) for t, layout in LISTED_KLINES.items())
 MAX_DEPTH = 4
 
 
-def _companions(folder: str, base: str, timeframe: str, layout: str) -> tuple[bool, bool]:
-    pair, ft = base + "USDT", f"{base}_USDT_USDT"
+def _companions(folder: str, base: str, timeframe: str) -> tuple[bool, bool]:
+    """Whether mark-price klines at ``timeframe`` and a funding file sit beside the klines."""
     names = set(os.listdir(folder))
-    mark = {f"{ft}-{timeframe}-mark.csv.gz", f"{pair}_markPriceKlines_{timeframe}.csv"}
-    funding = {f"{ft}-1h-funding_rate.csv.gz", f"{ft}-8h-funding_rate.csv.gz", f"{pair}_fundingRate.csv"}
+    mark = set(file_names("mark", base, timeframe))
+    funding = set(file_names("funding", base, timeframe))
     return bool(names & mark), bool(names & funding)
 
 
@@ -105,16 +154,16 @@ def discover(root: str | None) -> list[dict[str, Any]]:
         for fname in files:
             for pattern, layout in _KLINES:
                 m = pattern.match(fname)
-                if not m or m.group(2) not in TIMEFRAMES:
+                if not m or m.group("timeframe") not in TIMEFRAMES:
                     continue
-                base, timeframe = m.group(1), m.group(2)
+                base, timeframe = m.group("base"), m.group("timeframe")
                 path = os.path.join(folder, fname)
                 st = os.stat(path)
                 start, end = _span(path, st.st_size, st.st_mtime, layout == "binance")
-                has_mark, has_funding = _companions(folder, base, timeframe, layout)
+                has_mark, has_funding = _companions(folder, base, timeframe)
                 out.append({"name": name, "symbol": base + "USDT", "timeframe": timeframe, "start": start,
                             "end": end, "has_mark": has_mark, "has_funding": has_funding})  # fmt: skip
-    out.sort(key=lambda d: (d["name"], d["symbol"], TIMEFRAMES.index(d["timeframe"])))
+    out.sort(key=lambda d: (d["name"], d["symbol"], TIMEFRAMES[d["timeframe"]]))
     # the same symbol and timeframe in two layouts of one folder: the loader prefers freqtrade's; keep one
     seen: set[tuple] = set()
     unique = []
@@ -124,10 +173,6 @@ def discover(root: str | None) -> list[dict[str, Any]]:
             seen.add(k)
             unique.append(d)
     return unique
-
-
-def normalise_symbol(symbol: str) -> str:
-    return symbol.upper().removesuffix("_USDT").removesuffix("USDT") + "USDT"
 
 
 def find(root: str | None, name: str, symbol: str, timeframe: str) -> dict[str, Any] | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import numpy as np
 from vectorbt.returns import nb as rnb
 
-from . import engine as E
+from . import engine
 
 METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "profit_factor",
            "exposure", "fees_paid", "funding_paid", "liquidations", "rejected_entries")  # fmt: skip
 
 
-def compute(res: E.SimResult, init_cash: float, bar_seconds: int) -> dict[str, np.ndarray]:
+def compute(res: engine.SimResult, init_cash: float, bar_seconds: int) -> dict[str, np.ndarray]:
     """One array per metric, one value per simulation column."""
     eq = res.equity
     n = eq.shape[0]
@@ -31,7 +31,7 @@ def compute(res: E.SimResult, init_cash: float, bar_seconds: int) -> dict[str, n
         ann = 365 * 86400 / bar_seconds
         years = n / ann
         final = eq[-1] / init_cash
-        trades = st[:, E.S_TRADES]
+        trades = st[:, engine.S_TRADES]
         out = {
             "total_return": final - 1.0,
             "cagr": np.where(final > 0, final ** (1.0 / years) - 1.0, -1.0),
@@ -39,45 +39,45 @@ def compute(res: E.SimResult, init_cash: float, bar_seconds: int) -> dict[str, n
             "sortino": rnb.sortino_ratio_nb(rets, ann),
             "max_drawdown": rnb.max_drawdown_nb(rets),
             "trades": trades.astype(np.int64),
-            "win_rate": np.where(trades > 0, st[:, E.S_WINS] / np.maximum(trades, 1), np.nan),
+            "win_rate": np.where(trades > 0, st[:, engine.S_WINS] / np.maximum(trades, 1), np.nan),
             "profit_factor": np.where(
-                st[:, E.S_GROSS_LOSS] > 0,
-                st[:, E.S_GROSS_WIN] / np.where(st[:, E.S_GROSS_LOSS] > 0, st[:, E.S_GROSS_LOSS], 1.0),
-                np.where(st[:, E.S_GROSS_WIN] > 0, np.inf, np.nan),
+                st[:, engine.S_GROSS_LOSS] > 0,
+                st[:, engine.S_GROSS_WIN] / np.where(st[:, engine.S_GROSS_LOSS] > 0, st[:, engine.S_GROSS_LOSS], 1.0),
+                np.where(st[:, engine.S_GROSS_WIN] > 0, np.inf, np.nan),
             ),
-            "exposure": st[:, E.S_EXPOSURE] / n,
-            "fees_paid": st[:, E.S_FEES].copy(),
-            "funding_paid": st[:, E.S_FUNDING].copy(),
-            "liquidations": st[:, E.S_LIQS].astype(np.int64),
-            "rejected_entries": st[:, E.S_REJECTED].astype(np.int64),
+            "exposure": st[:, engine.S_EXPOSURE] / n,
+            "fees_paid": st[:, engine.S_FEES].copy(),
+            "funding_paid": st[:, engine.S_FUNDING].copy(),
+            "liquidations": st[:, engine.S_LIQS].astype(np.int64),
+            "rejected_entries": st[:, engine.S_REJECTED].astype(np.int64),
         }
     out["sharpe"] = np.where(np.isfinite(out["sharpe"]), out["sharpe"], np.nan)
     out["sortino"] = np.where(np.isfinite(out["sortino"]), out["sortino"], np.nan)
     return out
 
 
-def trade_records(res: E.SimResult, index=None) -> list[dict]:
+def trade_records(res: engine.SimResult, index=None) -> list[dict]:
     """The trades as dicts (prices in quote per base, quantity in base units, money in quote)."""
     out = []
     for row in res.trades:
-        e, x = int(row[E.T_ENTRY_BAR]), int(row[E.T_EXIT_BAR])
+        e, x = int(row[engine.T_ENTRY_BAR]), int(row[engine.T_EXIT_BAR])
         out.append({
-            "column": int(row[E.T_COL]),
-            "side": "long" if row[E.T_SIDE] > 0 else "short",
+            "column": int(row[engine.T_COL]),
+            "side": "long" if row[engine.T_SIDE] > 0 else "short",
             "entry_time": index[e].isoformat() if index is not None else e,
             "exit_time": index[x].isoformat() if index is not None else x,
             "entry_bar": e,
             "exit_bar": x,
-            "entry_price": float(row[E.T_ENTRY]),
-            "exit_price": float(row[E.T_EXIT]),
-            "quantity": float(row[E.T_QTY]),
-            "leverage": float(row[E.T_LEV]),
-            "margin": float(row[E.T_MARGIN]),
-            "liquidation_price": float(row[E.T_LP_ENTRY]) if np.isfinite(row[E.T_LP_ENTRY]) else None,
-            "exit_liquidation_price": float(row[E.T_LP]) if np.isfinite(row[E.T_LP]) else None,
-            "pnl": float(row[E.T_PNL]),
-            "fees": float(row[E.T_FEES]),
-            "funding": float(row[E.T_FUNDING]),
-            "exit_reason": E.REASONS[int(row[E.T_REASON])],
+            "entry_price": float(row[engine.T_ENTRY]),
+            "exit_price": float(row[engine.T_EXIT]),
+            "quantity": float(row[engine.T_QTY]),
+            "leverage": float(row[engine.T_LEV]),
+            "margin": float(row[engine.T_MARGIN]),
+            "liquidation_price": float(row[engine.T_LP_ENTRY]) if np.isfinite(row[engine.T_LP_ENTRY]) else None,
+            "exit_liquidation_price": float(row[engine.T_LP]) if np.isfinite(row[engine.T_LP]) else None,
+            "pnl": float(row[engine.T_PNL]),
+            "fees": float(row[engine.T_FEES]),
+            "funding": float(row[engine.T_FUNDING]),
+            "exit_reason": engine.REASONS[int(row[engine.T_REASON])],
         })  # fmt: skip
     return out

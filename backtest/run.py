@@ -23,10 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import engine as E
-from . import expressions as X
-from . import metrics as M
-from . import signals as S
+from . import engine, expressions, metrics, signals
 from .params import (
     CHOICES,
     COLUMN_FIELDS,
@@ -133,7 +130,7 @@ def _at_times(frame: pd.DataFrame, times: list[str], field: str) -> np.ndarray:
 def _own(frame: pd.DataFrame, given: Any, field: str) -> np.ndarray:
     """Booleans aligned to the bars, a list of times, or an expression → a boolean array."""
     if isinstance(given, str):
-        return X.evaluate(given, X.frame_columns(frame), field)
+        return expressions.evaluate(given, expressions.frame_columns(frame), field)
     if isinstance(given, (list, tuple)) and given and not isinstance(given[0], (bool, np.bool_)):
         return _at_times(frame, [str(t) for t in given], field)
     arr = np.asarray(given.reindex(frame.index).fillna(False) if isinstance(given, pd.Series) else given)
@@ -159,10 +156,10 @@ def own_signals(frame: pd.DataFrame, cfg: dict[str, Any], entries: Any = None, e
     return got["entries"], got["exits"]
 
 
-def run_warnings(res: E.SimResult, column: int = 0) -> list[str]:
+def run_warnings(res: engine.SimResult, column: int = 0) -> list[str]:
     """Non-fatal facts about a run: entries the exchange's rules refused."""
     out = []
-    rejected = int(res.state[column, E.S_REJECTED])
+    rejected = int(res.state[column, engine.S_REJECTED])
     if rejected:
         out.append(
             f"{rejected} entries refused: the leverage is above the tier's maximum for the position's notional "
@@ -209,21 +206,21 @@ def run_backtest(
     own_entries, own_exits = own_signals(frame, cfg, entries, exits)
     own_x = own_exits
     if own_entries is None:
-        own_entries = np.asarray(S.entry_signals(frame, cfg["side"], **{k: cfg[k] for k in ENTRY_DEFAULTS}))
+        own_entries = np.asarray(signals.entry_signals(frame, cfg["side"], **{k: cfg[k] for k in ENTRY_DEFAULTS}))
     if own_exits is None:
-        own_exits = np.asarray(S.exit_signals(frame, cfg["side"], **{k: cfg[k] for k in EXIT_DEFAULTS}))
+        own_exits = np.asarray(signals.exit_signals(frame, cfg["side"], **{k: cfg[k] for k in EXIT_DEFAULTS}))
     ent = np.asarray(own_entries, dtype=bool).reshape(len(frame), -1)
     ext = np.asarray(own_exits, dtype=bool).reshape(len(frame), -1)
-    res = E.simulate(
+    res = engine.simulate(
         bar_arrays(frame), ent, ext,
-        side=1 if cfg["side"] == "long" else -1, leverage=cfg["leverage"], stop_pct=cfg["stop_pct"],
+        side=engine.SIDES[cfg["side"]], leverage=cfg["leverage"], stop_pct=cfg["stop_pct"],
         take_profit_pct=cfg["take_profit_pct"], time_stop=cfg["time_stop"], size_value=cfg["size_value"],
         deadline=deadline, **_sim_kwargs(cfg),
     )  # fmt: skip
-    met = {k: v[0].item() for k, v in M.compute(res, cfg["init_cash"], bar_seconds(frame)).items()}
+    met = {k: v[0].item() for k, v in metrics.compute(res, cfg["init_cash"], bar_seconds(frame)).items()}
     warnings = run_warnings(res)
     if own_x is None and cfg["exit_fraction"] > 0 and "liq_source" in frame and (frame["liq_source"] == "proxy").all():
-        held = res.trades[:, E.T_EXIT_BAR] - res.trades[:, E.T_ENTRY_BAR]
+        held = res.trades[:, engine.T_EXIT_BAR] - res.trades[:, engine.T_ENTRY_BAR]
         if held.size and np.median(held) <= 1:
             warnings.append(
                 f"median hold {np.median(held):g} bar: with the taker-flow proxy (sparse liquidations) the fade exit "
@@ -231,7 +228,7 @@ def run_backtest(
             )
     return {
         "metrics": met,
-        "trades": M.trade_records(res, frame.index if isinstance(frame.index, pd.DatetimeIndex) else None),
+        "trades": metrics.trade_records(res, frame.index if isinstance(frame.index, pd.DatetimeIndex) else None),
         "equity": res.equity[:, 0],
         "entries": ent[:, 0],
         "exits": ext[:, 0],
@@ -312,8 +309,8 @@ def sweep(
                 mats[:, [i for i, _ in keys]] = np.asarray(got, dtype=bool).reshape(n, -1)
         return mats, col
 
-    entries_m, ecol = signal_table(list(ENTRY_DEFAULTS), S.entry_signals, own_e)
-    exits_m, xcol = signal_table(list(EXIT_DEFAULTS), S.exit_signals, own_x)
+    entries_m, ecol = signal_table(list(ENTRY_DEFAULTS), signals.entry_signals, own_e)
+    exits_m, xcol = signal_table(list(EXIT_DEFAULTS), signals.exit_signals, own_x)
     bars = bar_arrays(frame)
     secs = bar_seconds(frame)
     parts = [("", slice(0, n))]
@@ -332,11 +329,11 @@ def sweep(
         for start in range(0, len(members), chunk):
             sl = np.asarray(members[start : start + chunk])
             for prefix, part in parts:
-                res = E.simulate(
+                res = engine.simulate(
                     {k: v[part] for k, v in bars.items()}, entries_m[part], exits_m[part], sig_col=ecol[sl],
                     exit_col=xcol[sl], **{k: per[k][sl] for k in COLUMN_FIELDS}, **_sim_kwargs(run_cfg),
                 )  # fmt: skip
-                for k, v in M.compute(res, run_cfg["init_cash"], secs).items():
+                for k, v in metrics.compute(res, run_cfg["init_cash"], secs).items():
                     if prefix + k not in rows:
                         rows[prefix + k] = np.zeros(len(cfgs), dtype=v.dtype)
                     rows[prefix + k][sl] = v

@@ -1,7 +1,7 @@
 """A seeded synthetic perpetual-futures market: the embedded default dataset.
 
 So that ``liqrisk backtest`` runs end to end on a fresh machine with no data, :func:`synthetic_market` builds a
-market frame (the columns of :func:`backtest.data.market_frame`) from:
+market frame (the columns of :func:`backtest.alignment.market_frame`) from:
 
 * returns: GARCH(1,1) volatility clustering (Bollerslev 1986) with Student-t(4) innovations scaled to unit
   variance (fat tails), ``annual_vol`` the long-run volatility;
@@ -10,9 +10,11 @@ market frame (the columns of :func:`backtest.data.market_frame`) from:
 * funding every 8 h: ``0.0001 + 0.0015·x`` plus noise, clipped to ±0.3 % (mean-reverting because ``x`` is);
   open interest that grows with crowding;
 * squeeze events that come from an actual liquidation cascade: when shorts are crowded (``x < −0.45``) and the
-  close breaks the 48-bar high, the shorts' liquidation prices (leverage mix 10/20/25/50/100x on part of the open
-  interest) are fed with the breakout move to :func:`core.cascade` (the risk API's cascade model); its extra move
-  is added over the next three bars, its liquidated notional becomes ``short_liq``, and the crowd unwinds. The
+  close breaks the 48-bar high, the shorts' liquidation prices (:func:`core.liquidation_price` of isolated
+  positions at a leverage mix of 10/20/25/50/100x on part of the open interest, maintenance margin rate
+  :data:`MAINTENANCE_MARGIN_RATE`) are fed with the breakout move to :func:`core.cascade` (the risk API's
+  cascade model); its extra move is added over the next three bars, its liquidated notional becomes
+  ``short_liq``, and the crowd unwinds. The
   mirror for crowded longs. Ordinary bars carry a small background of liquidations on the losing side.
 
 Deterministic for a given seed (numpy ``default_rng``). Mark price = last price ± a tiny basis.
@@ -26,14 +28,16 @@ from numba import njit
 
 import core
 
-from .data import timeframe_seconds
+from .loaders import timeframe_seconds
 
 LEVERAGE_MIX = np.array([10.0, 20.0, 25.0, 50.0, 100.0])
 LEVERAGE_WEIGHTS = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+#: the crowd's maintenance margin rate (Binance's first BTCUSDT tier), for its liquidation prices
+MAINTENANCE_MARGIN_RATE = 0.005
 
 
 @njit(cache=True)
-def _garch(z, omega, alpha, beta):
+def _garch_nb(z, omega, alpha, beta):
     n = z.shape[0]
     r = np.empty(n)
     var = omega / (1.0 - alpha - beta)
@@ -44,7 +48,7 @@ def _garch(z, omega, alpha, beta):
 
 
 @njit(cache=True)
-def _positioning(r, eps, kappa, feed, sigma):
+def _positioning_nb(r, eps, kappa, feed, sigma):
     n = r.shape[0]
     x = np.empty(n)
     v = 0.0
@@ -75,11 +79,11 @@ def synthetic_market(
     bar_var = annual_vol**2 / per_year
     alpha, beta = 0.08, 0.9
     z = rng.standard_t(4, n) / np.sqrt(2.0)  # t(4) has variance 2
-    r = _garch(z, bar_var * (1 - alpha - beta), alpha, beta)
+    r = _garch_nb(z, bar_var * (1 - alpha - beta), alpha, beta)
     scale = np.sqrt(bar_var)
     kappa = min(0.02 * step / 3600, 0.5)  # crowding mean-reverts over ~2 days
     spread = 0.35 * np.sqrt(2 * kappa)  # stationary standard deviation ~0.35
-    x = _positioning(r / scale, rng.standard_normal(n), kappa, 0.6 * spread, 0.8 * spread)
+    x = _positioning_nb(r / scale, rng.standard_normal(n), kappa, 0.6 * spread, 0.8 * spread)
     r = r - 0.2 * scale * x  # a mild drift against the crowd (funding and carry pressure)
     logp = np.log(start_price) + np.cumsum(r)
     long_liq = np.zeros(n)
@@ -105,7 +109,9 @@ def synthetic_market(
         sign = 1.0 if crowd_short else -1.0
         share = 0.5 + 0.5 * abs(x[i])  # the crowded side's share of open interest
         notional = oi_base[i] * price * share * 0.25 * LEVERAGE_WEIGHTS
-        lp = price * (1 + sign * (1 / LEVERAGE_MIX - 0.005))
+        lp = core.liquidation_price(side=side, entry_price=price, quantity=notional / price, leverage=LEVERAGE_MIX,
+                                    maintenance_margin_rate=MAINTENANCE_MARGIN_RATE,
+                                    fields=("liquidation_price",))["liquidation_price"]  # fmt: skip
         res = core.cascade(start_price=price, shock_pct=shock if shock * sign > 0 else 0.1 * sign,
                            cluster_price=lp, cluster_notional=notional, cluster_side=[side] * lp.size,
                            depth_per_pct=0.02 * oi_base[i] * price)  # fmt: skip

@@ -24,16 +24,15 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from core.errors import as_input_error
 
-from . import datasets as DS
-from . import queue as Q
+from . import datasets, queue
 
 log = logging.getLogger("liqrisk.worker")
-app = Q.app_from_env()
+app = queue.app_from_env()
 
 
 @cache
-def store() -> Q.JobStore:
-    return Q.JobStore.from_url(Q.broker_url(), Q.settings()["result_ttl"])
+def store() -> queue.JobStore:
+    return queue.JobStore.from_url(queue.broker_url(), queue.settings()["result_ttl"])
 
 
 def data_dir() -> str:
@@ -46,7 +45,7 @@ def _field_problem(exc: ValueError, prefix: str) -> dict[str, Any]:
     err = as_input_error(exc)
     field = err.field
     path = field if field.startswith(("bars.", "dataset")) or field == "body" else f"{prefix}.{field}"
-    return Q.problem(404 if err.kind == "unknown" else 422, str(exc), {path: [err.message]})
+    return queue.problem(404 if err.kind == "unknown" else 422, str(exc), {path: [err.message]})
 
 
 class _Run:
@@ -57,18 +56,18 @@ class _Run:
         self.task_id = task.request.id or job_id
 
     def __enter__(self):
-        st, limits = store(), Q.settings()
+        st, limits = store(), queue.settings()
         if st.attempt(self.job_id, self.task_id) > limits["max_attempts"]:
             detail = (f"the job's worker was lost {limits['max_attempts']} times while running it; "
                       "it is not retried again")  # fmt: skip
-            self.fail(Q.problem(500, detail, {"job": ["poisoned: stopped after the bounded number of retries"]}))
+            self.fail(queue.problem(500, detail, {"job": ["poisoned: stopped after the bounded number of retries"]}))
         if st.is_cancelled(self.job_id):
             raise Ignore()
         job = st.get(self.job_id)
         if job is None:  # expired before a worker got to it
             raise Ignore()
         if "started_ts" not in job:
-            st.update(self.job_id, started_at=Q.now_iso(), started_ts=repr(time.time()))
+            st.update(self.job_id, started_at=queue.now_iso(), started_ts=repr(time.time()))
         st.update(self.job_id, status="running", worker=self.task.request.hostname or "", pid=str(os.getpid()))
         st.running(self.task_id, limits["time_limit"])
         self.request = orjson.loads(job["request"])
@@ -77,20 +76,20 @@ class _Run:
 
     def __exit__(self, exc_type, exc, tb):
         store().stopped(self.task_id)
-        if exc is None or isinstance(exc, (Ignore, Q.JobFailed)):
+        if exc is None or isinstance(exc, (Ignore, queue.JobFailed)):
             return False
         if isinstance(exc, SoftTimeLimitExceeded | TimeoutError):
-            limit = Q.settings()["time_limit"] if isinstance(exc, SoftTimeLimitExceeded) else _backtest_budget()
-            self.fail(Q.problem(422, f"the job needs more than its {limit:g} s run-time budget",
+            limit = queue.settings()["time_limit"] if isinstance(exc, SoftTimeLimitExceeded) else _backtest_budget()
+            self.fail(queue.problem(422, f"the job needs more than its {limit:g} s run-time budget",
                                 {"dataset": ["use fewer bars or fewer combinations"]}))  # fmt: skip
         from .data import DataError
 
         if isinstance(exc, DataError):  # a dataset file the loader cannot use: it names the file, line and column
-            self.fail(Q.problem(422, str(exc), {"dataset": [str(exc)]}))
+            self.fail(queue.problem(422, str(exc), {"dataset": [str(exc)]}))
         if isinstance(exc, ValueError):
             self.fail(_field_problem(exc, "grid" if self.kind == "sweep" else "strategy"))
         log.error("job %s failed", self.job_id, exc_info=(exc_type, exc, tb))
-        self.fail(Q.problem(500, "the job failed with an internal error; it has been logged"))
+        self.fail(queue.problem(500, "the job failed with an internal error; it has been logged"))
         return False
 
     def progress(self, value: float) -> None:
@@ -98,10 +97,10 @@ class _Run:
 
     def fail(self, problem: dict[str, Any]):
         st = store()
-        st.update(self.job_id, status="failed", error=orjson.dumps(problem).decode(), finished_at=Q.now_iso())
+        st.update(self.job_id, status="failed", error=orjson.dumps(problem).decode(), finished_at=queue.now_iso())
         st.record(self.kind, "failed", self.elapsed())
         st.stopped(self.task_id)
-        raise Q.JobFailed(problem)
+        raise queue.JobFailed(problem)
 
     def elapsed(self) -> float | None:
         job = store().get(self.job_id) or {}
@@ -112,17 +111,17 @@ class _Run:
 
     def succeeded(self) -> None:
         st = store()
-        st.update(self.job_id, status="succeeded", progress="1", finished_at=Q.now_iso())
+        st.update(self.job_id, status="succeeded", progress="1", finished_at=queue.now_iso())
         st.touch(self.job_id)
         st.record(self.kind, "succeeded", self.elapsed())
 
 
 @lru_cache(maxsize=4)
 def _dataset_frame(folder: str, symbol: str, timeframe: str, stamp: tuple):
-    from . import data as D
+    from . import data
 
     del stamp  # cache key: the folder's files and their modification times
-    frame, reports, warnings = D.load_dataset(folder, symbol, timeframe)
+    frame, reports, warnings = data.load_dataset(folder, symbol, timeframe)
     for r in reports:
         warnings = warnings + r.warnings
     return frame, warnings
@@ -137,12 +136,12 @@ def _synthetic_frame(bars: int, timeframe: str, seed: int):
 
 @lru_cache(maxsize=2)
 def _uploaded_frame(job_id: str):
-    from . import data as D
+    from . import data
 
     raw = store().bars(job_id)
     if raw is None:
         raise ValueError("bars: the uploaded bars of this job have expired")
-    return D.frame_from_columns(orjson.loads(raw))
+    return data.frame_from_columns(orjson.loads(raw))
 
 
 def load_frame(job_id: str, request: dict[str, Any]):
@@ -155,9 +154,9 @@ def load_frame(job_id: str, request: dict[str, Any]):
         frame = _synthetic_frame(int(ds.get("bars", 8760)), ds.get("timeframe", "1h"), int(ds.get("seed", 7)))
         return frame, [], None
     root = data_dir()
-    if not DS.find(root, ds["name"], ds["symbol"], ds["timeframe"]):
+    if not datasets.find(root, ds["name"], ds["symbol"], ds["timeframe"]):
         raise ValueError(f"dataset: no dataset {ds['name']} {ds['symbol']} {ds['timeframe']} on this worker")
-    folder = DS.folder_of(root, ds["name"])
+    folder = datasets.folder_of(root, ds["name"])
     stamp = tuple(sorted((f, os.stat(os.path.join(folder, f)).st_mtime) for f in os.listdir(folder)))
     frame, warnings = _dataset_frame(folder, ds["symbol"], ds["timeframe"], stamp)
     if ds.get("start"):
@@ -169,7 +168,7 @@ def load_frame(job_id: str, request: dict[str, Any]):
         raise ValueError(f"dataset: {len(frame)} bars; at most {max_bars} (narrow start/end)")
     if len(frame) < 10:
         raise ValueError("dataset: fewer than 10 bars between start and end")
-    return frame, list(warnings), DS.normalise_symbol(ds["symbol"])
+    return frame, list(warnings), datasets.normalise_symbol(ds["symbol"])
 
 
 def _backtest_budget() -> float:
@@ -187,7 +186,7 @@ def _config(request: dict[str, Any], symbol: str | None) -> dict[str, Any]:
     return cfg
 
 
-@app.task(name=Q.TASK_BACKTEST, bind=True)
+@app.task(name=queue.TASK_BACKTEST, bind=True)
 def backtest_job(self, job_id: str) -> dict[str, Any]:
     """One backtest; returns the body ``POST /v1/backtests`` used to answer with."""
     from core.jsonable import to_jsonable
@@ -216,7 +215,7 @@ def backtest_job(self, job_id: str) -> dict[str, Any]:
         return out
 
 
-@app.task(name=Q.TASK_CHUNK, bind=True)
+@app.task(name=queue.TASK_CHUNK, bind=True)
 def sweep_chunk(self, job_id: str, index: int, total: int, grid: dict[str, list]) -> dict[str, Any]:
     """One chunk of a sweep: :func:`backtest.run.sweep` over a sub-grid (a contiguous run of the full grid's
     rows); returns its table as columns."""
@@ -233,7 +232,7 @@ def sweep_chunk(self, job_id: str, index: int, total: int, grid: dict[str, list]
         return out
 
 
-@app.task(name=Q.TASK_COMBINE, bind=True)
+@app.task(name=queue.TASK_COMBINE, bind=True)
 def sweep_combine(self, parts: list[dict[str, Any]], job_id: str) -> dict[str, Any]:
     """The chunks in order → the ranked table (in-sample/out-of-sample metrics), the best configuration and how
     well in-sample ranks carry out of sample."""

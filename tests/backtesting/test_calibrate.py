@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest import calibrate as C
+from backtest import calibrate
 from backtest.data import load_dataset
 
 SOL_BTC_ETH = "binance_um_perp_btc_eth_sol_2025"
@@ -53,36 +53,36 @@ GBM_OPTIONS = dict(
 
 @pytest.fixture(scope="module")
 def gbm_samples():
-    return C.calibration_samples(gbm_frame(), **GBM_OPTIONS)
+    return calibrate.calibration_samples(gbm_frame(), **GBM_OPTIONS)
 
 
 def test_scores_by_hand():
     p, y = np.array([0.1, 0.9, 0.5, 0.0]), np.array([0, 1, 1, 0])
-    assert C.brier_score(p, y) == pytest.approx((0.01 + 0.01 + 0.25 + 0.0) / 4)
+    assert calibrate.brier_score(p, y) == pytest.approx((0.01 + 0.01 + 0.25 + 0.0) / 4)
     expected = -(math.log(0.9) + math.log(0.9) + math.log(0.5) + math.log(1 - 1e-6)) / 4
-    assert C.log_loss(p, y) == pytest.approx(expected)
-    table = C.reliability_table(p, y, (0.0, 0.5, 1.0))
+    assert calibrate.log_loss(p, y) == pytest.approx(expected)
+    table = calibrate.reliability_table(p, y, (0.0, 0.5, 1.0))
     assert [r["count"] for r in table] == [2, 2]  # 0.5 belongs to the upper bin, 1.0 to the last
     assert table[1]["mean_predicted"] == pytest.approx(0.7) and table[1]["observed_frequency"] == 1.0
-    s = C.score(p, y)
+    s = calibrate.score(p, y)
     assert (
         s["base_rate"] == 0.5 and s["brier_reference"] == 0.25 and s["brier_skill"] == pytest.approx(1 - 0.0675 / 0.25)
     )
-    assert math.isnan(C.reliability_table([0.2], [0], (0.0, 0.1, 1.0))[0]["observed_frequency"])
+    assert math.isnan(calibrate.reliability_table([0.2], [0], (0.0, 0.1, 1.0))[0]["observed_frequency"])
 
 
 def test_isotonic_fit_and_band_cutoffs_by_hand():
-    x, fit = C.isotonic_fit([0.1, 0.2, 0.3, 0.3], [1, 0, 1, 0])
+    x, fit = calibrate.isotonic_fit([0.1, 0.2, 0.3, 0.3], [1, 0, 1, 0])
     assert x.tolist() == [0.1, 0.2, 0.3] and fit.tolist() == [0.5, 0.5, 0.5]  # all pooled: 2 of 4
-    x, fit = C.isotonic_fit([0.3, 0.1, 0.2, 0.4], [1, 1, 0, 1])
+    x, fit = calibrate.isotonic_fit([0.3, 0.1, 0.2, 0.4], [1, 1, 0, 1])
     assert fit.tolist() == [0.5, 0.5, 1.0, 1.0]
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 20_000)
     y = rng.uniform(0, 1, p.size) < p  # perfectly calibrated: the cut-offs are the targets
-    x, fit = C.isotonic_fit(p, y)
+    x, fit = calibrate.isotonic_fit(p, y)
     assert np.all(np.diff(fit) >= 0) and np.average(fit, weights=np.ones(x.size)) == pytest.approx(y.mean(), abs=0.01)
-    assert C.band_cutoffs(p, y, (0.15, 0.35)) == pytest.approx([0.15, 0.35], abs=0.04)
-    assert math.isnan(C.band_cutoffs([0.1, 0.2], [0, 0], (0.5,))[0])
+    assert calibrate.band_cutoffs(p, y, (0.15, 0.35)) == pytest.approx([0.15, 0.35], abs=0.04)
+    assert math.isnan(calibrate.band_cutoffs([0.1, 0.2], [0, 0], (0.5,))[0])
 
 
 def test_gbm_market_is_calibrated(gbm_samples):
@@ -90,11 +90,11 @@ def test_gbm_market_is_calibrated(gbm_samples):
     assert skipped["refused_by_tiers"] == 0 and len(samples) > 20_000
     y = samples["liquidated"].to_numpy(float)
     for model in ("gbm", "gbm_bgk"):
-        s = C.score(samples[f"p_{model}"], y)
+        s = calibrate.score(samples[f"p_{model}"], y)
         # better than forecasting the base rate for everyone, by a wide margin, and unbiased on average
         assert s["brier"] < 0.75 * s["brier_reference"]
         assert abs(s["mean_predicted"] - s["base_rate"]) < 0.03
-        table = C.reliability_table(samples[f"p_{model}"], y)
+        table = calibrate.reliability_table(samples[f"p_{model}"], y)
         populated = [r for r in table if r["count"] >= 1000]
         assert len(populated) >= 3
         for r in populated:  # overlapping 24 h windows: ~count/24 independent cases, hence the tolerance
@@ -116,11 +116,13 @@ def test_wrong_volatility_is_caught(gbm_samples):
         horizon_hours=samples["horizon_hours"].to_numpy(),
     )["probability"]
     y = samples["liquidated"].to_numpy(float)
-    good, bad = C.score(samples["p_gbm"], y), C.score(half, y)
+    good, bad = calibrate.score(samples["p_gbm"], y), calibrate.score(half, y)
     assert bad["brier"] > good["brier"] + 0.02
     assert bad["mean_predicted"] < bad["base_rate"] - 0.05
     worst = max(
-        abs(r["observed_frequency"] - r["mean_predicted"]) for r in C.reliability_table(half, y) if r["count"] >= 1000
+        abs(r["observed_frequency"] - r["mean_predicted"])
+        for r in calibrate.reliability_table(half, y)
+        if r["count"] >= 1000
     )
     assert worst > 0.15
 
@@ -129,14 +131,14 @@ def test_no_look_ahead():
     frame = gbm_frame(n=900, seed=3)
     opts = dict(symbol="BTCUSDT", horizons_hours=(24.0, 48.0), leverages=(10.0, 50.0), step=7, warmup=100,
                 paths=200, maintenance_margin_rate=0.005)  # fmt: skip
-    base, _ = C.calibration_samples(frame, **opts)
+    base, _ = calibrate.calibration_samples(frame, **opts)
     cut = 600
     changed = frame.copy()
     rng = np.random.default_rng(9)
     later = changed.index[cut + 1 :]
     for k in ("close", "mark_close", "mark_high", "mark_low"):
         changed.loc[later, k] = changed.loc[later, k] * rng.uniform(0.5, 1.5, len(later))
-    after, _ = C.calibration_samples(changed, **opts)
+    after, _ = calibrate.calibration_samples(changed, **opts)
     cols = ["bar", "horizon_hours", "leverage", "side", "entry_price", "mark_price", "liquidation_price",
             "volatility", "p_gbm", "p_gbm_bgk", "p_student_t"]  # fmt: skip
     before_cut = base[base["bar"] <= cut][cols].reset_index(drop=True)
@@ -145,31 +147,31 @@ def test_no_look_ahead():
     # the volatility at a bar is the core estimate from closes up to that bar only
     from core.risk import estimate_volatility
 
-    v = C.trailing_volatility(frame["mark_close"].to_numpy(), 8760.0, 0.94, bars=[cut])[cut]
-    window = frame["mark_close"].to_numpy()[max(0, cut - C.ewma_window(0.94)) : cut + 1]
+    v = calibrate.trailing_volatility(frame["mark_close"].to_numpy(), 8760.0, 0.94, bars=[cut])[cut]
+    window = frame["mark_close"].to_numpy()[max(0, cut - calibrate.ewma_window(0.94)) : cut + 1]
     assert v == estimate_volatility(window, 8760.0, "ewma", 0.94)
 
 
 def test_report_is_well_formed(tmp_path, gbm_samples):
     samples, _ = gbm_samples
-    rep = C.calibration_report(samples)
+    rep = calibrate.calibration_report(samples)
     assert set(rep["models"]) == {"gbm", "gbm_bgk"}
     for s in rep["models"].values():
         assert sum(r["count"] for r in s["reliability"]) == s["count"] == len(samples)
         assert sum(r["count"] for r in s["bands"]) == s["count"]
         assert sum(r["liquidated"] for r in s["reliability"]) == s["liquidated"] == int(samples["liquidated"].sum())
-        assert [r["band"] for r in s["bands"]] == list(C.BAND_NAMES)
+        assert [r["band"] for r in s["bands"]] == list(calibrate.BAND_NAMES)
         d = s["decomposition"]
         # Murphy: BS = REL − RES + UNC up to the within-bin variance of the forecasts
         assert d["reliability"] - d["resolution"] + d["uncertainty"] == pytest.approx(s["brier"], abs=0.01)
     assert sum(r["count"] for r in rep["by_leverage"]) == len(samples)
     cut = rep["by_horizon"][0]["gbm"]["band_cutoffs"]
-    assert list(cut) == list(C.BAND_NAMES[1:]) and all(math.isnan(v) or 0 <= v <= 1 for v in cut.values())
+    assert list(cut) == list(calibrate.BAND_NAMES[1:]) and all(math.isnan(v) or 0 <= v <= 1 for v in cut.values())
     assert {r["leverage"] for r in rep["by_leverage"]} == set(GBM_OPTIONS["leverages"])
-    path = C.write_json({"symbol": "X", **rep}, str(tmp_path / "r.json"))
+    path = calibrate.write_json({"symbol": "X", **rep}, str(tmp_path / "r.json"))
     back = json.loads(open(path, encoding="utf-8").read())
     assert back["models"]["gbm"]["brier"] == pytest.approx(rep["models"]["gbm"]["brier"])
-    png = C.reliability_png({"GBM": rep}, str(tmp_path / "r.png"))
+    png = calibrate.reliability_png({"GBM": rep}, str(tmp_path / "r.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
@@ -184,14 +186,14 @@ def test_bad_options_name_the_argument():
         ({"lam": 1.0}, "lam"),
     ]:
         with pytest.raises(ValueError, match=word):
-            C.calibration_samples(frame, symbol="BTCUSDT", **kw)
+            calibrate.calibration_samples(frame, symbol="BTCUSDT", **kw)
 
 
 def test_missing_bars_are_left_out():
     frame = gbm_frame(n=700, seed=4)
     holed = frame.drop(frame.index[500])
     opts = dict(symbol="BTCUSDT", horizons_hours=(24.0,), leverages=(20.0,), models=("gbm",), warmup=50)
-    s, skipped = C.calibration_samples(holed, **opts)
+    s, skipped = calibrate.calibration_samples(holed, **opts)
     assert skipped["incomplete_history"] > 0  # the volatility window holds the gap
     assert not ((s["bar"] >= 500 - 24) & (s["bar"] < 500)).any()  # the horizon holds the gap
     assert (s["bar"] < 500 - 24).any()
@@ -200,7 +202,7 @@ def test_missing_bars_are_left_out():
 def test_positions_the_tiers_refuse_are_counted_not_scored():
     frame = gbm_frame(n=400, seed=5)
     calls = []
-    s, skipped = C.calibration_samples(
+    s, skipped = calibrate.calibration_samples(
         frame,
         symbol="SOLUSDT",
         horizons_hours=(24.0,),
@@ -212,7 +214,7 @@ def test_positions_the_tiers_refuse_are_counted_not_scored():
     )
     assert set(s["leverage"]) == {10.0} and skipped["refused_by_tiers"] == len(s)  # 150x is above SOLUSDT's cap
     assert calls[-1][0] == calls[-1][1] == len(range(100, 400, 10))  # one call per bar of the Monte Carlo
-    empty = C.calibrate(frame.iloc[:120], symbol="SOLUSDT", models=("gbm",), warmup=100)
+    empty = calibrate.calibrate(frame.iloc[:120], symbol="SOLUSDT", models=("gbm",), warmup=100)
     assert empty["predictions"] == 0 and math.isnan(empty["models"]["gbm"]["brier"])
 
 
@@ -223,13 +225,13 @@ def test_real_btc_eth_sol_1h(shared_data):
         frame, _, warnings = load_dataset(folder, symbol, "1h")
         assert not any("mark" in w for w in warnings)
         frames[symbol] = frame
-    rep = C.calibrate(frames, step=72, leverages=(2.0, 5.0, 10.0, 20.0, 50.0), paths=200)
+    rep = calibrate.calibrate(frames, step=72, leverages=(2.0, 5.0, 10.0, 20.0, 50.0), paths=200)
     assert rep["symbols"] == list(frames) and set(rep["by_symbol"]) == set(frames)
     assert rep["predictions"] == sum(r["predictions"] for r in rep["by_symbol"].values())
     for symbol, one in [*rep["by_symbol"].items(), ("all", rep)]:
         n_pred = one["predictions"]
         # the bars replayed (the 1h files have no gaps) × horizons × leverages × sides
-        bars = sum(len(range(C.ewma_window(0.94), len(frames[s]), 72)) for s in frames if symbol in (s, "all"))
+        bars = sum(len(range(calibrate.ewma_window(0.94), len(frames[s]), 72)) for s in frames if symbol in (s, "all"))
         assert bars > 120 and n_pred + sum(one["skipped"].values()) == bars * 2 * 5 * 2
         assert one["skipped"]["horizon_beyond_data"] > 0 and one["skipped"]["incomplete_history"] == 0
         assert sum(r["count"] for r in one["by_horizon"]) == n_pred

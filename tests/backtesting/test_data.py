@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest import data as D
+from backtest import data
 
 HOUR = 3_600_000
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
@@ -35,11 +35,11 @@ def csv_lines(rows):
 
 def test_binance_klines_without_header_ms_epoch(tmp_path):
     p = write(tmp_path / "k.csv", csv_lines(kline_rows(5)))
-    got = D.load_klines(p, "1h")
+    got = data.load_klines(p, "1h")
     assert len(got.frame) == 4 and got.report.partial_last_dropped  # a dump's last kline is presumed open
     assert got.frame.index[0] == pd.Timestamp("2025-01-01", tz="UTC")
     assert got.frame["taker_sell_base"].iloc[0] == 4.0
-    kept = D.load_klines(p, "1h", now=pd.Timestamp("2030-01-01", tz="UTC"))
+    kept = data.load_klines(p, "1h", now=pd.Timestamp("2030-01-01", tz="UTC"))
     assert len(kept.frame) == 5 and not kept.report.partial_last_dropped
 
 
@@ -47,13 +47,13 @@ def test_binance_klines_with_header_iso_times_duplicates_and_gaps(tmp_path):
     rows = kline_rows(6)
     del rows[3]  # a missing hour
     rows.insert(1, rows[1])  # a duplicate
-    lines = [",".join(D.KLINE_COLUMNS)]
+    lines = [",".join(data.KLINE_COLUMNS)]
     for r in rows:
         r = list(r)
         r[0] = pd.Timestamp(r[0], unit="ms", tz="UTC").isoformat()
         r[6] = pd.Timestamp(r[6], unit="ms", tz="UTC").isoformat()
         lines.append(",".join(map(str, r)))
-    got = D.load_klines(write(tmp_path / "k.csv", lines), "1h", now=pd.Timestamp("2030-01-01", tz="UTC"))
+    got = data.load_klines(write(tmp_path / "k.csv", lines), "1h", now=pd.Timestamp("2030-01-01", tz="UTC"))
     assert got.report.duplicates == 1
     assert got.report.missing_bars == 1 and got.report.first_gap.startswith("2025-01-01T02:00")
     assert got.frame.index.is_monotonic_increasing and len(got.frame) == 5
@@ -73,19 +73,19 @@ def test_bad_klines_name_file_line_and_column(tmp_path, bad, line, column):
     r, c, v = bad
     rows[r][c] = v
     p = write(tmp_path / "bad.csv", csv_lines(rows))
-    with pytest.raises(D.DataError) as e:
-        D.load_klines(p, "1h")
+    with pytest.raises(data.DataError) as e:
+        data.load_klines(p, "1h")
     assert e.value.row == line and e.value.column == column
     assert "bad.csv" in str(e.value) and f"line {line}" in str(e.value)
 
 
 def test_empty_and_missing_files(tmp_path):
-    with pytest.raises(D.DataError, match="empty"):
-        D.load_klines(write(tmp_path / "e.csv", [""]))
-    with pytest.raises(D.DataError, match="cannot read"):
-        D.load_ohlcv(str(tmp_path / "nope.csv"))
-    with pytest.raises(D.DataError, match="column 'sumOpenInterest'"):
-        D.load_open_interest(write(tmp_path / "x.csv", ["a,b", "1,2"]))
+    with pytest.raises(data.DataError, match="empty"):
+        data.load_klines(write(tmp_path / "e.csv", [""]))
+    with pytest.raises(data.DataError, match="cannot read"):
+        data.load_ohlcv(str(tmp_path / "nope.csv"))
+    with pytest.raises(data.DataError, match="column 'sumOpenInterest'"):
+        data.load_open_interest(write(tmp_path / "x.csv", ["a,b", "1,2"]))
 
 
 def test_freqtrade_gzip_and_funding_layouts(tmp_path):
@@ -94,18 +94,18 @@ def test_freqtrade_gzip_and_funding_layouts(tmp_path):
     ]
     p = tmp_path / "SOL_USDT_USDT-1h-futures.csv.gz"
     p.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    got = D.load_ohlcv(str(p), "1h")
+    got = data.load_ohlcv(str(p), "1h")
     assert len(got.frame) == 10 and got.report.missing_bars == 0
-    f = D.load_funding(write(tmp_path / "f.csv", ["date,funding_rate", "2025-01-01T00:00:00Z,0.0001",
+    f = data.load_funding(write(tmp_path / "f.csv", ["date,funding_rate", "2025-01-01T00:00:00Z,0.0001",
                                                   "2025-01-01T08:00:00Z,-0.0003"]))  # fmt: skip
     assert f.frame["funding_rate"].tolist() == [0.0001, -0.0003]
     lines = ["symbol,fundingTime,fundingRate,markPrice", "BTCUSDT,2025-01-01 00:00:00+00:00,0.0001,",
              "BTCUSDT,2025-01-01 08:00:00.008000+00:00,0.0002,95000.5"]  # fmt: skip
-    b = D.load_funding(write(tmp_path / "b.csv", lines))
+    b = data.load_funding(write(tmp_path / "b.csv", lines))
     assert b.frame.index[1] == pd.Timestamp("2025-01-01 08:00", tz="UTC")  # settlement lag floored
     assert np.isnan(b.frame["funding_mark_price"].iloc[0])
-    with pytest.raises(D.DataError, match="decimals"):
-        D.load_funding(write(tmp_path / "pct.csv", ["date,funding_rate", "2025-01-01T00:00:00Z,0.3"]))
+    with pytest.raises(data.DataError, match="decimals"):
+        data.load_funding(write(tmp_path / "pct.csv", ["date,funding_rate", "2025-01-01T00:00:00Z,0.3"]))
 
 
 def test_market_frame_alignment(tmp_path):
@@ -117,7 +117,7 @@ def test_market_frame_alignment(tmp_path):
     )
     liq = pd.DataFrame({"long_liq": [5.0, 7.0, 9.0], "short_liq": [1.0, 2.0, 3.0]},
                        index=pd.DatetimeIndex(["2025-01-01", "2025-01-02", "2025-01-03"], tz="UTC"))  # fmt: skip
-    f, warnings = D.market_frame(ohlcv, funding=funding, liquidations=liq, timeframe="1h")
+    f, warnings = data.market_frame(ohlcv, funding=funding, liquidations=liq, timeframe="1h")
     assert f["funding_rate"].notna().sum() == 2
     assert f.loc["2025-01-01 08:00", "funding_rate"].item() == 0.0001
     # a daily figure is known at the end of its day: it sits on that day's last bar, not its first
@@ -136,7 +136,7 @@ def test_liquidation_proxy_flags_loud_one_sided_bars():
     f.iloc[50, f.columns.get_loc("volume")] = 100.0
     f.iloc[50, f.columns.get_loc("taker_buy")] = 80.0
     f.iloc[50, f.columns.get_loc("taker_sell")] = 20.0
-    long_liq, short_liq = D.liquidation_proxy(f)
+    long_liq, short_liq = data.liquidation_proxy(f)
     assert short_liq[50] == 60.0 and short_liq.sum() == 60.0 and long_liq.sum() == 0.0
 
 
@@ -144,28 +144,52 @@ def test_frame_from_columns_checks():
     n = 20
     cols = {"time": [T0 + i * HOUR for i in range(n)], "open": [100.0] * n, "high": [101.0] * n,
             "low": [99.0] * n, "close": [100.0] * n, "funding_rate": [None] * n}  # fmt: skip
-    f, _ = D.frame_from_columns(cols)
+    f, _ = data.frame_from_columns(cols)
     assert len(f) == n and f.index[0] == pd.Timestamp("2025-01-01", tz="UTC")
     with pytest.raises(ValueError, match="bars.time: must increase"):
-        D.frame_from_columns({**cols, "time": cols["time"][:5] + cols["time"][4:-1]})
+        data.frame_from_columns({**cols, "time": cols["time"][:5] + cols["time"][4:-1]})
     with pytest.raises(ValueError, match="bars.close: 19 values"):
-        D.frame_from_columns({**cols, "close": [100.0] * (n - 1)})
+        data.frame_from_columns({**cols, "close": [100.0] * (n - 1)})
     with pytest.raises(ValueError, match="bars.low: prices must be > 0"):
-        D.frame_from_columns({**cols, "low": [0.0] * n})
+        data.frame_from_columns({**cols, "low": [0.0] * n})
 
 
 def test_real_binance_layouts(shared_data):
     folder = shared_data / "binance_btcusdt_perp_1h_2023_2025"
-    k = D.load_klines(str(folder / "BTCUSDT_fapi_klines_1h.csv"), "1h")
+    k = data.load_klines(str(folder / "BTCUSDT_fapi_klines_1h.csv"), "1h")
     assert k.report.partial_last_dropped and len(k.frame) == 24_882 and k.report.missing_bars == 0
-    prem = D.load_klines(str(folder / "BTCUSDT_premiumIndexKlines_1h.csv"), "1h")  # same layout, OHLC = premium
+    prem = data.load_klines(str(folder / "BTCUSDT_premiumIndexKlines_1h.csv"), "1h")  # same layout, OHLC = premium
     assert len(prem.frame) == 24_882 and prem.frame["close"].abs().max() < 0.05
-    f = D.load_funding(str(folder / "BTCUSDT_fundingRate.csv"))
+    f = data.load_funding(str(folder / "BTCUSDT_fundingRate.csv"))
     assert len(f.frame) == 3_111
-    oi = D.load_open_interest(str(folder / "BTCUSDT_openInterestHist_1h.csv"))
+    oi = data.load_open_interest(str(folder / "BTCUSDT_openInterestHist_1h.csv"))
     assert len(oi.frame) == 500
-    liq = D.load_liquidations(str(shared_data / "coinalyze_btc_daily_2020_2025" / "bitcoin_liquidation_history.csv"))
+    liq = data.load_liquidations(str(shared_data / "coinalyze_btc_daily_2020_2025" / "bitcoin_liquidation_history.csv"))
     assert len(liq.frame) == 1_841
-    frame, _, warnings = D.load_dataset(str(folder), "BTCUSDT", "1h")
+    frame, _, warnings = data.load_dataset(str(folder), "BTCUSDT", "1h")
     assert frame["funding_rate"].notna().sum() > 3000 and frame["open_interest"].notna().sum() >= 499
     assert frame["taker_buy"].notna().all()
+
+
+def test_the_folder_listing_and_the_loader_read_the_same_file_names(tmp_path):
+    from backtest import datasets
+
+    times = pd.date_range("2025-01-01", periods=30, freq="1h", tz="UTC")
+    ohlcv = ["date,open,high,low,close,volume"] + [f"{t.isoformat()},100,101,99,100.5,10" for t in times]
+    klines, mark, funding = (datasets.file_names(kind, "SOL", "1h") for kind in ("klines", "mark", "funding"))
+    assert klines[1] == "SOL_USDT_USDT-1h-futures.csv" and mark[1] == "SOL_USDT_USDT-1h-mark.csv"
+    write(tmp_path / klines[1], ohlcv)
+    write(tmp_path / mark[1], ohlcv)
+    settle = [T0 + h * HOUR for h in (0, 8, 16, 24)]
+    write(
+        tmp_path / funding[2],
+        ["symbol,fundingTime,fundingRate,markPrice"] + [f"SOLUSDT,{t},0.0001,100" for t in settle],
+    )
+    write(tmp_path / "notes.csv", ["not,a,dataset"])
+    listed = datasets.discover(str(tmp_path))
+    assert listed == [{"name": tmp_path.name, "symbol": "SOLUSDT", "timeframe": "1h", "start": times[0].isoformat(),
+                       "end": times[-1].isoformat(), "has_mark": True, "has_funding": True}]  # fmt: skip
+    frame, reports, warnings = data.load_dataset(str(tmp_path), "SOL_USDT", "1h")
+    assert [r.path for r in reports] == [str(tmp_path / name) for name in (klines[1], mark[1], funding[2])]
+    assert len(frame) == 30 and int(frame["funding_rate"].notna().sum()) == 4
+    assert not any("mark" in w or "funding" in w for w in warnings)

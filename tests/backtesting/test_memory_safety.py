@@ -1,5 +1,6 @@
-"""The simulator never writes past its trade buffer: the issue's sweep runs to the end, random grids and bar
-counts keep every column's records, and the compiled kernels run once with numba's bounds checking on."""
+"""The simulator never writes past its trade buffer: a 50-combination sweep that once overflowed runs to the end,
+random grids and bar counts keep every column's records, and the compiled kernels run once with numba's bounds
+checking on."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest import engine as E
+from backtest import engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_issue_sweep_runs_to_the_end():
+def test_a_50_combination_sweep_runs_to_the_end():
     # the grid of the report (50 combinations); fewer bars keep it quick, the pattern of pauses is the same
     cmd = [sys.executable, "-m", "api.cli", "sweep", "--json", "--no-progress", "--bars", "6000",
            "--breakout-window", "12,24,36,48,60,72,84,96,108,120", "--surge-mult", "1,2,3,4,5"]  # fmt: skip
@@ -61,16 +62,17 @@ def isolated_linear(side, entry_price, quantity, leverage, margin, **_):
     return {"liquidation_price": lp, "error_code": np.zeros(np.shape(lp), dtype=np.int64)}
 
 core.liquidation_price = isolated_linear
-from backtest import engine as E
+from backtest import engine
 n = 300
 m = _churn_market(n)
 on = np.ones((n, 1), bool)
-r = E.simulate(m, on, ~on, side=1, leverage=np.linspace(2, 5, 40), stop_pct=0.02, size_value=0.5,
+r = engine.simulate(m, on, ~on, side=1, leverage=np.linspace(2, 5, 40), stop_pct=0.02, size_value=0.5,
                symbol="BTCUSDT")
 held = np.zeros((n, 1), bool); held[::50] = True  # held positions: funding changes margin, re-priced
-r2 = E.simulate(m, held, np.zeros((n, 1), bool), side=np.tile([1.0, -1.0], 20), leverage=10.0, size_value=0.5,
+r2 = engine.simulate(m, held, np.zeros((n, 1), bool), side=np.tile([1.0, -1.0], 20), leverage=10.0, size_value=0.5,
                 time_stop=30, symbol="BTCUSDT")
-print(r.trades.shape[0], int(r.state[:, E.S_TRADES].sum()), r2.trades.shape[0], int(r2.trades[:, E.T_STALE].sum()))
+print(r.trades.shape[0], int(r.state[:, engine.S_TRADES].sum()), r2.trades.shape[0],
+      int(r2.trades[:, engine.T_STALE].sum()))
 """
 
 
@@ -105,15 +107,15 @@ def test_random_grids_keep_every_record(n, ncol, every, seed):
     sig = rng.integers(0, 3, ncol)
     tst = rng.integers(0, 6, ncol)
     kw = {"size_value": 0.5, "symbol": "BTCUSDT"}
-    r = E.simulate(m, entries, exits, sig_col=sig, side=side, leverage=lev, stop_pct=stop, time_stop=tst, **kw)
-    assert r.trades.shape[0] == int(r.state[:, E.S_TRADES].sum())
-    assert np.all(r.state[:, E.S_STATUS] == E.DONE)
-    cols = r.trades[:, E.T_COL].astype(int)
-    assert np.array_equal(np.bincount(cols, minlength=ncol), r.state[:, E.S_TRADES].astype(int))
+    r = engine.simulate(m, entries, exits, sig_col=sig, side=side, leverage=lev, stop_pct=stop, time_stop=tst, **kw)
+    assert r.trades.shape[0] == int(r.state[:, engine.S_TRADES].sum())
+    assert np.all(r.state[:, engine.S_STATUS] == engine.DONE)
+    cols = r.trades[:, engine.T_COL].astype(int)
+    assert np.array_equal(np.bincount(cols, minlength=ncol), r.state[:, engine.S_TRADES].astype(int))
     assert np.all(r.equity >= 0)
     c = int(rng.integers(0, ncol))  # one column alone gives the same trades and curve
-    one = E.simulate(m, entries[:, [sig[c]]], exits[:, [sig[c]]], side=side[c], leverage=lev[c], stop_pct=stop[c],
+    one = engine.simulate(m, entries[:, [sig[c]]], exits[:, [sig[c]]], side=side[c], leverage=lev[c], stop_pct=stop[c],
                      time_stop=tst[c], **kw)  # fmt: skip
-    mine = r.trades[cols == c][:, E.T_SIDE :]
-    np.testing.assert_allclose(one.trades[:, E.T_SIDE :], mine, rtol=1e-12, equal_nan=True)
+    mine = r.trades[cols == c][:, engine.T_SIDE :]
+    np.testing.assert_allclose(one.trades[:, engine.T_SIDE :], mine, rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(one.equity[:, 0], r.equity[:, c], rtol=1e-12)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from api.cli import main
+from backtest import run_backtest, synthetic_market
 from backtest.formatting import metric, setting, sweep_table
 from backtest.params import DEFAULTS
 from backtest.report import downsample
@@ -34,7 +35,8 @@ def test_backtest_report_and_json_state_what_was_tested(tmp_path, capsys) -> Non
     assert out["synthetic"] is True and "synthetic" in out["data"]
     assert out["bars"] == 3000 and out["start"] < out["end"] and out["timeframe"] == "1h"
     assert out["strategy"]["leverage"] == 5 and out["strategy"]["stop_pct"] is None
-    assert isinstance(out["warnings"], list)
+    library = run_backtest(synthetic_market(bars=3000, timeframe="1h", seed=7), {"leverage": 5, "stop_pct": None})
+    assert out["warnings"] == library["warnings"] and out["metrics"]["trades"] == library["metrics"]["trades"]
     page = html.read_text()
     text = _visible(page)
     assert "SYNTHETIC DATA" in text and "not market history" in text

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import core
-from backtest import engine as E
-from backtest import run as R
+from backtest import engine, run
 
 FEE, SLIP, LIQ_FEE, CASH = 0.0005, 0.0002, 0.0125, 10_000.0
 
@@ -109,23 +108,23 @@ def resimulate(bars, entries, exits, side, lev, stop_pct, time_stop, size_value,
 
 @pytest.fixture
 def sol_1h(shared_data):
-    from backtest import data as D
+    from backtest import data
 
-    frame, _, _ = D.load_dataset(str(shared_data / "binance_um_perp_btc_eth_sol_2025"), "SOL", "1h")
+    frame, _, _ = data.load_dataset(str(shared_data / "binance_um_perp_btc_eth_sol_2025"), "SOL", "1h")
     return frame.loc["2025-01-01":"2025-12-31"]
 
 
 @pytest.mark.parametrize("side,lev,stop,size", [(1, 15.0, 0.05, 0.1), (-1, 20.0, 0.04, 0.1), (1, 40.0, 0.05, 0.05)])
 def test_engine_agrees_with_an_independent_loop_trade_by_trade(sol_1h, side, lev, stop, size):
     frame = sol_1h
-    bars = R.bar_arrays(frame)
+    bars = run.bar_arrays(frame)
     n = len(frame)
     # a breakout rule of one's own (both sides), plus exits on a funding flip: many trades, many funding events
     sign = "close > rolling_max(high, 24)" if side > 0 else "close < rolling_min(low, 24)"
-    entries = R.X.evaluate(sign, R.X.frame_columns(frame))
-    exits = R.X.evaluate(f"funding_rate * {side} > 0.0002", R.X.frame_columns(frame))
-    res = E.simulate(bars, entries, exits, side=side, leverage=lev, stop_pct=stop, time_stop=48, size_value=size,
-                     fee_rate=FEE, slippage=SLIP, liquidation_fee_rate=LIQ_FEE, init_cash=CASH,
+    entries = run.expressions.evaluate(sign, run.expressions.frame_columns(frame))
+    exits = run.expressions.evaluate(f"funding_rate * {side} > 0.0002", run.expressions.frame_columns(frame))
+    res = engine.simulate(bars, entries, exits, side=side, leverage=lev, stop_pct=stop, time_stop=48, size_value=size,
+                     take_profit_pct=np.nan, fee_rate=FEE, slippage=SLIP, liquidation_fee_rate=LIQ_FEE, init_cash=CASH,
                      symbol="SOLUSDT")  # fmt: skip
     want, cash = resimulate(bars, entries, exits, side, lev, stop, 48, size, "SOLUSDT")
     got = res.trades
@@ -135,13 +134,13 @@ def test_engine_agrees_with_an_independent_loop_trade_by_trade(sol_1h, side, lev
     assert "time" in reasons and ("stop" in reasons if lev < 40 else "liquidation" in reasons)
     assert sum(t["funding"] != 0 for t in want) > 10  # funding moved margins and liquidation prices
     for g, w in zip(got, want, strict=True):
-        assert (int(g[E.T_ENTRY_BAR]), int(g[E.T_EXIT_BAR])) == (w["entry_bar"], w["exit_bar"])
-        assert E.REASONS[int(g[E.T_REASON])] == w["reason"]
-        assert g[E.T_ENTRY] == pytest.approx(w["entry"], rel=1e-12)
-        assert g[E.T_EXIT] == pytest.approx(w["exit"], rel=1e-12)
-        assert g[E.T_QTY] == pytest.approx(w["qty"], rel=1e-12)
-        assert g[E.T_FUNDING] == pytest.approx(w["funding"], rel=1e-9, abs=1e-9)
-        assert g[E.T_LP] == pytest.approx(w["lp"], rel=1e-12)
-        assert g[E.T_PNL] == pytest.approx(w["net"], rel=1e-9, abs=1e-9)
+        assert (int(g[engine.T_ENTRY_BAR]), int(g[engine.T_EXIT_BAR])) == (w["entry_bar"], w["exit_bar"])
+        assert engine.REASONS[int(g[engine.T_REASON])] == w["reason"]
+        assert g[engine.T_ENTRY] == pytest.approx(w["entry"], rel=1e-12)
+        assert g[engine.T_EXIT] == pytest.approx(w["exit"], rel=1e-12)
+        assert g[engine.T_QTY] == pytest.approx(w["qty"], rel=1e-12)
+        assert g[engine.T_FUNDING] == pytest.approx(w["funding"], rel=1e-9, abs=1e-9)
+        assert g[engine.T_LP] == pytest.approx(w["lp"], rel=1e-12)
+        assert g[engine.T_PNL] == pytest.approx(w["net"], rel=1e-9, abs=1e-9)
     assert res.equity[-1, 0] == pytest.approx(cash, rel=1e-9)
     assert n == len(res.equity)

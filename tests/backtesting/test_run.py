@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import core
-from backtest import data as D
-from backtest import engine as E
-from backtest import run as R
+from backtest import data, engine, run
 from backtest.metrics import METRICS
 from backtest.synthetic import synthetic_market
 
@@ -46,52 +45,57 @@ def test_synthetic_market_is_seeded_and_has_cascade_squeezes():
 )
 def test_strategy_rejects_bad_values_naming_the_field(config, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
-        R.strategy(config)
+        run.strategy(config)
 
 
 def test_run_backtest_result(market):
-    res = R.run_backtest(market, {"leverage": 5.0})
+    res = run.run_backtest(market, {"leverage": 5.0})
     m = res["metrics"]
     assert set(m) == set(METRICS)
     assert m["trades"] == len(res["trades"]) > 0
     assert res["equity"].shape == (len(market),) and (res["equity"] >= 0).all()
     assert m["total_return"] == pytest.approx(res["equity"][-1] / 10_000 - 1)
     for t in res["trades"]:
-        assert t["exit_reason"] in E.REASONS
+        assert t["exit_reason"] in engine.REASONS
         lp = core.liquidation_price(side=t["side"], entry_price=t["entry_price"], quantity=t["quantity"],
                                     leverage=5.0, symbol="BTCUSDT")["liquidation_price"]  # fmt: skip
         assert t["liquidation_price"] == lp
-    short = R.run_backtest(market, {"side": "short"})
+    short = run.run_backtest(market, {"side": "short"})
     assert all(t["side"] == "short" for t in short["trades"])
 
 
 def test_sweep_rows_equal_single_runs(market):
     grid = {"breakout_window": [24, 48], "leverage": [2.0, 10.0], "stop_pct": [0.02, None]}
-    table = R.sweep(market, grid, split=None, chunk=3)
+    table = run.sweep(market, grid, split=None, chunk=3)
     assert len(table) == 8
     for _, row in table.iterrows():
         cfg = {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k]) for k in grid}
-        single = R.run_backtest(market, cfg)["metrics"]
+        single = run.run_backtest(market, cfg)["metrics"]
         for k in ("total_return", "trades", "fees_paid", "funding_paid", "liquidations"):
             assert row[k] == pytest.approx(single[k]), (cfg, k)
 
 
 def test_sweep_in_and_out_of_sample(market):
     done = []
-    table = R.sweep(market, {"surge_mult": [0.0, 2.0, 3.0], "leverage": [2.0, 5.0]}, split=0.6, progress=done.append)
+    table = run.sweep(market, {"surge_mult": [0.0, 2.0, 3.0], "leverage": [2.0, 5.0]}, split=0.6, progress=done.append)
     assert done[-1] == 6
     assert {f"is_{m}" for m in METRICS} <= set(table) and {f"oos_{m}" for m in METRICS} <= set(table)
-    report = R.overfitting(table)
-    assert -1 <= report["rank_correlation"] <= 1 or np.isnan(report["rank_correlation"])
+    report = run.overfitting(table)
+    ok = table["is_sharpe"].notna() & table["oos_sharpe"].notna()
+    rho = scipy.stats.spearmanr(table.loc[ok, "is_sharpe"], table.loc[ok, "oos_sharpe"]).statistic
+    assert ok.sum() > 2 and report["rank_correlation"] == pytest.approx(rho, rel=1e-12)
+    best = int(np.nanargmax(table["is_sharpe"].to_numpy()))
+    assert report["best_in_sample"] == table["is_sharpe"].iloc[best]
+    assert report["its_out_of_sample"] == table["oos_sharpe"].iloc[best]
     with pytest.raises(ValueError, match="split"):
-        R.sweep(market, {"leverage": [2.0]}, split=0.99)
+        run.sweep(market, {"leverage": [2.0]}, split=0.99)
     with pytest.raises(ValueError, match="grid"):
-        R.sweep(market, {})
+        run.sweep(market, {})
 
 
 def _sol(shared_data):
     folder = shared_data / "binance_um_perp_btc_eth_sol_2025"
-    frame, _, warnings = D.load_dataset(str(folder), "SOL", "1h")
+    frame, _, warnings = data.load_dataset(str(folder), "SOL", "1h")
     assert not any("mark-price" in w for w in warnings)
     return frame
 
@@ -109,43 +113,45 @@ def _force(frame, entry_time, exit_time=None):
 def test_10_oct_2025_crash_liquidates_a_10x_sol_long_at_core_price(shared_data):
     frame = _sol(shared_data)
     en, ex = _force(frame, "2025-10-10 12:00", "2025-10-11 00:00")
-    bars = R.bar_arrays(frame)
-    res = E.simulate(bars, en, ex, side=1, leverage=[10.0, 2.0], symbol="SOLUSDT", stop_pct=np.nan,
-                     fee_rate=0.0005, slippage=0.0)  # fmt: skip
-    liq = [t for t in res.trades if t[E.T_COL] == 0][0]
-    assert E.REASONS[int(liq[E.T_REASON])] == "liquidation"
-    at_entry = core.liquidation_price(side="long", entry_price=liq[E.T_ENTRY], quantity=liq[E.T_QTY], leverage=10,
-                                      symbol="SOLUSDT")["liquidation_price"]  # fmt: skip
-    assert liq[E.T_LP_ENTRY] == at_entry
+    bars = run.bar_arrays(frame)
+    res = engine.simulate(bars, en, ex, side=1, leverage=[10.0, 2.0], symbol="SOLUSDT", stop_pct=np.nan,
+                     take_profit_pct=np.nan, time_stop=0, size_value=0.5, fee_rate=0.0005, slippage=0.0)  # fmt: skip
+    liq = [t for t in res.trades if t[engine.T_COL] == 0][0]
+    assert engine.REASONS[int(liq[engine.T_REASON])] == "liquidation"
+    at_entry = core.liquidation_price(side="long", entry_price=liq[engine.T_ENTRY], quantity=liq[engine.T_QTY],
+                                      leverage=10, symbol="SOLUSDT")["liquidation_price"]  # fmt: skip
+    assert liq[engine.T_LP_ENTRY] == at_entry
     # the 16:00 funding was taken from the isolated margin: core re-priced the liquidation with that margin
-    assert liq[E.T_FUNDING] != 0
+    assert liq[engine.T_FUNDING] != 0
     lp = core.liquidation_price(
         side="long",
-        entry_price=liq[E.T_ENTRY],
-        quantity=liq[E.T_QTY],
+        entry_price=liq[engine.T_ENTRY],
+        quantity=liq[engine.T_QTY],
         leverage=10,
-        margin=liq[E.T_MARGIN] - liq[E.T_FUNDING],
+        margin=liq[engine.T_MARGIN] - liq[engine.T_FUNDING],
         symbol="SOLUSDT",
     )["liquidation_price"]
-    assert liq[E.T_EXIT] == liq[E.T_LP] == lp != at_entry
-    hit = frame.index[int(liq[E.T_EXIT_BAR])]
+    assert liq[engine.T_EXIT] == liq[engine.T_LP] == lp != at_entry
+    hit = frame.index[int(liq[engine.T_EXIT_BAR])]
     assert pd.Timestamp("2025-10-10 13:00", tz="UTC") <= hit <= pd.Timestamp("2025-10-10 21:00", tz="UTC")
     lows = frame["mark_low"].to_numpy()
-    assert lows[int(liq[E.T_EXIT_BAR])] <= lp < lows[int(liq[E.T_ENTRY_BAR]) : int(liq[E.T_EXIT_BAR])].min()
+    assert (
+        lows[int(liq[engine.T_EXIT_BAR])] <= lp < lows[int(liq[engine.T_ENTRY_BAR]) : int(liq[engine.T_EXIT_BAR])].min()
+    )
     # funding paid came out of the margin that was then lost: the loss is the initial margin and the fee
-    assert liq[E.T_PNL] == pytest.approx(-liq[E.T_MARGIN] - liq[E.T_QTY] * liq[E.T_ENTRY] * 0.0005)
-    survivor = [t for t in res.trades if t[E.T_COL] == 1][0]  # 2x: the 37 % crash does not reach −50 %
-    assert E.REASONS[int(survivor[E.T_REASON])] == "signal"
+    assert liq[engine.T_PNL] == pytest.approx(-liq[engine.T_MARGIN] - liq[engine.T_QTY] * liq[engine.T_ENTRY] * 0.0005)
+    survivor = [t for t in res.trades if t[engine.T_COL] == 1][0]  # 2x: the 37 % crash does not reach −50 %
+    assert engine.REASONS[int(survivor[engine.T_REASON])] == "signal"
 
 
 def test_sol_negative_funding_days_make_a_short_pay(shared_data):
     frame = _sol(shared_data)
     en, ex = _force(frame, "2025-10-10 23:00", "2025-10-13 01:00")
-    res = E.simulate(R.bar_arrays(frame), en, ex, side=-1, leverage=2.0, symbol="SOLUSDT", fee_rate=0.0,
-                     slippage=0.0)  # fmt: skip
+    res = engine.simulate(run.bar_arrays(frame), en, ex, side=-1, leverage=2.0, symbol="SOLUSDT", fee_rate=0.0,
+                     slippage=0.0, stop_pct=np.nan, take_profit_pct=np.nan, time_stop=0, size_value=0.5)  # fmt: skip
     (t,) = res.trades[:1]
     held = frame.loc["2025-10-11 00:00":"2025-10-13 00:00"]
     rates = held["funding_rate"].dropna()
     assert len(rates) == 7 and (rates < 0).all() and rates.min() < -0.002
-    expected = float((-1 * t[E.T_QTY] * held["mark_open"][rates.index] * rates).sum())
-    assert t[E.T_FUNDING] == pytest.approx(expected) and expected > 0  # shorts pay when the rate is negative
+    expected = float((-1 * t[engine.T_QTY] * held["mark_open"][rates.index] * rates).sum())
+    assert t[engine.T_FUNDING] == pytest.approx(expected) and expected > 0  # shorts pay when the rate is negative

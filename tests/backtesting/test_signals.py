@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest import signals as S
+from backtest import signals
 from backtest.synthetic import synthetic_market
 
 OFF = {"surge_mult": 0.0, "funding_threshold": np.nan}
@@ -26,7 +26,9 @@ def frame(close, **cols):
 
 
 def entries(f, side="long", **p):
-    return np.asarray(S.entry_signals(f, side, **{**S.ENTRY_DEFAULTS, **p}), dtype=bool).reshape(len(f), -1)[:, 0]
+    return np.asarray(signals.entry_signals(f, side, **{**signals.ENTRY_DEFAULTS, **p}), dtype=bool).reshape(
+        len(f), -1
+    )[:, 0]
 
 
 def test_breakout_must_hold_for_hold_bars():
@@ -76,7 +78,9 @@ def test_long_squeeze_is_the_mirror_image():
     p = {"funding_threshold": -0.0004}
     assert entries(f, "long", **p).sum() > 0
     np.testing.assert_array_equal(entries(f, "long", **p), entries(mirror, "short", **p))
-    np.testing.assert_array_equal(np.asarray(S.exit_signals(f, "long")), np.asarray(S.exit_signals(mirror, "short")))
+    np.testing.assert_array_equal(
+        np.asarray(signals.exit_signals(f, "long")), np.asarray(signals.exit_signals(mirror, "short"))
+    )
     # and the short rule fires on breakdowns: a falling market with long liquidations surging
     down = frame([100.0] * 20 + [95, 94, 93], long_liq=np.r_[np.ones(21), 10.0, 1.0])
     assert np.flatnonzero(
@@ -88,10 +92,10 @@ def test_long_squeeze_is_the_mirror_image():
 
 def test_parameters_broadcast_into_a_grid():
     f = synthetic_market(bars=2000, seed=2)
-    e = S.entry_signals(f, "long", breakout_window=[24, 48], surge_mult=[0.0, 2.0, 3.0])
+    e = signals.entry_signals(f, "long", breakout_window=[24, 48], surge_mult=[0.0, 2.0, 3.0])
     assert e.shape == (2000, 6)
     assert list(e.columns.names) == ["squeeze_entry_breakout_window", "squeeze_entry_surge_mult"]
-    x = S.exit_signals(f, "short", rsi_level=[70.0, 80.0], exit_fraction=[0.1, 0.2])
+    x = signals.exit_signals(f, "short", rsi_level=[70.0, 80.0], exit_fraction=[0.1, 0.2])
     assert x.shape == (2000, 4)
 
 
@@ -99,7 +103,7 @@ def test_exit_conditions():
     n = 40
     close = np.concatenate([np.linspace(100, 140, 30), [139, 138] + [138] * 8])
     f = frame(close)
-    x = np.asarray(S.exit_signals(f, "long", exit_fraction=0.0, wick_ratio=1.0, rsi_level=70.0, rsi_window=5))
+    x = np.asarray(signals.exit_signals(f, "long", exit_fraction=0.0, wick_ratio=1.0, rsi_level=70.0, rsi_window=5))
     first = int(np.flatnonzero(x.ravel())[0])
     assert first == 30  # RSI was above 70 and turns down on the first lower close
     liq = np.zeros(n)
@@ -107,7 +111,7 @@ def test_exit_conditions():
     liq[11] = 50.0
     liq[12] = 5.0
     f = frame(close, short_liq=liq)
-    x = np.asarray(S.exit_signals(f, "long", exit_fraction=0.1, peak_window=5, wick_ratio=1.0, rsi_level=100.0))
+    x = np.asarray(signals.exit_signals(f, "long", exit_fraction=0.1, peak_window=5, wick_ratio=1.0, rsi_level=100.0))
     assert np.flatnonzero(x.ravel()).tolist() == [12, 13, 14, 15, 16]  # below 10 % of the peak in the window
 
 
@@ -124,7 +128,7 @@ def test_no_look_ahead(seed, cut, side):
     g["low"] = g[["open", "high", "low", "close"]].min(axis=1)
     g.loc[g.index[cut + 1 :], "funding_rate"] = -0.003
     p = {"funding_threshold": -0.0002, "surge_mult": 1.5, "breakout_window": 24}
-    for fn in (S.entry_signals, S.exit_signals):
+    for fn in (signals.entry_signals, signals.exit_signals):
         a = np.asarray(fn(f, side, **p)).reshape(len(f), -1)
         b = np.asarray(fn(g, side, **p)).reshape(len(f), -1)
         np.testing.assert_array_equal(a[: cut + 1], b[: cut + 1])
@@ -137,4 +141,4 @@ def test_rules_fire_on_the_synthetic_market():
 
 def test_unknown_side():
     with pytest.raises(ValueError, match="side"):
-        S.oriented(frame([1.0] * 5), "up")
+        signals.oriented(frame([1.0] * 5), "up")
