@@ -2,7 +2,7 @@
 bankruptcy and liquidation prices (the closed forms are documented in :mod:`core.liquidation`).
 
 Every array argument is 1-D with length 1 (a broadcast scalar, read at index 0) or length ``n``; the
-``_at`` helper picks the element. Kernels follow vectorbt's convention: ``_nb`` suffix, ``cache=True``.
+``_at_nb`` helper picks the element. Kernels follow vectorbt's convention: ``_nb`` suffix, ``cache=True``.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ W_RETIER_FAILED = 16
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _at(a, i):
+def _at_nb(a, i):
     return a[0] if a.shape[0] == 1 else a[i]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _put(a, i, v):
+def _put_nb(a, i, v):
     """Write ``a[i] = v``; a length-1 array is an output the caller did not ask for (only row 0 writes
     it, so threads never share its cache line)."""
     if a.shape[0] != 1:
@@ -64,7 +64,7 @@ def _put(a, i, v):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _lookup(floors, caps, value):
+def _lookup_nb(floors, caps, value):
     """0-based tier for ``floor <= value < cap``; ``len`` when beyond the last cap. Counts the floors at
     or below ``value`` without branching, so random tiers cost no branch mispredictions.
 
@@ -82,7 +82,7 @@ def _lookup(floors, caps, value):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _value(inverse, q, cs, price):
+def _value_nb(inverse, q, cs, price):
     """Position value at ``price``: quote units (linear) or coin (inverse, ``q·cs/price``)."""
     if inverse:
         return q * cs / price
@@ -90,7 +90,7 @@ def _value(inverse, q, cs, price):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _solve(inverse, s, q, cs, ep, margin, a, b):
+def _solve_nb(inverse, s, q, cs, ep, margin, a, b):
     """Price P with ``margin + PnL(P) = a·value(P) + b``; NaN where none is positive and finite.
 
     Linear: ``P = (s·Q·EP + b − M)/(Q·(s − a))``; inverse (``V = Q·CS``):
@@ -151,16 +151,16 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
         for i in prange(n):
             err = 0
             flags = 0
-            s = _at(side, i)
-            ep = _at(entry, i)
-            q = _at(qty, i)
-            L = _at(lev, i)
-            mg = _at(margin, i)
-            mk = _at(mark, i)
-            f = _at(fee, i)
-            cs = _at(csize, i) if inverse else 1.0
-            mo = _at(mmr_o, i)
-            ao = _at(amt_o, i)
+            s = _at_nb(side, i)
+            ep = _at_nb(entry, i)
+            q = _at_nb(qty, i)
+            L = _at_nb(lev, i)
+            mg = _at_nb(margin, i)
+            mk = _at_nb(mark, i)
+            f = _at_nb(fee, i)
+            cs = _at_nb(csize, i) if inverse else 1.0
+            mo = _at_nb(mmr_o, i)
+            ao = _at_nb(amt_o, i)
             if math.isnan(mk):
                 mk = ep
             if s * s != 1.0:  # branch-free test of s in (1, -1): side is random per row
@@ -181,8 +181,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                 err = ERR_MMR
             elif not math.isnan(ao) and not (ao > -math.inf and ao < math.inf):
                 err = ERR_AMOUNT
-            n_entry = _value(inverse, q, cs, ep)
-            n_mark = _value(inverse, q, cs, mk)
+            n_entry = _value_nb(inverse, q, cs, ep)
+            n_mark = _value_nb(inverse, q, cs, mk)
             if err == 0 and not (n_entry > 0.0 and n_entry < math.inf and n_mark > 0.0 and n_mark < math.inf):
                 err = ERR_OVERFLOW
             mmr = math.nan
@@ -199,8 +199,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                     amt_m = amt
                 else:
                     size = q * cs if qty_basis else n_entry
-                    t = _lookup(floors, caps, size)
-                    tm = t if (qty_basis or mk == ep) else _lookup(floors, caps, n_mark)
+                    t = _lookup_nb(floors, caps, size)
+                    tm = t if (qty_basis or mk == ep) else _lookup_nb(floors, caps, n_mark)
                     if t >= nt or tm >= nt:
                         err = ERR_TOO_LARGE if complete else ERR_PARTIAL
                     else:
@@ -214,8 +214,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
             m = math.nan
             if err == 0:
                 if cross:
-                    w = _at(wallet, i)
-                    o = _at(other, i)
+                    w = _at_nb(wallet, i)
+                    o = _at_nb(other, i)
                     if not (w >= 0.0 and w < math.inf):
                         err = ERR_WALLET
                     elif not (o > -math.inf and o < math.inf):
@@ -248,15 +248,15 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                 if entry_basis:
                     mm_const = mmr * n_entry - amt
                     fc = f if close_fee else 0.0
-                    bp = _solve(inverse, s, q, cs, ep, m, fc, 0.0)
+                    bp = _solve_nb(inverse, s, q, cs, ep, m, fc, 0.0)
                     b = mm_const
                     if fc > 0.0 and not math.isnan(bp):
-                        b += fc * _value(inverse, q, cs, bp)
-                    lp = _solve(inverse, s, q, cs, ep, m, 0.0, b)
+                        b += fc * _value_nb(inverse, q, cs, bp)
+                    lp = _solve_nb(inverse, s, q, cs, ep, m, 0.0, b)
                     mm = mm_const
                 else:
-                    bp = _solve(inverse, s, q, cs, ep, m, fl, 0.0)
-                    lp = _solve(inverse, s, q, cs, ep, m, mmr + fl, -amt)
+                    bp = _solve_nb(inverse, s, q, cs, ep, m, fl, 0.0)
+                    lp = _solve_nb(inverse, s, q, cs, ep, m, mmr + fl, -amt)
                     if retier and t >= 0 and not qty_basis:
                         # Solve with the tier that holds at the liquidation price. A NaN with the entry tier
                         # can still have a solution in a lower tier (smaller maintenance amount).
@@ -264,17 +264,17 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                         if not stale:
                             # two comparisons, not a lookup; past the last cap the last tier applies (the cap
                             # only limits opening)
-                            v_lp = _value(inverse, q, cs, lp)
+                            v_lp = _value_nb(inverse, q, cs, lp)
                             stale = v_lp < floors[t] or (v_lp >= caps[t] and t < nt - 1)
                         if stale:
                             had_price = not math.isnan(lp)
                             found = False
                             for k in range(nt):
-                                cand = _solve(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
+                                cand = _solve_nb(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
                                 # past the last cap the last tier applies (the cap only limits opening)
                                 if (
                                     not math.isnan(cand)
-                                    and min(_lookup(floors, caps, _value(inverse, q, cs, cand)), nt - 1) == k
+                                    and min(_lookup_nb(floors, caps, _value_nb(inverse, q, cs, cand)), nt - 1) == k
                                 ):
                                     lp = cand
                                     liq_t = k
@@ -292,19 +292,19 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                     dist = s * (mk - lp) / mk * 100.0
                     if dist <= 0.0:
                         flags |= W_BEYOND_MARK
-            _put(err_out, i, err)
-            _put(lp_out, i, lp)
-            _put(bp_out, i, bp)
-            _put(notional_out, i, n_mark)
-            _put(im_out, i, n_entry / L if not math.isnan(L) else (mg if not cross and err == 0 else math.nan))
-            _put(mm_out, i, mm)
-            _put(mmr_out, i, mmr)
-            _put(amt_out, i, amt)
-            _put(tier_out, i, t + 1)
-            _put(maxlev_out, i, maxlev)
-            _put(dist_out, i, dist)
-            _put(liq_tier_out, i, liq_t + 1)
-            _put(flags_out, i, flags)
+            _put_nb(err_out, i, err)
+            _put_nb(lp_out, i, lp)
+            _put_nb(bp_out, i, bp)
+            _put_nb(notional_out, i, n_mark)
+            _put_nb(im_out, i, n_entry / L if not math.isnan(L) else (mg if not cross and err == 0 else math.nan))
+            _put_nb(mm_out, i, mm)
+            _put_nb(mmr_out, i, mmr)
+            _put_nb(amt_out, i, amt)
+            _put_nb(tier_out, i, t + 1)
+            _put_nb(maxlev_out, i, maxlev)
+            _put_nb(dist_out, i, dist)
+            _put_nb(liq_tier_out, i, liq_t + 1)
+            _put_nb(flags_out, i, flags)
 
     return liquidation_nb
 

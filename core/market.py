@@ -27,7 +27,7 @@ RSI_BANDS = (70.0, 80.0, 90.0)
 
 
 @njit(cache=True)
-def wilder_smooth(x: np.ndarray, first: float, alpha: float) -> np.ndarray:
+def wilder_smooth_nb(x: np.ndarray, first: float, alpha: float) -> np.ndarray:
     """``[first, s_1, s_2, ...]`` with ``s_t = (1 − alpha)·s_{t−1} + alpha·x_t`` (Wilder's smoothing): a
     recursion over one series, compiled (a Python loop costs ~85 ms per 100,000 bars)."""
     out = np.empty(x.size + 1)
@@ -48,8 +48,8 @@ def wilder_rsi(close: Any, period: int = 14) -> np.ndarray:
     gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
     avg_g, avg_l = gain[:period].mean(), loss[:period].mean()
     alpha = 1.0 / period
-    rs_g = wilder_smooth(gain[period:], avg_g, alpha)
-    rs_l = wilder_smooth(loss[period:], avg_l, alpha)
+    rs_g = wilder_smooth_nb(gain[period:], avg_g, alpha)
+    rs_l = wilder_smooth_nb(loss[period:], avg_l, alpha)
     with np.errstate(divide="ignore", invalid="ignore"):
         rsi = np.where(rs_l == 0, np.where(rs_g == 0, 50.0, 100.0), 100.0 - 100.0 / (1.0 + rs_g / rs_l))
     out[period:] = rsi

@@ -136,7 +136,7 @@ def solve_shared_price(
         P = (Σ s·Q·EP + Σ b − rest) / Σ Q·(s − a)
 
     — the module docstring of :mod:`core.liquidation`'s linear equation summed over legs (one leg gives
-    exactly the kernel's ``_solve``); Binance's hedge-mode formula with ``a = MMR``, ``b = −cum``. Prices
+    exactly the kernel's ``_solve_nb``); Binance's hedge-mode formula with ``a = MMR``, ``b = −cum``. Prices
     in quote currency; NaN where no positive finite price solves it.
 
     Parameters

@@ -103,7 +103,7 @@ class TierTable:
     def lookup(self, value: Any) -> np.ndarray:
         """0-based tier index for each ``value`` (``floor <= value < cap``, or ``floor < value <= cap`` when
         ``upper_inclusive``); values beyond the last cap get ``len(self)`` (out of range), negative values
-        tier 0. The same rule as the kernels' ``_lookup``."""
+        tier 0. The same rule as the kernels' ``_lookup_nb``."""
         v = np.asarray(value, dtype=float)
         if self.upper_inclusive:
             idx = np.searchsorted(self.floors, v, side="left") - 1

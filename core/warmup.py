@@ -89,7 +89,7 @@ def warm_up(
             kernel.compile(tuple(numba.typeof(a) for a in args))
         if verbose:
             print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
-    market.wilder_smooth.compile((numba.float64[::1], numba.float64, numba.float64))
+    market.wilder_smooth_nb.compile((numba.float64[::1], numba.float64, numba.float64))
     side_codes_nb.compile((numba.uint32[:, ::1],))
     return time.perf_counter() - start
 

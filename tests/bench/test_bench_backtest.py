@@ -28,10 +28,10 @@ GRID = {
 LOAD = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
-from backtest import data as D
+from backtest import data
 from backtest.synthetic import synthetic_market
 if os.path.isdir({str(SHARED)!r}):
-    frame, _, _ = D.load_dataset({str(SHARED)!r}, "SOL", "5m")
+    frame, _, _ = data.load_dataset({str(SHARED)!r}, "SOL", "5m")
     frame = frame.loc["2025-01-01":"2025-12-31"]
     source = "SOL 5m 2025 (Binance)"
 else:

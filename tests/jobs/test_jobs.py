@@ -171,17 +171,32 @@ def test_unknown_jobs_are_404_and_records_expire(cluster, client):
     assert 0 < store.r.ttl(store.key(r.json["id"])) <= cluster[2].config["JOB_RESULT_TTL"]
 
 
+def _job_samples(client) -> dict[str, float]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("liqrisk_job")}  # fmt: skip
+
+
 def test_readyz_and_metrics_see_the_queue(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["checks"]["broker"] and ready.json["checks"]["workers"]
-    client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
-    text = client.get("/metrics").get_data(as_text=True)
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("liqrisk_job")}  # fmt: skip
-    assert samples["liqrisk_jobs_queued"] >= 0 and samples["liqrisk_jobs_running"] >= 0
-    assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="succeeded"}'] >= 1
-    assert samples['liqrisk_jobs_finished_total{kind="backtest",outcome="failed"}'] >= 0
-    assert samples['liqrisk_job_duration_seconds_count{kind="backtest"}'] >= 1
+    ok, failed = (
+        'liqrisk_jobs_finished_total{kind="backtest",outcome="succeeded"}',
+        ('liqrisk_jobs_finished_total{kind="backtest",outcome="failed"}'),
+    )
+    durations = 'liqrisk_job_duration_seconds_count{kind="backtest"}'
+    before = _job_samples(client)
+    good = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
+    bad = client.post(
+        "/v1/backtests?wait=30", json={"dataset": {"name": "broken", "symbol": "SOLUSDT", "timeframe": "5m"}}
+    )
+    assert good.json["status"] == "succeeded" and bad.json["status"] == "failed"
+    after = _job_samples(client)
+    # one more success and one more failure, each with its duration; the gauges are counts of jobs
+    assert after[ok] - before.get(ok, 0) == 1 and after[failed] - before.get(failed, 0) == 1
+    assert after[durations] - before.get(durations, 0) == 2
+    for gauge in ("liqrisk_jobs_queued", "liqrisk_jobs_running"):
+        assert after[gauge] >= 0 and after[gauge].is_integer()
 
 
 def test_cli_sweep_queue_prints_the_in_process_table(cluster, capsys, monkeypatch):
