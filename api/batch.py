@@ -193,13 +193,15 @@ def _categorical(
     return Column(codes, values, col if free_text else [])
 
 
-def parse(positions: Any, max_rows: int) -> tuple[int, dict[str, Any], RowErrors]:
+def parse(positions: Any, max_rows: int, max_object_rows: int | None = None) -> tuple[int, dict[str, Any], RowErrors]:
     if isinstance(positions, list):
-        if len(positions) > max_rows:
+        limit = max_rows if max_object_rows is None else min(max_rows, max_object_rows)
+        if len(positions) > limit:
+            more = f"; send up to {max_rows} rows as columns" if limit < max_rows else ""
             raise ApiError(
                 413,
-                f"a batch holds at most {max_rows} positions",
-                {"positions": [f"{len(positions)} rows; at most {max_rows}"]},
+                f"a batch of position objects holds at most {limit} positions{more}",
+                {"positions": [f"{len(positions)} rows; at most {limit} as a list of objects{more}"]},
             )
         cols = _rows_to_columns(positions)
         for k in REQUIRED:  # a field missing from every row is "not given" in each: reported per row below
@@ -337,8 +339,16 @@ def group_rows(n: int, cols: dict[str, Any], errors: RowErrors, max_groups: int)
     return np.split(rows, np.cumsum(counts)[:-1])
 
 
-def price(positions: Any, max_rows: int, fields: list[str] | None, max_groups: int = 1_000) -> dict[str, Any]:
-    n, cols, errors = parse(positions, max_rows)
+def price(
+    positions: Any,
+    max_rows: int,
+    fields: list[str] | None,
+    max_groups: int = 1_000,
+    max_object_rows: int | None = None,
+) -> dict[str, Any]:
+    """The batch route's result. ``max_rows`` bounds a columnar batch, ``max_object_rows`` (default
+    ``max_rows``) a list of position objects."""
+    n, cols, errors = parse(positions, max_rows, max_object_rows)
     g.batch_rows = n  # for the liqrisk_batch_rows histogram and the access log
     wanted = tuple(fields) if fields else OUTPUTS
     if fields:

@@ -207,7 +207,8 @@ def run(method: str, path: str, args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in props if getattr(args, k, None) is not None}
 
     class CliConfig(TestConfig):
-        MAX_BATCH_ROWS = 1_000_000
+        MAX_BATCH_ROWS = 1_000_000  # in-process: no request budget to keep
+        MAX_BATCH_OBJECT_ROWS = 1_000_000
         MAX_CONTENT_LENGTH = 128 * 1024 * 1024
 
     client = create_app(CliConfig).test_client()

@@ -2,7 +2,7 @@
 
 Body limits: single-position calculators take ``MAX_BODY_DEFAULT`` (1 MiB), the risk and market routes
 ``MAX_BODY_SERIES`` (16 MiB, long series), ``POST /v1/backtests`` ``MAX_BODY_BACKTEST`` (64 MiB) and the batch
-route ``MAX_CONTENT_LENGTH`` (128 MiB); beyond, a 413 problem naming ``body``. Werkzeug enforces the limit
+route ``MAX_CONTENT_LENGTH`` (64 MiB); beyond, a 413 problem naming ``body``. Werkzeug enforces the limit
 while reading, so a chunked body without Content-Length is cut off too.
 
 Time budget: every request gets ``REQUEST_BUDGET`` seconds (a :mod:`core.budget` deadline for this thread);

@@ -57,7 +57,8 @@ def liquidation_price_batch():
         )
     cfg = current_app.config
     positions = data.pop("positions")  # the parsed lists are freed column by column as they are converted
-    return respond(batch.price(positions, cfg["MAX_BATCH_ROWS"], fields, cfg["MAX_BATCH_GROUPS"]))
+    limits = cfg["MAX_BATCH_ROWS"], fields, cfg["MAX_BATCH_GROUPS"], cfg["MAX_BATCH_OBJECT_ROWS"]
+    return respond(batch.price(positions, *limits))
 
 
 @bp.post("/portfolio/liquidation")

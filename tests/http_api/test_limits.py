@@ -83,6 +83,16 @@ def test_batch_rows_and_body_size_are_limited():
     assert "body" in problem(c.post("/v1/liquidation-price/batch", json=big), 413)["errors"]
 
 
+def test_a_list_of_position_objects_has_its_own_lower_limit():
+    c = client_with(MAX_BATCH_ROWS=10, MAX_BATCH_OBJECT_ROWS=4)
+    one = {"side": "long", "entry_price": 100.0, "quantity": 1.0, "leverage": 2.0}
+    err = problem(c.post("/v1/liquidation-price/batch", json={"positions": [one] * 5}), 413)
+    assert err["errors"]["positions"] == ["5 rows; at most 4 as a list of objects; send up to 10 rows as columns"]
+    assert c.post("/v1/liquidation-price/batch", json={"positions": [one] * 4}).get_json()["valid"] == 4
+    columns = {**one, "entry_price": [100.0] * 10}  # the same positions as columns: up to MAX_BATCH_ROWS
+    assert c.post("/v1/liquidation-price/batch", json={"positions": columns}).get_json()["valid"] == 10
+
+
 # --- the compute budget ------------------------------------------------------------------------------------
 
 
