@@ -60,8 +60,9 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    from core.warmup import first_configurations, warm_up
+    from core.warmup import first_configurations, skip_blas_probe, warm_up
 
+    skip_blas_probe()
     seconds = warm_up(configs=first_configurations())
     if seconds > 2.0:
         seconds += warm_up()

@@ -43,6 +43,29 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
+def skip_blas_probe() -> None:
+    """Let numba's first kernel load skip its BLAS probe: loading ``numba.np.arraymath`` imports
+    ``scipy.linalg`` (~0.4 s of a server's start-up) only to learn whether ``np.dot`` and the like could
+    compile. No liqrisk kernel uses BLAS; a process that later compiles one gets numba's "scipy is required"
+    error. Used by the API server (``gunicorn.conf.py``), not by the job workers (vectorbt)."""
+    import sys
+
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import numba.np.linalg as numba_linalg
+
+    probe = numba_linalg.ensure_blas
+
+    def unavailable() -> None:
+        raise ImportError("BLAS not loaded in the API server")
+
+    numba_linalg.ensure_blas = unavailable
+    try:
+        import numba.np.arraymath  # noqa: F401  (its import-time probe now answers "no BLAS")
+    finally:
+        numba_linalg.ensure_blas = probe
+
+
 def first_configurations() -> list[tuple[bool, ...]]:
     """The serial configurations of the default exchange's linear contracts (isolated and cross): what a
     server loads before it answers its first request; the others follow in the background
