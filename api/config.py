@@ -104,7 +104,7 @@ class Config:
     JOB_MAX_UPLOAD_BYTES = _int("LIQRISK_JOB_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
     #: most combinations in one sweep (422 beyond) and combinations per chunk task
     SWEEP_MAX_COMBINATIONS = _int("LIQRISK_SWEEP_MAX_COMBINATIONS", 1_000_000)
-    SWEEP_CHUNK = _int("LIQRISK_SWEEP_CHUNK", 128)
+    SWEEP_CHUNK = _int("LIQRISK_SWEEP_CHUNK", 256)
     #: /readyz fails when no job worker answers a ping (set 0 for an API that may run before its workers)
     READY_REQUIRES_WORKER = _bool("LIQRISK_READY_REQUIRES_WORKER", True)
     #: folder of market data the named datasets come from (Binance's or freqtrade's file names)
