@@ -404,8 +404,9 @@ def price(
     for k in wanted:
         if k == "warning_flags":
             continue
-        if k in ("tier", "liquidation_tier"):
-            body[k] = np.where(result[k] > 0, result[k], 0)
+        if k in ("tier", "liquidation_tier"):  # null where no tier applies (MMR given, bad row), as in one answer
+            tiers = result[k]
+            body[k] = tiers if (tiers > 0).all() else np.where(tiers > 0, tiers, None).tolist()
         else:
             body[k] = result[k]
     if "warning_flags" in wanted:

@@ -197,6 +197,20 @@ def test_batch_columnar_per_row_errors(client) -> None:
     assert errors == {"quantity": [1], "side": [2], "entry_price": [3]}
 
 
+def test_batch_tier_is_null_where_no_tier_applies_as_in_one_answer(client) -> None:
+    position = {"side": "long", "entry_price": 100000, "quantity": 1, "leverage": 10}
+    columns = {**position, "entry_price": [100000, 100000, -1], "maintenance_margin_rate": [None, 0.01, None]}
+    body = client.post("/v1/liquidation-price/batch", json={"positions": columns}).get_json()
+    given_mmr = client.post("/v1/liquidation-price", json={**position, "maintenance_margin_rate": 0.01}).get_json()
+    from_table = client.post("/v1/liquidation-price", json=position).get_json()
+    assert given_mmr["tier"] is None and from_table["tier"] >= 1
+    # row 0 priced from the tier table, row 1 with its own MMR, row 2 invalid
+    assert body["tier"] == [from_table["tier"], None, None]
+    assert body["liquidation_tier"] == [from_table["liquidation_tier"], None, None]
+    priced = client.post("/v1/liquidation-price/batch", json={"positions": {**position, "entry_price": [1e5, 9e4]}})
+    assert priced.get_json()["tier"] == [from_table["tier"]] * 2
+
+
 def test_batch_matches_core_and_row_form(client) -> None:
     rng = np.random.default_rng(1)
     n = 200
