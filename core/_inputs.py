@@ -3,6 +3,7 @@ kernels' "length 1 or n" layout, categorical fields, and turning results back in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -192,3 +193,19 @@ def rate(name: str, arr: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         check(name, arr, np.isfinite(arr) & (arr >= 0) & (arr < 1), "must be a decimal rate in [0, 1)")
     return arr
+
+
+def number(
+    name: str,
+    value: Any,
+    rule: Callable[[str, np.ndarray], np.ndarray],
+    *,
+    default: float | None = None,
+    required: bool = False,
+) -> np.ndarray:
+    """``value`` as a float64 array checked by ``rule`` (:func:`positive`, :func:`non_negative`,
+    :func:`finite` or :func:`rate`). Not given (``None``) is ``default`` (NaN, which every rule refuses,
+    when ``default`` is None), or "required" when ``required``; each error names ``name``."""
+    if required:
+        require(name, value)
+    return rule(name, as_float(name, value, default=default))

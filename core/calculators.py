@@ -11,7 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import as_float, broadcast, check, choice, finite, non_negative, positive, rate, require, side_array
+from ._inputs import (
+    as_float,
+    broadcast,
+    check,
+    choice,
+    finite,
+    non_negative,
+    number,
+    positive,
+    rate,
+    require,
+    side_array,
+)
 from .contracts import CONTRACT_TYPES, position_value, resolve_contract, unrealized_pnl
 from .errors import InputError
 from .tiers import partial_message
@@ -25,6 +37,16 @@ def _contract(
     if contract.contract_type == "inverse":
         return "inverse", positive("contract_size", as_float("contract_size", contract.contract_size))
     return "linear", np.asarray(1.0)
+
+
+def _contract_without_symbol(contract_type: str | None, contract_size: Any) -> tuple[str, Any]:
+    """Contract type and size where no symbol is given: linear unless ``contract_type`` says inverse, which
+    needs ``contract_size``."""
+    if contract_type == "inverse":
+        return _contract("inverse", contract_size, None, None)
+    if contract_type is not None:
+        choice("contract_type", contract_type, CONTRACT_TYPES)
+    return "linear", 1.0
 
 
 def _out(shape: tuple[int, ...], **fields: np.ndarray) -> dict[str, Any]:
@@ -77,13 +99,13 @@ def pnl(
     shape, a = broadcast(
         {
             "side": side_array(side),
-            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-            "exit_price": positive("exit_price", as_float("exit_price", require("exit_price", exit_price))),
-            "quantity": positive("quantity", as_float("quantity", require("quantity", quantity))),
+            "entry_price": number("entry_price", entry_price, positive, required=True),
+            "exit_price": number("exit_price", exit_price, positive, required=True),
+            "quantity": number("quantity", quantity, positive, required=True),
             "leverage": _leverage(leverage),
-            "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
-            "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
-            "funding_paid": finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0)),
+            "open_fee_rate": number("open_fee_rate", open_fee_rate, rate, default=0.0),
+            "close_fee_rate": number("close_fee_rate", close_fee_rate, rate, default=0.0),
+            "funding_paid": number("funding_paid", funding_paid, finite, default=0.0),
             "contract_size": cs,
         }
     )
@@ -140,9 +162,9 @@ def target_price(
     shape, a = broadcast(
         {
             "side": side_array(side),
-            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "entry_price": number("entry_price", entry_price, positive, required=True),
             "leverage": _leverage(leverage),
-            "target_roe": finite("target_roe", as_float("target_roe", require("target_roe", target_roe))),
+            "target_roe": number("target_roe", target_roe, finite, required=True),
         }
     )
     s, ep, r = a["side"], a["entry_price"], a["target_roe"] / a["leverage"]
@@ -191,12 +213,10 @@ def max_open(
     shape, a = broadcast(
         {
             "side": side_array(side),
-            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
+            "entry_price": number("entry_price", entry_price, positive, required=True),
             "leverage": _leverage(leverage),
-            "available_balance": non_negative(
-                "available_balance", as_float("available_balance", require("available_balance", available_balance))
-            ),
-            "taker_fee_rate": rate("taker_fee_rate", as_float("taker_fee_rate", fee)),
+            "available_balance": number("available_balance", available_balance, non_negative, required=True),
+            "taker_fee_rate": number("taker_fee_rate", fee, rate),
             "mark_price": as_float("mark_price", mark_price),
             "last_price": as_float("last_price", last_price),
             "contract_size": as_float("contract_size", 1.0 if cs is None else cs),
@@ -272,8 +292,8 @@ def average_entry(
                 raise InputError(f"fills[{i}]", "must be an object with price and quantity")
         prices = [f["price"] for f in fills]
         quantities = [f["quantity"] for f in fills]
-    p = positive("prices", as_float("prices", require("prices", prices)))
-    q = positive("quantities", as_float("quantities", require("quantities", quantities)))
+    p = number("prices", prices, positive, required=True)
+    q = number("quantities", quantities, positive, required=True)
     if p.ndim == 0 and q.ndim == 0:
         p, q = p.reshape(1), q.reshape(1)
     shape, _ = broadcast({"prices": p, "quantities": q})
@@ -310,20 +330,18 @@ def break_even_price(
 
     Returns ``{"break_even_price"}`` (quote per base unit; NaN where funding makes break-even unreachable).
     """
-    ct, cs = _contract(contract_type, contract_size, None, None) if contract_type == "inverse" else ("linear", 1.0)
-    if contract_type not in (None, "linear", "inverse"):
-        choice("contract_type", contract_type, CONTRACT_TYPES)
-    fp = finite("funding_paid", as_float("funding_paid", funding_paid, default=0.0))
+    ct, cs = _contract_without_symbol(contract_type, contract_size)
+    fp = number("funding_paid", funding_paid, finite, default=0.0)
     if quantity is None and np.any(fp != 0):
         raise InputError("quantity", "required when funding_paid is given")
     shape, a = broadcast(
         {
             "side": side_array(side),
-            "entry_price": positive("entry_price", as_float("entry_price", require("entry_price", entry_price))),
-            "open_fee_rate": rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0)),
-            "close_fee_rate": rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0)),
+            "entry_price": number("entry_price", entry_price, positive, required=True),
+            "open_fee_rate": number("open_fee_rate", open_fee_rate, rate, default=0.0),
+            "close_fee_rate": number("close_fee_rate", close_fee_rate, rate, default=0.0),
             "funding_paid": fp,
-            "quantity": positive("quantity", as_float("quantity", 1.0 if quantity is None else quantity)),
+            "quantity": number("quantity", quantity, positive, default=1.0),
             "contract_size": np.asarray(cs, dtype=float),
         }
     )
@@ -366,13 +384,11 @@ def funding_payments(
         ``payments`` (same shape as the broadcast series; positive = the position pays, negative = it
         receives) and ``total`` (summed over the last axis).
     """
-    ct, cs = _contract(contract_type, contract_size, None, None) if contract_type == "inverse" else ("linear", 1.0)
-    if contract_type not in (None, "linear", "inverse"):
-        choice("contract_type", contract_type, CONTRACT_TYPES)
+    ct, cs = _contract_without_symbol(contract_type, contract_size)
     s = side_array(side)
-    q = positive("quantity", as_float("quantity", require("quantity", quantity)))
-    mk = positive("mark_prices", as_float("mark_prices", require("mark_prices", mark_prices)))
-    r = finite("funding_rates", as_float("funding_rates", require("funding_rates", funding_rates)))
+    q = number("quantity", quantity, positive, required=True)
+    mk = number("mark_prices", mark_prices, positive, required=True)
+    r = number("funding_rates", funding_rates, finite, required=True)
     if mk.ndim == 0 and r.ndim == 0:
         mk = mk.reshape(1)
     shape, _ = broadcast(

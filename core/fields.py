@@ -112,8 +112,8 @@ def _balance(name: str, description: str, **kw: Any) -> Field:
     return Field(name, "number", description, "margin currency", 0, MAX_NUMBER, **kw)
 
 
-_FIELDS = (
-    # the position
+#: the position of ``POST /v1/liquidation-price``
+_POSITION = (
     Field("exchange", "string", "exchange whose rules and tiers apply", choices=EXCHANGES, default="binance"),
     Field(
         "symbol",
@@ -181,10 +181,14 @@ _FIELDS = (
     _rate("maintenance_margin_rate", "maintenance margin rate, decimal (default: the tier's)"),
     _amount("maintenance_amount", "maintenance amount (cum), margin currency (default: the tier's)"),
     _rate("taker_fee_rate", "taker fee rate, decimal (default: the exchange's)"),
-    # another position of a cross wallet, given as a summary
+)
+#: another position of a cross wallet, given as a summary
+_SUMMARY = (
     _balance("maintenance_margin", "maintenance margin of another position, margin currency"),
     _amount("unrealized_pnl", "unrealised PnL of another position, margin currency"),
-    # the calculators' trade fields
+)
+#: the calculators' trade fields
+_TRADE = (
     _price("exit_price", "exit price, quote currency per base unit"),
     _price("last_price", "last traded price, quote currency per base unit (default: the mark price)"),
     _price("stop_price", "stop-loss price, quote currency per base unit"),
@@ -196,11 +200,27 @@ _FIELDS = (
 )
 
 #: every field by name
-FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
+FIELDS: dict[str, Field] = {f.name: f for f in (*_POSITION, *_SUMMARY, *_TRADE)}
 
-#: the fields a position of ``POST /v1/liquidation-price`` may give one value per row of a batch (the columns
-#: ``core.liquidation_price`` takes as arrays or as one word per call), in the order the batch parses them:
-#: the first error of a row is the one reported
+#: the fields of one position of ``POST /v1/liquidation-price`` (besides its ``tiers`` and ``other_positions``)
+POSITION_FIELDS = tuple(f.name for f in _POSITION)
+#: another position of a cross wallet given as a summary: its maintenance margin and unrealised PnL
+SUMMARY_FIELDS = tuple(f.name for f in _SUMMARY)
+#: the fields a position of a cross account given in full must give
+PORTFOLIO_POSITION_REQUIRED = ("symbol", "side", "entry_price", "quantity")
+#: a position of ``POST /v1/portfolio/liquidation`` (linear contracts)
+PORTFOLIO_POSITION_FIELDS = (
+    *PORTFOLIO_POSITION_REQUIRED,
+    "mark_price",
+    "maintenance_margin_rate",
+    "maintenance_amount",
+)
+#: another position of a cross wallet given in full (priced with the request's exchange rules; may be inverse)
+OTHER_POSITION_FIELDS = (*PORTFOLIO_POSITION_FIELDS, "contract_type", "contract_size")
+
+#: the columns of a batch: the :data:`POSITION_FIELDS` (each one value per row, as ``core.liquidation_price``
+#: takes them as arrays or as one word per call), in the order the batch parses them: the first error of a row
+#: is the one reported
 BATCH_FIELDS = (
     "side",
     "entry_price",

@@ -12,6 +12,7 @@ from . import _kernels
 from ._inputs import as_float, choice, side_array
 from .contracts import resolve_contract
 from .errors import InputError, as_input_error
+from .fields import PORTFOLIO_POSITION_FIELDS, PORTFOLIO_POSITION_REQUIRED
 from .liquidation import POSITION_MODES, other_positions_sum
 from .messages import WARNINGS
 from .rulesets import get_ruleset
@@ -236,15 +237,7 @@ def _columns(positions: Any) -> dict[str, Any]:
     elif isinstance(positions, list | tuple):
         if not positions:
             raise InputError("positions", "must not be empty")
-        keys = {
-            "symbol",
-            "side",
-            "entry_price",
-            "quantity",
-            "mark_price",
-            "maintenance_margin_rate",
-            "maintenance_amount",
-        }
+        keys = set(PORTFOLIO_POSITION_FIELDS)
         cols = {}
         for i, p in enumerate(positions):
             if not isinstance(p, dict):
@@ -252,7 +245,7 @@ def _columns(positions: Any) -> dict[str, Any]:
             unknown = set(p) - keys
             if unknown:
                 raise InputError(f"positions[{i}].{sorted(unknown)[0]}", "unknown field")
-        for k in keys:
+        for k in PORTFOLIO_POSITION_FIELDS:
             vals = [p.get(k) for p in positions]
             if k in ("symbol", "side"):
                 cols[k] = vals
@@ -260,7 +253,7 @@ def _columns(positions: Any) -> dict[str, Any]:
                 cols[k] = [np.nan if v is None else v for v in vals]
     else:
         raise InputError("positions", "must be a list of positions or a dict of arrays")
-    for k in ("symbol", "side", "entry_price", "quantity"):
+    for k in PORTFOLIO_POSITION_REQUIRED:
         if k not in cols or cols[k] is None:
             raise InputError(f"positions.{k}", "required")
     cols["symbol"] = list(np.atleast_1d(np.asarray(cols["symbol"], dtype=object)))

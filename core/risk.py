@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import budget
-from ._inputs import as_float, broadcast, check, choice, positive, rate, side_array
+from ._inputs import as_float, broadcast, check, choice, number, positive, rate, side_array
 from .errors import InputError
 from .liquidation import liquidation_price as _liquidation_price
 
@@ -63,7 +63,7 @@ def estimate_volatility(closes: Any, periods_per_year: float, method: str = "ewm
     ``√periods_per_year`` (8,760 for hourly bars, 365 for daily).
     """
     choice("volatility_method", method, VOL_METHODS)
-    c = positive("closes", as_float("closes", closes))
+    c = number("closes", closes, positive)
     if c.ndim != 1 or c.size < 3:
         raise InputError("closes", "need a 1-D series of at least 3 prices")
     if not (np.isfinite(periods_per_year) and periods_per_year > 0):
@@ -162,10 +162,10 @@ def liquidation_probability(
     shape, a = broadcast(
         {
             "side": side_array(side),
-            "mark_price": positive("mark_price", as_float("mark_price", mark_price)),
+            "mark_price": number("mark_price", mark_price, positive),
             "liquidation_price": np.asarray(lp, dtype=float),
-            "volatility": positive("volatility", as_float("volatility", volatility)),
-            "horizon_hours": positive("horizon_hours", as_float("horizon_hours", horizon_hours)),
+            "volatility": number("volatility", volatility, positive),
+            "horizon_hours": number("horizon_hours", horizon_hours, positive),
             "drift": as_float("drift", drift),
         }
     )
@@ -184,9 +184,7 @@ def liquidation_probability(
     if model == "gbm":
         b_eff = b
         if monitoring_minutes is not None:
-            dt = float(positive("monitoring_minutes", as_float("monitoring_minutes", monitoring_minutes))) / (
-                60.0 * HOURS_PER_YEAR
-            )
+            dt = float(number("monitoring_minutes", monitoring_minutes, positive)) / (60.0 * HOURS_PER_YEAR)
             b_eff = b + BGK_BETA * sigma * math.sqrt(dt)  # barrier shifted away from the price
         prob = _gbm_first_passage(np.where(has_lp & ~reached, b_eff, 1.0), nu, sigma, t, s)
     else:
@@ -311,15 +309,15 @@ def position_size(
         ``stop_price`` on the wrong side of entry; ``leverage`` whose liquidation price comes before the
         stop (the position would be liquidated first); the usual range errors.
     """
-    eq = positive("equity", as_float("equity", equity))
+    eq = number("equity", equity, positive)
     rf = as_float("risk_fraction", risk_fraction)
     with np.errstate(invalid="ignore"):
         check("risk_fraction", rf, np.isfinite(rf) & (rf > 0) & (rf <= 1), "must be a decimal in (0, 1]")
     s = side_array(side)
-    ep = positive("entry_price", as_float("entry_price", entry_price))
-    stop = positive("stop_price", as_float("stop_price", stop_price))
-    fo = rate("open_fee_rate", as_float("open_fee_rate", open_fee_rate, default=0.0))
-    fc = rate("close_fee_rate", as_float("close_fee_rate", close_fee_rate, default=0.0))
+    ep = number("entry_price", entry_price, positive)
+    stop = number("stop_price", stop_price, positive)
+    fo = number("open_fee_rate", open_fee_rate, rate, default=0.0)
+    fc = number("close_fee_rate", close_fee_rate, rate, default=0.0)
     shape, a = broadcast(
         {
             "equity": eq,

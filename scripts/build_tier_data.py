@@ -86,14 +86,20 @@ def _snap(doc: dict, as_of: str) -> dict:
     return next(s for s in doc["snapshots"] if s["as_of"] == as_of)
 
 
+def _bybit_rows(category: str, rows: list[dict], as_of: str, source: str) -> dict:
+    """Known rows of a Bybit table (``GET /v5/market/risk-limit`` rows of ``category``), parsed as a partial table."""
+    answer = {"retCode": 0, "result": {"category": category, "list": rows}}
+    return tier_parsers.bybit(answer, as_of=as_of, complete=False, source=source)
+
+
 def bybit(ref: Path) -> None:
     btc = json.loads((ref / "bybit_BTCUSDT.json").read_text())
     snap = _snap(btc, "2024-05-10")
-    tables = tier_parsers.bybit(
-        {"retCode": 0, "result": {"category": "linear", "list": snap["raw"]}},
-        as_of="2024-05-10",
-        complete=False,
-        source=f"Bybit GET /v5/market/risk-limit rows 1-2 (of more) as printed in {snap['source']}",
+    tables = _bybit_rows(
+        "linear",
+        snap["raw"],
+        "2024-05-10",
+        f"Bybit GET /v5/market/risk-limit rows 1-2 (of more) as printed in {snap['source']}",
     )
     eth = json.loads((ref / "bybit_ETHUSDT.json").read_text())
     cols = eth["raw"]["columns"]
@@ -107,11 +113,11 @@ def bybit(ref: Path) -> None:
         }
         for r in rows
     ]
-    tables |= tier_parsers.bybit(
-        {"retCode": 0, "result": {"category": "linear", "list": v5}},
-        as_of=eth["as_of"],
-        complete=False,
-        source=f"Bybit /v5/market/risk-limit tiers 1-13 (of more) for ETHUSDT, printed by ccxt in {eth['source']}",
+    tables |= _bybit_rows(
+        "linear",
+        v5,
+        eth["as_of"],
+        f"Bybit /v5/market/risk-limit tiers 1-13 (of more) for ETHUSDT, printed by ccxt in {eth['source']}",
     )
     inv = json.loads((ref / "bybit_BTCUSD.json").read_text())
     v5 = [
@@ -124,11 +130,8 @@ def bybit(ref: Path) -> None:
         }
         for r in inv["raw"]
     ]
-    tables |= tier_parsers.bybit(
-        {"retCode": 0, "result": {"category": "inverse", "list": v5}},
-        as_of=inv["as_of"],
-        complete=False,
-        source=f"Bybit risk limits 1-3 (of more) for BTCUSD, v2 rows in percent: {inv['source']}",
+    tables |= _bybit_rows(
+        "inverse", v5, inv["as_of"], f"Bybit risk limits 1-3 (of more) for BTCUSD, v2 rows in percent: {inv['source']}"
     )
     _write("bybit", tables, "https://bybit-exchange.github.io/docs/v5/market/risk-limit")
 

@@ -131,14 +131,19 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def batch_timing(port: int, n: int) -> dict:
-    rng = np.random.default_rng(7)
-    cols = {
+def random_positions(rng: np.random.Generator, n: int, min_leverage: float = 1.0) -> dict[str, list]:
+    """``n`` random BTC-sized positions as batch columns: sides, entries 20,000-120,000, quantities 0.001-2,
+    leverage ``min_leverage``-50 (drawn in that order)."""
+    return {
         "side": np.where(rng.random(n) < 0.5, "long", "short").tolist(),
         "entry_price": rng.uniform(20_000, 120_000, n).round(2).tolist(),
         "quantity": rng.uniform(0.001, 2.0, n).round(6).tolist(),
-        "leverage": rng.uniform(1, 50, n).round(2).tolist(),
+        "leverage": rng.uniform(min_leverage, 50, n).round(2).tolist(),
     }
+
+
+def batch_timing(port: int, n: int) -> dict:
+    cols = random_positions(np.random.default_rng(7), n)
     payload = orjson.dumps({"positions": cols, "fields": ["liquidation_price", "tier"]})
     url = f"http://127.0.0.1:{port}/v1/liquidation-price/batch"
     best = None
@@ -227,10 +232,7 @@ def heaviest_requests() -> dict[str, tuple[str, bytes]]:
     rng = np.random.default_rng(5)
     n = 500_000  # the columnar batch limit (LIQRISK_MAX_BATCH_ROWS)
     batch = {
-        "side": np.where(rng.random(n) < 0.5, "long", "short").tolist(),
-        "entry_price": rng.uniform(20_000, 120_000, n).round(2).tolist(),
-        "quantity": rng.uniform(0.001, 2.0, n).round(6).tolist(),
-        "leverage": rng.uniform(1.5, 50, n).round(2).tolist(),
+        **random_positions(rng, n, min_leverage=1.5),
         "mark_price": rng.uniform(20_000, 120_000, n).round(2).tolist(),
         "symbol": [f"X{i}USDT" for i in range(n)],  # 1M distinct symbols the ruleset does not list
         "maintenance_margin_rate": 0.005,

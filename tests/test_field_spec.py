@@ -20,7 +20,7 @@ from marshmallow import Schema, fields, missing, validate
 import core
 from api import batch, calc_cli
 from api.schemas import calculators, market, position, risk
-from core.fields import BATCH_FIELDS, FIELDS, MAX_NUMBER, Field
+from core.fields import BATCH_FIELDS, FIELDS, MAX_NUMBER, POSITION_FIELDS, Field
 from core.tiers import EXCHANGES
 
 SPEC = yaml.safe_load((Path(__file__).parents[1] / "openapi.yaml").read_text())
@@ -158,6 +158,7 @@ def test_batch_columns_are_the_spec_fields() -> None:
     assert set(columnar["required"]) == set(batch.REQUIRED)
     assert list(deref(rows["items"])["properties"]) == list(BATCH_FIELDS)
     assert {*batch.NUMERIC, *batch.CATEGORICAL, batch.SIDE} == set(BATCH_FIELDS)
+    assert sorted(BATCH_FIELDS) == sorted(POSITION_FIELDS)  # the position's fields, in the batch's parsing order
     assert batch.CATEGORICAL["exchange"] == EXCHANGES
 
 

@@ -13,21 +13,21 @@ import core
 from core.risk import estimate_volatility
 
 # docs/risk-models.md §1.1: BTC 100,000, 10x, MMR 0.5 %: long LP 90,452.26, short 109,452.74; sigma 60 %, mu 0
+MARKET = dict(mark_price=100_000, volatility=0.6)
+LP = {"long": 90452.26, "short": 109452.74}
 REFERENCE = [
-    (24, "long", 90452.26, 0.00147, 3.195),
-    (24, "short", 109452.74, 0.00385, None),
-    (168, "long", 90452.26, 0.2387, 1.208),
-    (168, "short", 109452.74, 0.2647, None),
-    (720, "long", 90452.26, 0.5877, 0.583),
-    (720, "short", 109452.74, 0.5723, None),
+    (24, "long", 0.00147, 3.195),
+    (24, "short", 0.00385, None),
+    (168, "long", 0.2387, 1.208),
+    (168, "short", 0.2647, None),
+    (720, "long", 0.5877, 0.583),
+    (720, "short", 0.5723, None),
 ]
 
 
-@pytest.mark.parametrize(("hours", "side", "lp", "expected", "d"), REFERENCE)
-def test_closed_form_matches_reference(hours, side, lp, expected, d) -> None:
-    r = core.liquidation_probability(
-        side=side, mark_price=100_000, liquidation_price=lp, volatility=0.6, horizon_hours=hours
-    )
+@pytest.mark.parametrize(("hours", "side", "expected", "d"), REFERENCE)
+def test_closed_form_matches_reference(hours, side, expected, d) -> None:
+    r = core.liquidation_probability(**MARKET, side=side, liquidation_price=LP[side], horizon_hours=hours)
     assert r["probability"] == pytest.approx(expected, abs=5e-5 if expected < 0.01 else 5e-4)
     if d is not None:
         assert r["distance_sigmas"] == pytest.approx(d, abs=1e-3)
@@ -36,38 +36,22 @@ def test_closed_form_matches_reference(hours, side, lp, expected, d) -> None:
 def test_bgk_correction_matches_hourly_monte_carlo_reference() -> None:
     # docs/risk-models.md §1.2: 7-day long, hourly monitoring: Monte Carlo 0.22144, corrected formula 0.22146
     r = core.liquidation_probability(
-        side="long",
-        mark_price=100_000,
-        liquidation_price=90452.26,
-        volatility=0.6,
-        horizon_hours=168,
-        monitoring_minutes=60,
+        **MARKET, side="long", liquidation_price=LP["long"], horizon_hours=168, monitoring_minutes=60
     )
     assert r["probability"] == pytest.approx(0.22146, abs=2e-5)
 
 
-@pytest.mark.parametrize("side,lp", [("long", 90452.26), ("short", 109452.74)])
+@pytest.mark.parametrize("side,lp", LP.items())
 def test_monte_carlo_with_thin_tails_agrees_with_bgk_formula(side, lp) -> None:
-    mc = core.liquidation_probability(
-        side=side,
-        mark_price=100_000,
-        liquidation_price=lp,
-        volatility=0.6,
-        horizon_hours=168,
-        model="student_t",
-        degrees_of_freedom=1e4,
-        paths=40_000,
-        seed=3,
-    )
-    cf = core.liquidation_probability(
-        side=side, mark_price=100_000, liquidation_price=lp, volatility=0.6, horizon_hours=168, monitoring_minutes=60
-    )
+    kw = dict(MARKET, side=side, liquidation_price=lp, horizon_hours=168)
+    mc = core.liquidation_probability(**kw, model="student_t", degrees_of_freedom=1e4, paths=40_000, seed=3)
+    cf = core.liquidation_probability(**kw, monitoring_minutes=60)
     assert abs(mc["probability"] - cf["probability"]) < 4 * mc["standard_error"]
 
 
 def test_fat_tails_raise_short_horizon_risk() -> None:
     # docs/risk-models.md §1.3: 1 day, hourly steps: Gaussian 0.0011 vs t3 0.0038 (about 3.4x)
-    kw = dict(side="long", mark_price=100_000, liquidation_price=90452.26, volatility=0.6, horizon_hours=24)
+    kw = dict(MARKET, side="long", liquidation_price=LP["long"], horizon_hours=24)
     t3 = core.liquidation_probability(**kw, model="student_t", degrees_of_freedom=3, paths=100_000, seed=1)
     gauss = core.liquidation_probability(**kw, monitoring_minutes=60)
     assert t3["probability"] == pytest.approx(0.0038, abs=4 * t3["standard_error"])

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 import core
-from worked_examples import BINANCE_2020_BTCUSDT_TIERS, BRACKET_CASES, CASES, Case
+from worked_examples import (
+    BINANCE_2020_BTCUSDT_TIERS,
+    BINANCE_DOC_EXPECTED,
+    BINANCE_DOC_HELD,
+    BINANCE_DOC_POSITIONS,
+    BINANCE_DOC_WALLET,
+    BRACKET_CASES,
+    CASES,
+    Case,
+)
 
 FORMS = ("scalar", "0d", "nd")
 ND = (2, 3)
@@ -60,29 +69,13 @@ def test_binance_faq_bracket_lookup(notional: float, mmr: float, amount: float |
 def test_binance_doc_cross_pair_as_one_portfolio() -> None:
     """The two Binance cross examples are one account: the portfolio solver reproduces both prices from
     the raw positions (TMM1 and UPNL1 computed, not given)."""
+    names = ("btcusdt", "ethusdt")
     res = core.portfolio_liquidation(
-        wallet_balance=1535443.01,
-        positions=[
-            dict(
-                symbol="BTCUSDT",
-                side="long",
-                quantity=109.488,
-                entry_price=32481.98,
-                mark_price=31967.27,
-                maintenance_margin_rate=0.025,
-                maintenance_amount=16300,
-            ),
-            dict(
-                symbol="ETHUSDT",
-                side="long",
-                quantity=3683.979,
-                entry_price=1456.84,
-                mark_price=1335.18,
-                maintenance_margin_rate=0.1,
-                maintenance_amount=135365,
-            ),
-        ],
+        wallet_balance=BINANCE_DOC_WALLET,
+        positions=[dict(BINANCE_DOC_POSITIONS[n], mark_price=BINANCE_DOC_HELD[n]["mark_price"]) for n in names],
     )
-    assert res["liquidation_price"] == pytest.approx([26316.89, 1153.26], abs=0.01)
-    assert res["maintenance_margin"] == pytest.approx([71200.811444, 356512.508122], abs=1e-3)
-    assert res["unrealized_pnl"] == pytest.approx([-56354.56848, -448192.88514], abs=1e-3)
+    assert res["liquidation_price"] == pytest.approx([BINANCE_DOC_EXPECTED[n][0] for n in names], abs=0.01)
+    assert res["maintenance_margin"] == pytest.approx(
+        [BINANCE_DOC_HELD[n]["maintenance_margin"] for n in names], abs=1e-3
+    )
+    assert res["unrealized_pnl"] == pytest.approx([BINANCE_DOC_HELD[n]["unrealized_pnl"] for n in names], abs=1e-3)

@@ -31,79 +31,67 @@ class Case:
     array_fields: tuple[str, ...] = field(default=("side", "entry_price", "quantity"))
 
 
+#: Binance's cross-margin example: one account (wallet 1,535,443.01 USDT) holding two longs, each given with its
+#: bracket's MMR and maintenance amount, and what each holds at the example's mark price
+BINANCE_DOC_WALLET = 1535443.01
+BINANCE_DOC_POSITIONS = {
+    "btcusdt": dict(
+        symbol="BTCUSDT",
+        side="long",
+        entry_price=32481.98,
+        quantity=109.488,
+        maintenance_margin_rate=0.025,
+        maintenance_amount=16300.0,
+    ),
+    "ethusdt": dict(
+        symbol="ETHUSDT",
+        side="long",
+        entry_price=1456.84,
+        quantity=3683.979,
+        maintenance_margin_rate=0.1,
+        maintenance_amount=135365.0,
+    ),
+}
+BINANCE_DOC_HELD = {
+    "btcusdt": {"mark_price": 31967.27, "maintenance_margin": 71200.811444, "unrealized_pnl": -56354.56848},
+    "ethusdt": {"mark_price": 1335.18, "maintenance_margin": 356512.508122, "unrealized_pnl": -448192.88514},
+}
+#: (cross liquidation price with the other position held, isolated one with the wallet as margin)
+BINANCE_DOC_EXPECTED = {"btcusdt": (26316.89, 18778.73), "ethusdt": (1153.26, 1114.78)}
+
+
+def _binance_doc_cases(name: str, other: str) -> list[Case]:
+    position = dict(exchange="binance", **BINANCE_DOC_POSITIONS[name])
+    held = BINANCE_DOC_HELD[other]
+    cross, isolated = BINANCE_DOC_EXPECTED[name]
+    return [
+        Case(
+            f"binance-um-doc-cross-oneway-{name}",
+            FREQTRADE_BINANCE,
+            "liquidation_price",
+            dict(
+                position,
+                margin_mode="cross",
+                wallet_balance=BINANCE_DOC_WALLET,
+                other_positions=[{k: held[k] for k in ("maintenance_margin", "unrealized_pnl")}],
+            ),
+            {"liquidation_price": cross},
+            abs_tol=0.01,
+        ),
+        Case(
+            f"binance-um-isolated-oneway-{name}-from-doc-example",
+            "freqtrade tests/exchange/test_binance.py::test_liquidation_price_binance @c9ae5e1e (isolated variant)",
+            "liquidation_price",
+            dict(position, margin=BINANCE_DOC_WALLET),
+            {"liquidation_price": isolated},
+            abs_tol=0.01,
+        ),
+    ]
+
+
 CASES: list[Case] = [
-    Case(
-        "binance-um-doc-cross-oneway-btcusdt",
-        FREQTRADE_BINANCE,
-        "liquidation_price",
-        dict(
-            exchange="binance",
-            symbol="BTCUSDT",
-            side="long",
-            entry_price=32481.98,
-            quantity=109.488,
-            margin_mode="cross",
-            wallet_balance=1535443.01,
-            maintenance_margin_rate=0.025,
-            maintenance_amount=16300.0,
-            other_positions=[{"maintenance_margin": 356512.508122, "unrealized_pnl": -448192.88514}],
-        ),
-        {"liquidation_price": 26316.89},
-        abs_tol=0.01,
-    ),
-    Case(
-        "binance-um-doc-cross-oneway-ethusdt",
-        FREQTRADE_BINANCE,
-        "liquidation_price",
-        dict(
-            exchange="binance",
-            symbol="ETHUSDT",
-            side="long",
-            entry_price=1456.84,
-            quantity=3683.979,
-            margin_mode="cross",
-            wallet_balance=1535443.01,
-            maintenance_margin_rate=0.1,
-            maintenance_amount=135365.0,
-            other_positions=[{"maintenance_margin": 71200.811444, "unrealized_pnl": -56354.56848}],
-        ),
-        {"liquidation_price": 1153.26},
-        abs_tol=0.01,
-    ),
-    Case(
-        "binance-um-isolated-oneway-btcusdt-from-doc-example",
-        "freqtrade tests/exchange/test_binance.py::test_liquidation_price_binance @c9ae5e1e (isolated variant)",
-        "liquidation_price",
-        dict(
-            exchange="binance",
-            symbol="BTCUSDT",
-            side="long",
-            entry_price=32481.98,
-            quantity=109.488,
-            margin=1535443.01,
-            maintenance_margin_rate=0.025,
-            maintenance_amount=16300.0,
-        ),
-        {"liquidation_price": 18778.73},
-        abs_tol=0.01,
-    ),
-    Case(
-        "binance-um-isolated-oneway-ethusdt-from-doc-example",
-        "freqtrade tests/exchange/test_binance.py::test_liquidation_price_binance @c9ae5e1e (isolated variant)",
-        "liquidation_price",
-        dict(
-            exchange="binance",
-            symbol="ETHUSDT",
-            side="long",
-            entry_price=1456.84,
-            quantity=3683.979,
-            margin=1535443.01,
-            maintenance_margin_rate=0.1,
-            maintenance_amount=135365.0,
-        ),
-        {"liquidation_price": 1114.78},
-        abs_tol=0.01,
-    ),
+    *_binance_doc_cases("btcusdt", other="ethusdt"),
+    *_binance_doc_cases("ethusdt", other="btcusdt"),
     Case(
         "binance-cm-calculator-cross-btcusd-long",
         "dev.binance.vision thread 6292: Binance calculator output 33,599.40 (MMR 12.5 %, cum 11.605 BTC)",

@@ -7,39 +7,34 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from core.fields import (
+    OTHER_POSITION_FIELDS,
+    PORTFOLIO_POSITION_FIELDS,
+    PORTFOLIO_POSITION_REQUIRED,
+    POSITION_FIELDS,
+    SUMMARY_FIELDS,
+)
+
 from .base import Base, tiers_field
 from .from_spec import fields_from_spec
 
-SUMMARY = ("maintenance_margin", "unrealized_pnl")
-FULL = (
-    "symbol",
-    "side",
-    "entry_price",
-    "quantity",
-    "mark_price",
-    "maintenance_margin_rate",
-    "maintenance_amount",
-    "contract_type",
-    "contract_size",
-)
-#: the fields a full other position must give
-FULL_REQUIRED = ("symbol", "side", "entry_price", "quantity")
 
-
-class OtherPositionSchema(Base.from_dict(fields_from_spec(*SUMMARY, *FULL, required=()), name="OtherPositionFields")):
+class OtherPositionSchema(
+    Base.from_dict(fields_from_spec(*SUMMARY_FIELDS, *OTHER_POSITION_FIELDS, required=()), name="OtherPositionFields")
+):
     """Another position in the cross wallet: a summary ``{maintenance_margin, unrealized_pnl}`` or a full
     position (its MM and PnL are computed with the request's exchange rules)."""
 
     @validates_schema
     def _summary_or_full(self, data, **kwargs):
-        summary = any(k in data for k in SUMMARY)
-        full = any(k in data for k in FULL)
+        summary = any(k in data for k in SUMMARY_FIELDS)
+        full = any(k in data for k in OTHER_POSITION_FIELDS)
         if summary and full:
             raise ValidationError("give either maintenance_margin/unrealized_pnl or a full position, not both")
         if not summary and not full:
             raise ValidationError("give maintenance_margin and unrealized_pnl, or symbol, side, entry_price, quantity")
         if full:
-            missing = [k for k in FULL_REQUIRED if k not in data]
+            missing = [k for k in PORTFOLIO_POSITION_REQUIRED if k not in data]
             for k in missing:
                 raise ValidationError("required for a full position", k)
 
@@ -47,25 +42,8 @@ class OtherPositionSchema(Base.from_dict(fields_from_spec(*SUMMARY, *FULL, requi
 class PositionSchema(
     Base.from_dict(
         {
-            **fields_from_spec(
-                "exchange",
-                "symbol",
-                "contract_type",
-                "contract_size",
-                "margin_mode",
-                "position_mode",
-                "side",
-                "entry_price",
-                "quantity",
-                "leverage",
-                "margin",
-                "wallet_balance",
-                "mark_price",
-                "maintenance_margin_rate",
-                "maintenance_amount",
-            ),
+            **fields_from_spec(*POSITION_FIELDS),
             "tiers": tiers_field(),
-            **fields_from_spec("taker_fee_rate"),
             "other_positions": fields.List(fields.Nested(OtherPositionSchema), validate=validate.Length(max=1000)),
         },
         name="PositionFields",
@@ -76,16 +54,14 @@ class PositionSchema(
 
 class PortfolioPositionSchema(
     Base.from_dict(
-        fields_from_spec(
-            *FULL_REQUIRED, "mark_price", "maintenance_margin_rate", "maintenance_amount", required=FULL_REQUIRED
-        ),
+        fields_from_spec(*PORTFOLIO_POSITION_FIELDS, required=PORTFOLIO_POSITION_REQUIRED),
         name="PortfolioPositionFields",
     )
 ):
     """One position of a cross account (linear contracts)."""
 
 
-class SummarySchema(Base.from_dict(fields_from_spec(*SUMMARY, required=SUMMARY), name="SummaryFields")):
+class SummarySchema(Base.from_dict(fields_from_spec(*SUMMARY_FIELDS, required=SUMMARY_FIELDS), name="SummaryFields")):
     """Another position of the account given by its maintenance margin and unrealised PnL."""
 
 

@@ -11,12 +11,12 @@ import importlib.util
 import json
 import os
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from serving import served
 
 CHROMIUM = Path(os.environ.get("LIQRISK_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -64,25 +64,10 @@ def _app(folder: Path):
         redis.kill()
 
 
-@contextlib.contextmanager
-def _served(app):
-    """``app`` served by a werkzeug thread on 127.0.0.1:<free port>; yields its base URL."""
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}"
-    finally:
-        srv.shutdown()
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The app on a free loopback port (with a queue and a worker when redis-server is there); its base URL."""
-    with _app(tmp_path_factory.mktemp("browser")) as app, _served(app) as url:
+    with _app(tmp_path_factory.mktemp("browser")) as app, served(app) as url:
         yield url
 
 
@@ -91,7 +76,7 @@ def keyed_server():
     """The app with ``LIQRISK_API_KEYS=browser-key`` on another free port; yields its base URL."""
     from api import TestConfig, create_app
 
-    with _served(create_app(type("KeyedConfig", (TestConfig,), {"API_KEYS": ("browser-key",)}))) as url:
+    with served(create_app(type("KeyedConfig", (TestConfig,), {"API_KEYS": ("browser-key",)}))) as url:
         yield url
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from serving import served
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "openapi.yaml").read_text())
@@ -83,18 +83,10 @@ def _cases() -> list[dict]:
 @pytest.fixture(scope="module")
 def live_server():
     """The app behind werkzeug's threaded HTTP server on a free loopback port (a real socket, in this process)."""
-    from werkzeug.serving import make_server
-
     from api import TestConfig, create_app
 
-    server = make_server("127.0.0.1", 0, create_app(TestConfig), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served(create_app(TestConfig)) as url:
+        yield url
 
 
 def test_generated_python_client_calls_every_calculator_route(tmp_path, live_server) -> None:

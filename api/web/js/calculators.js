@@ -17,17 +17,31 @@ const INVERSE_ONLY = { name: "contract_type", is: ["inverse"] };
 const CONTRACT_SIZE = { name: "contract_size", label: "Contract size", kind: "number", unit: "USD per contract", when: INVERSE_ONLY, hint: "Default: from the symbol." };
 const EXCHANGE = { name: "exchange", label: "Exchange", kind: "exchange", options: [["binance", "binance"]], value: "binance", hint: " " };
 const SYMBOL = { name: "symbol", label: "Symbol", kind: "symbol", value: "BTCUSDT", hint: "The exchange's own instrument name." };
+const ENTRY_PRICE = { name: "entry_price", label: "Entry price", kind: "number", value: "60000" };
+const LEVERAGE = { name: "leverage", label: "Leverage", kind: "number", value: "20" };
+const QUANTITY = { name: "quantity", label: "Quantity", kind: "number", value: "0.5" };
 const FEES = [
   { name: "open_fee_rate", label: "Open fee rate", kind: "number", value: "0.0005", hint: "Decimal: 0.0005 = 0.05 %." },
   { name: "close_fee_rate", label: "Close fee rate", kind: "number", value: "0.0005" },
 ];
 
-function put(out, ...nodes) {
-  for (const n of nodes) if (n) out.append(n);
-}
+// ---- result views: a result is shown as a sequence of parts, each `(result, out) => node` (or nothing) -------
+
+/** A renderer showing `parts` in order (all are built before any is shown, so each sees the empty result box). */
+const view = (...parts) => (result, out) => {
+  for (const node of parts.map((part) => part(result, out))) if (node) out.append(node);
+};
+/** The values `items` ([{key, label, fmt, lead}]) of the result. */
+const values = (items) => (result) => list(result, items);
+/** A table of the result's array at `key`. */
+const rows = (key, columns, options) => (result) => table(result, key, columns, options);
+/** A line with the coloured word of the result's `key` (a band, a regime). */
+const word = (text, key) => (result) => el("p", { class: "band-line" }, text, badge(key, result[key]));
+/** The result's warnings. */
+const warned = (result) => warnings(result);
 
 /** Default rendering: the listed values and the warnings. */
-const show = (items) => (result, out) => put(out, list(result, items), warnings(result));
+const show = (items) => view(values(items), warned);
 
 // ---- liquidation price ---------------------------------------------------------------------------------
 
@@ -58,9 +72,9 @@ const liquidation = {
       fields: [
         SIDE,
         { name: "margin_mode", label: "Margin mode", kind: "radio", options: [["isolated", "Isolated"], ["cross", "Cross"]], value: "isolated" },
-        { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
-        { name: "quantity", label: "Quantity", kind: "number", value: "0.5", hint: "Base units (linear) or contracts (inverse)." },
-        { name: "leverage", label: "Leverage", kind: "number", value: "20", when: { name: "margin_mode", is: ["isolated"] } },
+        ENTRY_PRICE,
+        { ...QUANTITY, hint: "Base units (linear) or contracts (inverse)." },
+        { ...LEVERAGE, when: { name: "margin_mode", is: ["isolated"] } },
         { name: "wallet_balance", label: "Wallet balance", kind: "number", value: "5000", when: { name: "margin_mode", is: ["cross"] } },
         { name: "mark_price", label: "Mark price", kind: "number", hint: "Optional; default: the entry price." },
       ],
@@ -106,26 +120,24 @@ const portfolio = {
       ],
     },
   ],
-  render: (result, out) =>
-    put(
-      out,
-      list(result, [
-        { key: "margin_ratio", label: "Margin ratio", fmt: "rate", lead: true },
-        { key: "margin_balance", label: "Margin balance", fmt: "money" },
-        { key: "total_maintenance_margin", label: "Total maintenance margin", fmt: "money" },
-        { key: "wallet_balance", label: "Wallet balance", fmt: "money" },
-      ]),
-      table(result, "positions", [
-        { key: "symbol", label: "Symbol", fmt: "text" },
-        { key: "side", label: "Side", fmt: "text" },
-        { key: "liquidation_price", label: "Liquidation price", fmt: "price" },
-        { key: "notional", label: "Notional", fmt: "money" },
-        { key: "maintenance_margin", label: "Maint. margin", fmt: "money" },
-        { key: "unrealized_pnl", label: "Unrealised PnL", fmt: "money" },
-        { key: "tier", label: "Tier", fmt: "int" },
-      ], { caption: "Positions" }),
-      warnings(result),
-    ),
+  render: view(
+    values([
+      { key: "margin_ratio", label: "Margin ratio", fmt: "rate", lead: true },
+      { key: "margin_balance", label: "Margin balance", fmt: "money" },
+      { key: "total_maintenance_margin", label: "Total maintenance margin", fmt: "money" },
+      { key: "wallet_balance", label: "Wallet balance", fmt: "money" },
+    ]),
+    rows("positions", [
+      { key: "symbol", label: "Symbol", fmt: "text" },
+      { key: "side", label: "Side", fmt: "text" },
+      { key: "liquidation_price", label: "Liquidation price", fmt: "price" },
+      { key: "notional", label: "Notional", fmt: "money" },
+      { key: "maintenance_margin", label: "Maint. margin", fmt: "money" },
+      { key: "unrealized_pnl", label: "Unrealised PnL", fmt: "money" },
+      { key: "tier", label: "Tier", fmt: "int" },
+    ], { caption: "Positions" }),
+    warned,
+  ),
 };
 
 // ---- calculators ---------------------------------------------------------------------------------------
@@ -139,10 +151,10 @@ const pnl = {
     SIDE,
     CONTRACT,
     CONTRACT_SIZE,
-    { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
+    ENTRY_PRICE,
     { name: "exit_price", label: "Exit price", kind: "number", value: "63000" },
-    { name: "quantity", label: "Quantity", kind: "number", value: "0.5" },
-    { name: "leverage", label: "Leverage", kind: "number", value: "20" },
+    QUANTITY,
+    LEVERAGE,
     ...FEES,
     { name: "funding_paid", signed: true, label: "Funding paid", kind: "number", value: "0", hint: "Positive = paid, negative = received." },
   ],
@@ -165,8 +177,8 @@ const target = {
   fields: [
     SIDE,
     CONTRACT,
-    { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
-    { name: "leverage", label: "Leverage", kind: "number", value: "20" },
+    ENTRY_PRICE,
+    LEVERAGE,
     { name: "target_roe", signed: true, label: "Target ROE", kind: "number", value: "0.5", hint: "Decimal: 0.5 = +50 %, -0.2 = -20 %." },
   ],
   render: show([{ key: "target_price", label: "Target price", fmt: "price", lead: true }]),
@@ -181,8 +193,8 @@ const maxOpen = {
     EXCHANGE,
     SYMBOL,
     SIDE,
-    { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
-    { name: "leverage", label: "Leverage", kind: "number", value: "20" },
+    ENTRY_PRICE,
+    LEVERAGE,
     { name: "available_balance", label: "Available balance", kind: "number", value: "1000" },
     { name: "taker_fee_rate", label: "Taker fee rate", kind: "number", hint: "Optional; default: the exchange's." },
   ],
@@ -238,7 +250,7 @@ const breakEven = {
   about: "The exit price at which the position neither gains nor loses after the opening and closing fees.",
   fields: [
     SIDE,
-    { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
+    ENTRY_PRICE,
     ...FEES,
     { name: "funding_paid", signed: true, label: "Funding paid", kind: "number", hint: "Optional; with a quantity, moves the price by funding." },
     { name: "quantity", label: "Quantity", kind: "number" },
@@ -255,19 +267,17 @@ const funding = {
     SIDE,
     CONTRACT,
     CONTRACT_SIZE,
-    { name: "quantity", label: "Quantity", kind: "number", value: "0.5" },
+    QUANTITY,
     { name: "mark_prices", label: "Mark prices", kind: "list", value: "60000 60250 59900 60400", hint: "One per interval; separate by spaces, commas or lines.", wide: true },
     { name: "funding_rates", label: "Funding rates", kind: "list", value: "0.0001 0.0001 -0.00005 0.0002", hint: "Decimals per interval (0.0001 = 0.01 %).", wide: true },
   ],
-  render: (result, out) =>
-    put(
-      out,
-      list(result, [{ key: "total", label: "Total (+ pays, − receives)", fmt: "money", lead: true }]),
-      table(result, "payments", [
-        { key: "#", label: "Interval" },
-        { key: ".", label: "Payment", fmt: "money" },
-      ], { caption: "Payments" }),
-    ),
+  render: view(
+    values([{ key: "total", label: "Total (+ pays, − receives)", fmt: "money", lead: true }]),
+    rows("payments", [
+      { key: "#", label: "Interval" },
+      { key: ".", label: "Payment", fmt: "money" },
+    ], { caption: "Payments" }),
+  ),
 };
 
 // ---- risk and market -----------------------------------------------------------------------------------
@@ -286,20 +296,16 @@ const probability = {
     { name: "model", label: "Model", kind: "select", options: [["gbm", "Geometric Brownian motion"], ["student_t", "Student-t (fat tails, Monte Carlo)"]], value: "gbm" },
     { name: "drift", signed: true, label: "Drift", kind: "number", hint: "Optional; annualised, decimal." },
   ],
-  render: (result, out) => {
-    const head = el("p", { class: "band-line" }, "Band: ", badge("band", result.band));
-    put(
-      out,
-      head,
-      list(result, [
-        { key: "probability", label: "Probability", fmt: "rate", lead: true },
-        { key: "score", label: "Score (0–100)", fmt: "score" },
-        { key: "distance_sigmas", label: "Distance to liquidation (σ)", fmt: "num" },
-        { key: "volatility", label: "Volatility used", fmt: "rate" },
-        { key: "standard_error", label: "Standard error", fmt: "rate" },
-      ]),
-    );
-  },
+  render: view(
+    word("Band: ", "band"),
+    values([
+      { key: "probability", label: "Probability", fmt: "rate", lead: true },
+      { key: "score", label: "Score (0–100)", fmt: "score" },
+      { key: "distance_sigmas", label: "Distance to liquidation (σ)", fmt: "num" },
+      { key: "volatility", label: "Volatility used", fmt: "rate" },
+      { key: "standard_error", label: "Standard error", fmt: "rate" },
+    ]),
+  ),
 };
 
 const positionSize = {
@@ -313,7 +319,7 @@ const positionSize = {
     SIDE,
     { name: "equity", label: "Equity", kind: "number", value: "10000" },
     { name: "risk_fraction", label: "Risk per trade", kind: "number", value: "0.01", hint: "Decimal: 0.01 = 1 % of equity." },
-    { name: "entry_price", label: "Entry price", kind: "number", value: "60000" },
+    ENTRY_PRICE,
     { name: "stop_price", label: "Stop price", kind: "number", value: "58000" },
     { name: "leverage", label: "Leverage", kind: "number", hint: "Optional; default: the recommended leverage." },
   ],
@@ -387,23 +393,21 @@ const squeeze = {
       ],
     },
   ],
-  render: (result, out) =>
-    put(
-      out,
-      el("p", { class: "band-line" }, "Regime: ", badge("regime", result.regime)),
-      list(result, [
-        { key: "score", label: "Score (0–100)", fmt: "score", lead: true },
-        { key: "short_squeeze_score", label: "Short-squeeze score", fmt: "score" },
-        { key: "long_squeeze_score", label: "Long-squeeze score", fmt: "score" },
-        { key: "components.funding_rate_annualized", label: "Funding, annualised", fmt: "rate" },
-        { key: "components.funding_z", label: "Funding z-score", fmt: "num" },
-        { key: "components.open_interest_change", label: "Open-interest change", fmt: "rate" },
-        { key: "components.long_short_ratio_percentile", label: "Long/short ratio percentile", fmt: "score" },
-        { key: "components.rsi", label: "RSI", fmt: "score" },
-        { key: "components.rsi_band", label: "RSI band", fmt: "text" },
-      ]),
-      warnings(result),
-    ),
+  render: view(
+    word("Regime: ", "regime"),
+    values([
+      { key: "score", label: "Score (0–100)", fmt: "score", lead: true },
+      { key: "short_squeeze_score", label: "Short-squeeze score", fmt: "score" },
+      { key: "long_squeeze_score", label: "Long-squeeze score", fmt: "score" },
+      { key: "components.funding_rate_annualized", label: "Funding, annualised", fmt: "rate" },
+      { key: "components.funding_z", label: "Funding z-score", fmt: "num" },
+      { key: "components.open_interest_change", label: "Open-interest change", fmt: "rate" },
+      { key: "components.long_short_ratio_percentile", label: "Long/short ratio percentile", fmt: "score" },
+      { key: "components.rsi", label: "RSI", fmt: "score" },
+      { key: "components.rsi_band", label: "RSI band", fmt: "text" },
+    ]),
+    warned,
+  ),
 };
 
 // ---- backtest ------------------------------------------------------------------------------------------
@@ -452,41 +456,40 @@ const backtest = {
       ],
     },
   ],
-  render: (result, out) => {
-    const start = Number(result.strategy?.init_cash ?? result.equity.equity[0]);
-    put(
-      out,
-      el("p", { class: "period" }, `${result.bars} bars, ${result.start.slice(0, 16).replace("T", " ")} to ${result.end.slice(0, 16).replace("T", " ")} UTC (synthetic data)`),
-      list(result, [
-        { key: "metrics.total_return", label: "Total return", fmt: "rate", lead: true },
-        { key: "metrics.max_drawdown", label: "Max drawdown", fmt: "rate", lead: true },
-        { key: "metrics.cagr", label: "CAGR", fmt: "rate" },
-        { key: "metrics.sharpe", label: "Sharpe", fmt: "num" },
-        { key: "metrics.sortino", label: "Sortino", fmt: "num" },
-        { key: "metrics.trades", label: "Trades", fmt: "int" },
-        { key: "metrics.win_rate", label: "Win rate", fmt: "rate" },
-        { key: "metrics.profit_factor", label: "Profit factor", fmt: "num" },
-        { key: "metrics.exposure", label: "Exposure", fmt: "rate" },
-        { key: "metrics.fees_paid", label: "Fees paid", fmt: "money" },
-        { key: "metrics.funding_paid", label: "Funding paid", fmt: "money" },
-        { key: "metrics.liquidations", label: "Liquidations", fmt: "int" },
-      ]),
-      el("figure", { class: "chart-box" }, equityChart(result.equity.time, result.equity.equity, { start, width: out.parentElement.clientWidth }), el("figcaption", { text: "Equity (quote currency); the dashed line is the starting cash." })),
-      warnings(result),
-      table(result, "trades", [
-        { key: "#", label: "#" },
-        { key: "side", label: "Side", fmt: "text" },
-        { key: "entry_time", label: "Entry (UTC)", fmt: "time" },
-        { key: "entry_price", label: "Entry", fmt: "price" },
-        { key: "exit_time", label: "Exit (UTC)", fmt: "time" },
-        { key: "exit_price", label: "Exit", fmt: "price" },
-        { key: "exit_reason", label: "Reason", fmt: "text" },
-        { key: "pnl", label: "PnL", fmt: "money" },
-        { key: "fees", label: "Fees", fmt: "money" },
-        { key: "funding", label: "Funding", fmt: "money" },
-      ], { caption: "Trades", limit: 100 }),
-    );
-  },
+  render: view(
+    (result) => el("p", { class: "period" }, `${result.bars} bars, ${result.start.slice(0, 16).replace("T", " ")} to ${result.end.slice(0, 16).replace("T", " ")} UTC (synthetic data)`),
+    values([
+      { key: "metrics.total_return", label: "Total return", fmt: "rate", lead: true },
+      { key: "metrics.max_drawdown", label: "Max drawdown", fmt: "rate", lead: true },
+      { key: "metrics.cagr", label: "CAGR", fmt: "rate" },
+      { key: "metrics.sharpe", label: "Sharpe", fmt: "num" },
+      { key: "metrics.sortino", label: "Sortino", fmt: "num" },
+      { key: "metrics.trades", label: "Trades", fmt: "int" },
+      { key: "metrics.win_rate", label: "Win rate", fmt: "rate" },
+      { key: "metrics.profit_factor", label: "Profit factor", fmt: "num" },
+      { key: "metrics.exposure", label: "Exposure", fmt: "rate" },
+      { key: "metrics.fees_paid", label: "Fees paid", fmt: "money" },
+      { key: "metrics.funding_paid", label: "Funding paid", fmt: "money" },
+      { key: "metrics.liquidations", label: "Liquidations", fmt: "int" },
+    ]),
+    (result, out) => {
+      const start = Number(result.strategy?.init_cash ?? result.equity.equity[0]);
+      return el("figure", { class: "chart-box" }, equityChart(result.equity.time, result.equity.equity, { start, width: out.parentElement.clientWidth }), el("figcaption", { text: "Equity (quote currency); the dashed line is the starting cash." }));
+    },
+    warned,
+    rows("trades", [
+      { key: "#", label: "#" },
+      { key: "side", label: "Side", fmt: "text" },
+      { key: "entry_time", label: "Entry (UTC)", fmt: "time" },
+      { key: "entry_price", label: "Entry", fmt: "price" },
+      { key: "exit_time", label: "Exit (UTC)", fmt: "time" },
+      { key: "exit_price", label: "Exit", fmt: "price" },
+      { key: "exit_reason", label: "Reason", fmt: "text" },
+      { key: "pnl", label: "PnL", fmt: "money" },
+      { key: "fees", label: "Fees", fmt: "money" },
+      { key: "funding", label: "Funding", fmt: "money" },
+    ], { caption: "Trades", limit: 100 }),
+  ),
 };
 
 /** The tabs in order; a tab with several forms shows a switch between them. */
