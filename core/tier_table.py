@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .solve_nb import tier_indices_nb
 
 TIER_FIELDS = ("notional_floor", "notional_cap", "max_leverage", "maintenance_margin_rate", "maintenance_amount")
 
@@ -64,13 +65,6 @@ class TierTable:
     def __len__(self) -> int:
         return len(self.floors)
 
-    def held_tier(self, value: Any) -> np.ndarray:
-        """0-based tier of a position already held at ``value``: as :meth:`lookup`, except that past the last
-        cap of a complete table the last tier applies (the cap limits opening a position, not keeping it;
-        the liquidation kernel re-tiers by the same rule). Past the known rows of a partial table: ``len``."""
-        t = self.lookup(value)
-        return np.minimum(t, len(self) - 1) if self.complete else t
-
     @cached_property
     def kernel_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(floors, caps)`` for the kernels' half-open lookup (``floor <= value < cap``). For inclusive caps
@@ -96,15 +90,10 @@ class TierTable:
     def lookup(self, value: Any) -> np.ndarray:
         """0-based tier index for each ``value`` (``floor <= value < cap``, or ``floor < value <= cap`` when
         ``upper_inclusive``); values beyond the last cap get ``len(self)`` (out of range), negative values
-        tier 0. The same rule as the kernels' ``_lookup_nb``."""
+        tier 0. The kernels' own lookup (:func:`core.solve_nb.tier_index_nb` on :attr:`kernel_bounds`)."""
         v = np.asarray(value, dtype=float)
-        if self.upper_inclusive:
-            idx = np.searchsorted(self.floors, v, side="left") - 1
-            beyond = v > self.caps[-1]
-        else:
-            idx = np.searchsorted(self.floors, v, side="right") - 1
-            beyond = v >= self.caps[-1]
-        return np.where(beyond, len(self), np.maximum(idx, 0))
+        floors, caps = self.kernel_bounds
+        return tier_indices_nb(floors, caps, np.ascontiguousarray(v).reshape(-1)).reshape(v.shape)
 
 
 @dataclass(frozen=True)
