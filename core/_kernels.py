@@ -1,5 +1,6 @@
 """Fused numba kernels: one pass over the positions computes validation codes, tiers, margins,
-bankruptcy and liquidation prices (the closed forms are documented in :mod:`core.liquidation`).
+bankruptcy and liquidation prices (the closed forms are documented in :mod:`core.liquidation`; the tier
+lookup, value, margin and solve are the shared primitives of :mod:`core.solve_nb`).
 
 Every array argument is 1-D with length 1 (a broadcast scalar, read at index 0) or length ``n``; the
 ``_at_nb`` helper picks the element. Kernels follow vectorbt's convention: ``_nb`` suffix, ``cache=True``.
@@ -20,6 +21,14 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 KERNEL_LOCK = threading.Lock()
 
 from numba import njit, prange  # noqa: E402  (after the threading layer is chosen)
+
+from .solve_nb import (  # noqa: E402
+    SOURCE_DIGEST,
+    maintenance_margin_nb,
+    position_value_nb,
+    solve_price_nb,
+    tier_index_nb,
+)
 
 # Row error codes (0 = valid); core.liquidation maps them to argument names and messages.
 ERR_SIDE = 1
@@ -63,53 +72,11 @@ def _put_nb(a, i, v):
         a[0] = v
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _lookup_nb(floors, caps, value):
-    """0-based tier for ``floor <= value < cap``; ``len`` when beyond the last cap. Counts the floors at
-    or below ``value`` without branching, so random tiers cost no branch mispredictions.
-
-    Inclusive caps (Bybit, Gate, OKX: ``floor < value <= cap``, see :mod:`core.tiers`) use the same rule on
-    bounds moved up by one ulp (:attr:`core.tiers.TierTable.kernel_bounds`): for doubles,
-    ``value > x`` exactly when ``value >= nextafter(x, +inf)``.
-    """
-    nt = floors.shape[0]
-    k = 0
-    for j in range(1, nt):
-        k += value >= floors[j]
-    if value >= caps[nt - 1]:
-        k = nt
-    return k
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _value_nb(inverse, q, cs, price):
-    """Position value at ``price``: quote units (linear) or coin (inverse, ``q·cs/price``)."""
-    if inverse:
-        return q * cs / price
-    return q * price
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _solve_nb(inverse, s, q, cs, ep, margin, a, b):
-    """Price P with ``margin + PnL(P) = a·value(P) + b``; NaN where none is positive and finite.
-
-    Linear: ``P = (s·Q·EP + b − M)/(Q·(s − a))``; inverse (``V = Q·CS``):
-    ``P = V·(a + s)/(M − b + s·V/EP)``.
-    """
-    if inverse:
-        v = q * cs
-        den = margin - b + s * v / ep
-        p = v * (a + s) / den if den != 0.0 else math.inf
-    else:
-        p = (s * q * ep + b - margin) / (q * (s - a))
-    if p > 0.0 and p < math.inf:
-        return p
-    return math.nan
-
-
 def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis, parallel):
     """Compile the kernel for one ruleset configuration. The flags are closure constants, so numba
-    removes the branches a configuration never takes (and caches each configuration on disk)."""
+    removes the branches a configuration never takes (and caches each configuration on disk). The solver's
+    source digest is one of them too, so an edit of :mod:`core.solve_nb` recompiles the cached kernels."""
+    solver_digest = SOURCE_DIGEST
 
     @njit(cache=True, parallel=parallel, error_model="numpy")
     def liquidation_nb(
@@ -147,6 +114,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
         err_out,
     ):
         _ = parallel  # a closure variable, so the serial and parallel builds get distinct cache entries
+        _ = solver_digest  # likewise: a changed core/solve_nb.py gives a new cache entry
         nt = floors.shape[0]
         for i in prange(n):
             err = 0
@@ -181,8 +149,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                 err = ERR_MMR
             elif not math.isnan(ao) and not (ao > -math.inf and ao < math.inf):
                 err = ERR_AMOUNT
-            n_entry = _value_nb(inverse, q, cs, ep)
-            n_mark = _value_nb(inverse, q, cs, mk)
+            n_entry = position_value_nb(inverse, q, cs, ep)
+            n_mark = position_value_nb(inverse, q, cs, mk)
             if err == 0 and not (n_entry > 0.0 and n_entry < math.inf and n_mark > 0.0 and n_mark < math.inf):
                 err = ERR_OVERFLOW
             mmr = math.nan
@@ -199,8 +167,8 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                     amt_m = amt
                 else:
                     size = q * cs if qty_basis else n_entry
-                    t = _lookup_nb(floors, caps, size)
-                    tm = t if (qty_basis or mk == ep) else _lookup_nb(floors, caps, n_mark)
+                    t = tier_index_nb(floors, caps, size)
+                    tm = t if (qty_basis or mk == ep) else tier_index_nb(floors, caps, n_mark)
                     if t >= nt or tm >= nt:
                         err = ERR_TOO_LARGE if complete else ERR_PARTIAL
                     else:
@@ -246,17 +214,17 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                 fl = f if fee_in_mm else 0.0
                 liq_t = t
                 if entry_basis:
-                    mm_const = mmr * n_entry - amt
+                    mm_const = maintenance_margin_nb(mmr, n_entry, amt)
                     fc = f if close_fee else 0.0
-                    bp = _solve_nb(inverse, s, q, cs, ep, m, fc, 0.0)
+                    bp = solve_price_nb(inverse, s, q, cs, ep, m, fc, 0.0)
                     b = mm_const
                     if fc > 0.0 and not math.isnan(bp):
-                        b += fc * _value_nb(inverse, q, cs, bp)
-                    lp = _solve_nb(inverse, s, q, cs, ep, m, 0.0, b)
+                        b += fc * position_value_nb(inverse, q, cs, bp)
+                    lp = solve_price_nb(inverse, s, q, cs, ep, m, 0.0, b)
                     mm = mm_const
                 else:
-                    bp = _solve_nb(inverse, s, q, cs, ep, m, fl, 0.0)
-                    lp = _solve_nb(inverse, s, q, cs, ep, m, mmr + fl, -amt)
+                    bp = solve_price_nb(inverse, s, q, cs, ep, m, fl, 0.0)
+                    lp = solve_price_nb(inverse, s, q, cs, ep, m, mmr + fl, -amt)
                     if retier and t >= 0 and not qty_basis:
                         # Solve with the tier that holds at the liquidation price. A NaN with the entry tier
                         # can still have a solution in a lower tier (smaller maintenance amount).
@@ -264,17 +232,20 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                         if not stale:
                             # two comparisons, not a lookup; past the last cap the last tier applies (the cap
                             # only limits opening)
-                            v_lp = _value_nb(inverse, q, cs, lp)
+                            v_lp = position_value_nb(inverse, q, cs, lp)
                             stale = v_lp < floors[t] or (v_lp >= caps[t] and t < nt - 1)
                         if stale:
                             had_price = not math.isnan(lp)
                             found = False
                             for k in range(nt):
-                                cand = _solve_nb(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
+                                cand = solve_price_nb(inverse, s, q, cs, ep, m, t_mmr[k] + fl, -t_amt[k])
                                 # past the last cap the last tier applies (the cap only limits opening)
                                 if (
                                     not math.isnan(cand)
-                                    and min(_lookup_nb(floors, caps, _value_nb(inverse, q, cs, cand)), nt - 1) == k
+                                    and min(
+                                        tier_index_nb(floors, caps, position_value_nb(inverse, q, cs, cand)), nt - 1
+                                    )
+                                    == k
                                 ):
                                     lp = cand
                                     liq_t = k
@@ -284,7 +255,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
                                 flags |= W_TIER_CHANGED
                             elif had_price:
                                 flags |= W_RETIER_FAILED
-                    mm = mmr_m * n_mark - amt_m
+                    mm = maintenance_margin_nb(mmr_m, n_mark, amt_m)
                 if math.isnan(lp):
                     flags |= W_NO_LIQUIDATION
                     dist = math.nan

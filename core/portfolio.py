@@ -1,10 +1,11 @@
 """Liquidation prices of a whole cross-margin account (one-way or hedge mode): every position's price
 solved with the others held at their mark prices, the legs of one symbol together. The equation is the
-one of :mod:`core.liquidation`, summed over a symbol's legs."""
+one of :mod:`core.liquidation`, summed over a symbol's legs, and solved with the single-position kernel's own
+primitives (:mod:`core.solve_nb`: tier lookup, maintenance margin, the linear solve)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from .fields import PORTFOLIO_POSITION_FIELDS, PORTFOLIO_POSITION_REQUIRED
 from .liquidation import POSITION_MODES, other_positions_sum
 from .messages import WARNINGS
 from .rulesets import get_ruleset
-from .tiers import TierTable, partial_message
+from .solve_nb import held_tiers_nb, shared_prices_nb
+from .tier_table import TierTable, partial_message
 
 
 @np.errstate(all="ignore")
@@ -67,9 +69,10 @@ def portfolio_liquidation(
     sym, s, ep, q, mk, mmr_o, amt_o = _legs(positions, position_mode)
     tables = _tier_tables(exchange, sym, mmr_o)
     other = other_positions_sum(other_positions, exchange, None)
-    fee = rules.default_taker_fee if rules.fee_in_mm else 0.0
+    fee = float(rules.default_taker_fee) if rules.fee_in_mm else 0.0
 
-    mmr, amt, tier = _tier_params(tables, sym, q, mmr_o, amt_o, mk)
+    book = _tier_book(tables, len(sym))
+    mmr, amt, tier = _tier_params(book, q, mmr_o, amt_o, mk)
     notional = q * mk
     entry_basis = rules.mm_basis == "entry"
     mm = np.where(entry_basis, q * ep * mmr - amt, notional * mmr - amt)
@@ -83,12 +86,10 @@ def portfolio_liquidation(
     warnings: list[dict[str, str]] = []
     mmr_l, amt_l = mmr, amt
     for _ in range(max_iterations):
-        a = np.where(entry_basis, 0.0, mmr_l + fee)
-        b = np.where(entry_basis, q * ep * mmr_l - amt_l, -amt_l)
-        lp = solve_shared_price(inv, len(groups), s, q, ep, a, b, rest)
+        lp = shared_prices_nb(inv, s, q, ep, entry_basis, fee, mmr_l, amt_l, rest)
         if not rules.retier:
             break
-        mmr_new, amt_new, _ = _tier_params(tables, sym, q, mmr_o, amt_o, np.where(np.isnan(lp[inv]), mk, lp[inv]))
+        mmr_new, amt_new, _ = _tier_params(book, q, mmr_o, amt_o, np.where(np.isnan(lp[inv]), mk, lp[inv]))
         if np.array_equal(mmr_new, mmr_l):
             break
         if not warnings:
@@ -115,41 +116,6 @@ def portfolio_liquidation(
         "margin_ratio": float(ratio),
         "warnings": warnings,
     }
-
-
-@np.errstate(divide="ignore", invalid="ignore")
-def solve_shared_price(
-    group: np.ndarray,
-    n_groups: int,
-    side: np.ndarray,
-    quantity: np.ndarray,
-    entry_price: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    rest: np.ndarray,
-) -> np.ndarray:
-    """The one price ``P`` per group of linear legs that move together (the legs of one symbol), where the
-    margin left reaches the legs' maintenance margin.
-
-    Summed over the group's legs, with ``rest`` the margin the account holds outside the group (wallet,
-    other positions' PnL less their maintenance margin): ``rest + Σ s·Q·(P − EP) = Σ (a·Q·P + b)``, so
-
-        P = (Σ s·Q·EP + Σ b − rest) / Σ Q·(s − a)
-
-    — the module docstring of :mod:`core.liquidation`'s linear equation summed over legs (one leg gives
-    exactly the kernel's ``_solve_nb``); Binance's hedge-mode formula with ``a = MMR``, ``b = −cum``. Prices
-    in quote currency; NaN where no positive finite price solves it.
-
-    Parameters
-    ----------
-    group : the group index of each leg (0 … n_groups − 1).
-    side, quantity, entry_price, a, b : per leg (±1; base units; quote per base unit; decimal; quote).
-    rest : per group, quote currency.
-    """
-    num = np.bincount(group, weights=side * quantity * entry_price + b, minlength=n_groups) - rest
-    den = np.bincount(group, weights=quantity * (side - a), minlength=n_groups)
-    lp = num / den
-    return np.where(np.isfinite(lp) & (lp > 0), lp, np.nan)
 
 
 def _legs(positions: Any, position_mode: str) -> tuple[np.ndarray, ...]:
@@ -206,27 +172,74 @@ def _tier_tables(exchange: str, sym: np.ndarray, mmr_o: np.ndarray) -> dict[str,
     return tables
 
 
+class _TierBook(NamedTuple):
+    """The tables of a portfolio stacked for :func:`core.solve_nb.held_tiers_nb` (its argument names)."""
+
+    tables: list[TierTable]
+    order: np.ndarray
+    table_of: np.ndarray
+    starts: np.ndarray
+    floors: np.ndarray
+    caps: np.ndarray
+    complete: np.ndarray
+    qty_basis: np.ndarray
+    mmr: np.ndarray
+    amount: np.ndarray
+
+
+def _tier_book(tables: dict[str, tuple[TierTable | None, np.ndarray]], n: int) -> _TierBook:
+    """The tables of :func:`_tier_tables` stacked: each table's rows (kernel bounds, MMR, amount) one after
+    another, the table of each of the ``n`` legs (−1: none), and the legs to price in table order."""
+    used = [(table, rows) for table, rows in tables.values() if table is not None]
+    table_of = np.full(n, -1, dtype=np.int64)
+    for k, (_, rows) in enumerate(used):
+        table_of[rows] = k
+    empty = np.zeros(0)
+
+    def stack(arrays: list[np.ndarray], dtype: Any = np.float64) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(arrays) if arrays else empty, dtype=dtype)
+
+    return _TierBook(
+        tables=[table for table, _ in used],
+        order=stack([rows for _, rows in used], np.int64),
+        table_of=table_of,
+        starts=np.cumsum([0] + [len(table) for table, _ in used], dtype=np.int64),
+        floors=stack([table.kernel_bounds[0] for table, _ in used]),
+        caps=stack([table.kernel_bounds[1] for table, _ in used]),
+        complete=np.array([table.complete for table, _ in used], dtype=np.bool_),
+        qty_basis=np.array([table.basis == "quantity" for table, _ in used], dtype=np.bool_),
+        mmr=stack([table.mmr for table, _ in used]),
+        amount=stack([table.amount for table, _ in used]),
+    )
+
+
 def _tier_params(
-    tables: dict[str, tuple[TierTable | None, np.ndarray]],
-    sym: np.ndarray,
-    q: np.ndarray,
-    mmr_o: np.ndarray,
-    amt_o: np.ndarray,
-    price: np.ndarray,
+    book: _TierBook, q: np.ndarray, mmr_o: np.ndarray, amt_o: np.ndarray, price: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MMR, maintenance amount and 1-based tier (0: given MMR) of each position held at ``price``
-    (:meth:`~core.tiers.TierTable.held_tier`: past the last cap the last tier applies)."""
+    (:func:`core.solve_nb.held_tiers_nb`: the kernel's tier lookup; past the last cap the last tier applies)."""
     mmr = mmr_o.copy()
     amt = np.where(np.isnan(amt_o), 0.0, amt_o)
-    tier = np.zeros(len(sym), dtype=int)
-    for table, idx in tables.values():
-        if table is None:
-            continue
-        t = table.held_tier(q[idx] if table.basis == "quantity" else q[idx] * price[idx])
-        if not table.complete and np.any(t >= len(table)):
-            where = int(idx[np.argmax(t >= len(table))])
-            raise InputError(f"positions[{where}].tiers", partial_message(table), kind="too_large")
-        mmr[idx], amt[idx], tier[idx] = table.mmr[t], table.amount[t], t + 1
+    tier = np.zeros(len(q), dtype=np.int64)
+    beyond = held_tiers_nb(
+        book.order,
+        book.table_of,
+        book.starts,
+        book.floors,
+        book.caps,
+        book.complete,
+        book.qty_basis,
+        q,
+        price,
+        book.mmr,
+        book.amount,
+        mmr,
+        amt,
+        tier,
+    )
+    if beyond >= 0:
+        table = book.tables[book.table_of[beyond]]
+        raise InputError(f"positions[{beyond}].tiers", partial_message(table), kind="too_large")
     return mmr, amt, tier
 
 

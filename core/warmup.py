@@ -11,7 +11,7 @@ import time
 import numba
 import numpy as np
 
-from . import _kernels, market
+from . import _kernels, market, solve_nb
 from ._inputs import side_codes_nb
 from .kernel_args import INPUT_FIELDS, kernel_arguments, table_arguments
 from .rulesets import get_ruleset
@@ -114,7 +114,17 @@ def warm_up(
             print(f"kernel {config}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     market.wilder_smooth_nb.compile((numba.float64[::1], numba.float64, numba.float64))
     side_codes_nb.compile((numba.uint32[:, ::1],))
+    compile_solvers()
     return time.perf_counter() - start
+
+
+def compile_solvers() -> None:
+    """The jitted solver pieces that Python code calls directly (:meth:`core.tier_table.TierTable.lookup`, the
+    portfolio solver), for the argument types those callers pass."""
+    f, i, b = numba.float64[::1], numba.int64[::1], numba.boolean[::1]
+    solve_nb.tier_indices_nb.compile((f, f, f))
+    solve_nb.shared_prices_nb.compile((i, f, f, f, numba.boolean, numba.float64, f, f, f))
+    solve_nb.held_tiers_nb.compile((i, i, i, f, f, b, b, f, f, f, f, f, f, i))
 
 
 if __name__ == "__main__":
