@@ -75,10 +75,12 @@ def _put_nb(a, i, v):
 def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis, parallel):
     """Compile the kernel for one ruleset configuration. The flags are closure constants, so numba
     removes the branches a configuration never takes (and caches each configuration on disk). The solver's
-    source digest is one of them too, so an edit of :mod:`core.solve_nb` recompiles the cached kernels."""
+    source digest is one of them too, so an edit of :mod:`core.solve_nb` recompiles the cached kernels.
+    ``nogil``: the kernel touches only arrays, so it releases the interpreter lock while it runs and the
+    other threads of an API worker answer their requests meanwhile."""
     solver_digest = SOURCE_DIGEST
 
-    @njit(cache=True, parallel=parallel, error_model="numpy")
+    @njit(cache=True, parallel=parallel, nogil=True, error_model="numpy")
     def liquidation_nb(
         n,
         side,
