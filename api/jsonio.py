@@ -253,5 +253,5 @@ def respond(payload: Any, status: int = 200) -> Response:
     return Response(
         orjson.dumps(_positive_zero(payload), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
         status=status,
-        mimetype="application/json",
+        content_type="application/json",  # the same header as mimetype= without working out a charset
     )
