@@ -174,6 +174,13 @@ def _read_body(req: Request) -> bytes:
         if size > limit:
             raise RequestEntityTooLarge()
         return b"".join(chunks)
+    length = req.content_length
+    if length is not None and stream is not None and req.environ.get("wsgi.input_terminated"):
+        # the server (gunicorn) ends the input at Content-Length itself: one read, as werkzeug's stream would
+        # give after several
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        return stream.read(length)
     return req.get_data(cache=False)
 
 
