@@ -63,9 +63,12 @@ class StdoutHandler(logging.StreamHandler):
     def write_line(self, line: str) -> None:
         """What ``emit`` does with a formatted record: the line and a newline in one write, then a flush."""
         with self.lock:
-            stream = sys.stdout
-            stream.write(line + "\n")
-            stream.flush()
+            try:
+                stream = sys.stdout
+                stream.write(line + "\n")
+                stream.flush()
+            except Exception:  # as emit: a broken stream is reported by logging, never fails the request
+                self.handleError(logging.makeLogRecord({"msg": line}))
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,8 +82,15 @@ def log_access(payload: dict) -> None:
     line is written by that handler directly (same bytes, same lock, no LogRecord, no caller lookup: about a
     tenth of a request's cost otherwise); any other handler or filter gets it through :mod:`logging`."""
     handlers = access_log.handlers
-    if len(handlers) == 1 and not access_log.filters and isinstance(handlers[0], StdoutHandler):
-        handlers[0].write_line(orjson.dumps(payload, default=str).decode())
+    only = handlers[0] if len(handlers) == 1 else None
+    if (
+        isinstance(only, StdoutHandler)
+        and not access_log.filters
+        and not only.filters
+        and only.level <= logging.INFO
+        and isinstance(only.formatter, JsonFormatter)
+    ):
+        only.write_line(orjson.dumps(payload, default=str).decode())
     else:
         access_log.info("request", extra={"payload": payload})
 
