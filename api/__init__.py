@@ -14,10 +14,30 @@ from .config import Config, TestConfig
 __all__ = ["create_app", "Config", "TestConfig"]
 
 
+class _App(Flask):
+    """Flask that asks once per function whether a hook or view is a coroutine function (Flask asks again for
+    each of a request's seven hooks and its view, every request; ours are all plain functions)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync: dict = {}
+
+    def ensure_sync(self, func):  # type: ignore[override]
+        try:
+            return self._sync[func]
+        except KeyError:
+            out = super().ensure_sync(func)
+            if out is func and len(self._sync) < 1024:  # only plain functions, and a bounded number of them
+                self._sync[func] = func
+            return out
+        except TypeError:  # not hashable
+            return super().ensure_sync(func)
+
+
 def create_app(config: type[Config] | None = None) -> Flask:
     """Build the app. ``config`` is a :class:`Config` subclass (default: :class:`Config`, read from
     ``LIQRISK_*`` environment variables)."""
-    app = Flask(__name__, static_folder=None)
+    app = _App(__name__, static_folder=None)
     app.config.from_object(config or Config)
     app.json.sort_keys = False
     from .routes import backtests, calculators, docs, jobs, liquidation, market, meta, risk, web

@@ -62,15 +62,22 @@ def client_key() -> str:
 
 
 def install(app: Flask) -> Limiter:
-    @app.before_request
-    def _body_limit():
-        request.max_content_length = min(body_limit(app, request.endpoint), app.config["MAX_CONTENT_LENGTH"])
+    cap = app.config["MAX_CONTENT_LENGTH"]
+    seconds = app.config["REQUEST_BUDGET"] or None
+    #: per endpoint: (body limit, time budget), worked out on its first request
+    per_endpoint: dict[str | None, tuple[int, float | None]] = {}
 
     @app.before_request
-    def _time_budget():
-        # checked by the engine's long loops; backtests keep their own BACKTEST_TIMEOUT (they move to job workers)
-        own = (request.endpoint or "").startswith("backtests.")
-        budget.start(None if own else app.config["REQUEST_BUDGET"] or None)
+    def _body_limit_and_time_budget():
+        req = request._get_current_object()  # one context lookup instead of one per attribute
+        endpoint = req.endpoint
+        limits = per_endpoint.get(endpoint)
+        if limits is None:
+            # the budget is checked by the engine's long loops; backtests keep their own BACKTEST_TIMEOUT
+            own = (endpoint or "").startswith("backtests.")
+            limits = per_endpoint[endpoint] = (min(body_limit(app, endpoint), cap), None if own else seconds)
+        req.max_content_length = limits[0]
+        budget.start(limits[1])
 
     @app.teardown_request
     def _end_time_budget(exc):

@@ -86,26 +86,47 @@ def install(app: Flask) -> None:
             return problem(401, "the API key is not valid", errors, "Unauthorized", challenge)
         return None
 
+    # the headers every response gets, per kind of path, built once: (lower-case name, name, value, replace)
+    # where replace=False keeps a value the route set itself
+    hsts = (("strict-transport-security", "Strict-Transport-Security", "max-age=31536000; includeSubDomains", False),)
+    plan = {
+        (csp, v1): (
+            ("x-content-type-options", "X-Content-Type-Options", "nosniff", False),
+            ("x-frame-options", "X-Frame-Options", "DENY", False),
+            ("referrer-policy", "Referrer-Policy", "no-referrer", False),
+            ("content-security-policy", "Content-Security-Policy", csp, False),
+            *((("cache-control", "Cache-Control", "no-store", True),) if v1 else ()),
+            *(hsts if app.config["HSTS"] else ()),
+        )
+        for csp in (API_CSP, DOCS_CSP, WEB_CSP)
+        for v1 in (False, True)
+    }
+
     @app.after_request
     def _headers(resp: Response) -> Response:
+        req = request._get_current_object()  # one context lookup instead of one per attribute
         h = resp.headers
-        origin = request.headers.get("Origin")
-        if origin and origins and ("*" in origins or origin in origins):
-            h["Access-Control-Allow-Origin"] = origin
-            h.add("Vary", "Origin")
-            h["Access-Control-Expose-Headers"] = EXPOSED
-            if _preflight():
-                h["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-                h["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization, X-Request-ID"
-                h["Access-Control-Max-Age"] = "600"
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        docs = request.path.startswith("/docs")
-        web = request.path == "/" or request.path.startswith("/web/")
-        h.setdefault("Content-Security-Policy", DOCS_CSP if docs else WEB_CSP if web else API_CSP)
-        if request.path.startswith("/v1"):
-            h["Cache-Control"] = "no-store"
-        if app.config["HSTS"]:
-            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if origins:
+            origin = req.headers.get("Origin")
+            if origin and ("*" in origins or origin in origins):
+                h["Access-Control-Allow-Origin"] = origin
+                h.add("Vary", "Origin")
+                h["Access-Control-Expose-Headers"] = EXPOSED
+                if req.method == "OPTIONS" and "Access-Control-Request-Method" in req.headers:
+                    h["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+                    h["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization, X-Request-ID"
+                    h["Access-Control-Max-Age"] = "600"
+        path = req.path
+        if path.startswith("/docs"):
+            csp = DOCS_CSP
+        elif path == "/" or path.startswith("/web/"):
+            csp = WEB_CSP
+        else:
+            csp = API_CSP
+        present = {k.lower() for k, _ in h}
+        for lower, name, value, replace in plan[csp, path.startswith("/v1")]:
+            if lower not in present:
+                h.add(name, value)
+            elif replace:
+                h.set(name, value)
         return resp
