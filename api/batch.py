@@ -159,6 +159,22 @@ class Column:
         return self.values[code] if code >= 0 else None
 
 
+#: rows one C-level pass over a column's Python values reads (the interpreter lock passes between passes)
+SLICE_ROWS = 1 << 16
+
+
+def _mapped(func: Any, col: list[Any], *more: Any) -> np.ndarray:
+    """``np.fromiter(map(func, col, *repeat(m) for m in more))`` as int64, ``SLICE_ROWS`` values per call, so
+    a long column does not hold the interpreter lock for its whole length."""
+    out = np.empty(len(col), dtype=np.int64)
+    for i in range(0, len(col), SLICE_ROWS):
+        part = col[i : i + SLICE_ROWS]
+        out[i : i + len(part)] = np.fromiter(
+            map(func, part, *(repeat(m, len(part)) for m in more)), np.int64, len(part)
+        )
+    return out
+
+
 def _categorical(
     name: str, col: Any, n: int, allowed: tuple[str, ...], errors: RowErrors, free_text: bool = False
 ) -> Column:
@@ -170,7 +186,7 @@ def _categorical(
     values: list[str | None] = [*allowed, None]
     lookup: dict[Any, int] = {v: i for i, v in enumerate(values)}
     try:
-        codes = np.fromiter(map(lookup.get, col, repeat(-1, len(col))), np.int64, len(col))
+        codes = _mapped(lookup.get, col, -1)
     except TypeError:  # lists or objects in the column (unhashable)
         codes = np.array([lookup.get(v, -1) if v is None or isinstance(v, str) else -2 for v in col], dtype=np.int64)
     if (codes == -2).any():
@@ -178,8 +194,8 @@ def _categorical(
     rest = np.flatnonzero(codes < 0)
     if rest.size and free_text:
         texts = [col[i] for i in rest[codes[rest] == -1].tolist()]
-        if all(map(str.__instancecheck__, texts)):
-            lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        if all(all(map(str.__instancecheck__, texts[i : i + SLICE_ROWS])) for i in range(0, len(texts), SLICE_ROWS)):
+            lengths = _mapped(len, texts)
             ok_rows = rest[codes[rest] == -1][(lengths >= 1) & (lengths <= 64)]
         else:
             ok_rows = np.array([i for i in rest.tolist() if isinstance(col[i], str) and 0 < len(col[i]) <= 64], int)

@@ -1,6 +1,7 @@
 """Request parsing and response serialisation.
 
-Bodies are parsed once with orjson (fast, strict). What orjson accepts but the contract does not is found
+Bodies are parsed once with orjson (fast, strict), a large one in pieces (:mod:`api.json_pieces`) so that
+other threads of the worker run between them. What orjson accepts but the contract does not is found
 without a second parse: nesting depth and the number of object keys come from one walk over the objects
 (arrays of numbers are looked at once, in C, for their element types), and duplicate keys from comparing
 that count with the ``:`` separators in the raw bytes. A body orjson rejects is parsed again leniently only
@@ -10,7 +11,8 @@ it stopped at such a number, naming the nearest key) at no extra cost.
 
 Numbers themselves (finite, at most 1e300, not subnormal) are checked where they are read: the schemas'
 ``Number``/``NumberList`` fields and the batch columns. Responses are serialised with orjson (numpy arrays
-natively; NaN and ±inf become null) after negative zeros are made positive (``-0.0`` is never echoed).
+natively, long ones in pieces; NaN and ±inf become null) after negative zeros are made positive (``-0.0`` is
+never echoed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from flask import Request, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import json_pieces
 from .errors import ApiError
 
 JSON_TYPES = ("application/json", "application/problem+json")
@@ -196,7 +199,7 @@ def body() -> dict[str, Any]:
     if not raw or raw.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object", {"body": ["required"]})
     try:
-        data = orjson.loads(raw)
+        data = json_pieces.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _malformed(raw, exc) from None
     except RecursionError:
@@ -220,13 +223,17 @@ def body() -> dict[str, Any]:
 
 
 _NEGATIVE_ZERO = re.compile(rb"-0\.0[,}\]]")
+#: the same in one piece of an answer, which may end just after the number
+_NEGATIVE_ZERO_AT_END = re.compile(rb"-0\.0(?:[,}\]]|\Z)")
 _FLOATS = (float, np.float64)
 
 
-def _positive_zero(obj: Any) -> Any:
+def _positive_zero(obj: Any, deferred: list[bool] | None = None) -> Any:
     """``obj`` with every ``-0.0`` made ``0.0``, in place where it can be (adding ``0.0`` does exactly that in
     IEEE 754). Float arrays are fixed in one pass; ``0.0 in values`` finds a zero of either sign in a list
-    of floats in C; a long list of objects is serialised once and searched for ``-0.0`` before it is walked."""
+    of floats in C; a long list of objects is serialised once and searched for ``-0.0`` before it is walked.
+    With ``deferred``, a long list of objects is left as it is and noted there: the caller searches the
+    serialised answer instead of serialising the list twice."""
     kind = type(obj)
     if kind in _FLOATS:
         return obj + 0.0
@@ -243,22 +250,29 @@ def _positive_zero(obj: Any) -> Any:
                 if v == 0.0:
                     obj[k] = 0.0
             elif t is dict or t is list or t is tuple or t is np.ndarray:
-                obj[k] = _positive_zero(v)
+                obj[k] = _positive_zero(v, deferred)
         return obj
     if kind is list or kind is tuple:
         types = set(map(type, obj))
         if len(obj) > 1000 and not types - {dict, str, int, float, bool, type(None)}:
+            if deferred is not None:
+                deferred.append(True)
+                return obj
             dumped = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
             if not _NEGATIVE_ZERO.search(dumped):
                 return obj
         if np.ndarray in types or not CONTAINERS.isdisjoint(types) or (float in types and 0.0 in obj):
-            return [_positive_zero(v) for v in obj]
+            return [_positive_zero(v, deferred) for v in obj]
     return obj
 
 
 def respond(payload: Any, status: int = 200) -> Response:
+    deferred: list[bool] = []
+    parts = json_pieces.dumps(_positive_zero(payload, deferred))
+    if deferred and any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
+        parts = json_pieces.dumps(_positive_zero(payload))
     return Response(
-        orjson.dumps(_positive_zero(payload), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+        parts[0] if len(parts) == 1 else parts,  # a list is sent piece by piece, with its summed Content-Length
         status=status,
         content_type="application/json",  # the same header as mimetype= without working out a charset
     )
