@@ -76,12 +76,21 @@ def post_fork(server, worker):
     behind a long one in the same process; the kernels not loaded by the master load in a background thread (a
     request that needs one first loads it itself)."""
     sys.setswitchinterval(0.001)
-    if _LATER_KERNELS:
-        import threading
+    import threading
 
+    threading.Thread(target=_warm_worker, name="liqrisk-kernels", daemon=True).start()
+
+
+def _warm_worker():
+    """The kernels the master left to the workers, then the JSON scanner of large bodies
+    (:mod:`api.json_pieces`), so that neither is loaded by the first request that needs it."""
+    if _LATER_KERNELS:
         from core.warmup import warm_up
 
-        threading.Thread(target=warm_up, name="liqrisk-kernels", daemon=True).start()
+        warm_up()
+    from api.json_pieces import warm_up as warm_json
+
+    warm_json()
 
 
 def child_exit(server, worker):

@@ -233,6 +233,11 @@ def _object(raw: bytes, s: _Structure, k: int, j: int, bounds: np.ndarray, desce
     return out
 
 
+def warm_up() -> None:
+    """Load (or compile, once, into numba's cache) the separator scan."""
+    _Structure(b'{"a": [1, "b"]}')
+
+
 def loads(raw: bytes) -> Any:
     """``orjson.loads(raw)``, in pieces when ``raw`` is larger than ``WHOLE_BYTES`` (same value, same errors)."""
     if len(raw) <= WHOLE_BYTES:
