@@ -222,9 +222,9 @@ def backtest_job(self, job_id: str) -> dict[str, Any]:
         return out
 
 
-#: columns simulated at once in a chunk task: the equity curves and returns of 64 columns of a year of hourly
-#: bars (4.5 MB each) stay in the cache two worker processes share, where 256 columns cost ~30 % more per column
-SIM_COLUMNS = 64
+#: most columns simulated at once in a chunk task, as in the in-process sweep: a year of hourly bars costs ~25 %
+#: more per column at 256 (the equity curves and returns leave the CPU cache), 5-minute bars more at 32 or 64
+SIM_COLUMNS = 128
 
 
 class _SignalCache(dict):
