@@ -52,7 +52,7 @@ def queue(request, tmp_path_factory):
     if not HAVE_REDIS:
         pytest.skip("needs redis-server")
     base = tmp_path_factory.mktemp("bench-jobs")
-    server = RedisServer(base).start()
+    server = RedisServer(base, appendfsync="everysec").start()  # as make serve and docker-compose.yml run it
     port = free_port()
     # the API as shipped: gunicorn with the repository's config, its JSON access log written to a file
     env = {**os.environ, "LIQRISK_BROKER_URL": server.url, "LIQRISK_DATA_DIR": str(shared_data),
