@@ -231,7 +231,7 @@ class _SignalCache(dict):
     """The signal columns a worker computed for one job (see :func:`backtest.run.sweep`), at most ``budget``
     bytes: the exit signals every chunk of a sweep shares are computed once per worker process."""
 
-    def __init__(self, budget: int = 64 * 1024 * 1024):
+    def __init__(self, budget: int = 32 * 1024 * 1024):
         super().__init__()
         self.budget = budget
 
