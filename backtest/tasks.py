@@ -127,7 +127,7 @@ def _dataset_frame(folder: str, symbol: str, timeframe: str, stamp: tuple):
     return frame, warnings
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _dataset_window(folder: str, symbol: str, timeframe: str, stamp: tuple, start: str | None, end: str | None):
     """The bars from ``start`` to ``end`` (cached too: every chunk of a sweep asks for the same window)."""
     frame, warnings = _dataset_frame(folder, symbol, timeframe, stamp)
