@@ -120,6 +120,36 @@ return 1
 """
 
 
+# A task's start in one round trip: count the start, and unless that makes it poisoned or the job is cancelled,
+# mark the job running (first start time kept) and the task as running until ARGV[6]; returns the start count and
+# the job's fields (nil when the job is unknown or expired).
+_START = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts:' .. ARGV[1], 1)
+if n <= tonumber(ARGV[7]) and redis.call('HGET', KEYS[1], 'status') ~= 'cancelled' then
+  if redis.call('HEXISTS', KEYS[1], 'started_ts') == 0 then
+    redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'started_ts', ARGV[3])
+  end
+  redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[4], 'pid', ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+end
+return {n, redis.call('HGETALL', KEYS[1])}
+"""
+
+# A finished sweep chunk in one round trip: store its part (KEYS[3]), add its index to the done set (a chunk run
+# twice counts once), set the progress unless the job is cancelled and take the task off the running set.
+_CHUNK_DONE = """
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local done = redis.call('SCARD', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[5])
+local progress = string.format('%.4f', 0.99 * done / math.max(tonumber(ARGV[2]), 1))
+if redis.call('HGET', KEYS[1], 'status') ~= 'cancelled' then redis.call('HSET', KEYS[1], 'progress', progress) end
+return progress
+"""
+
+
 class JobStore:
     """Job records in Redis. ``client`` is a ``redis.Redis``; every key expires ``ttl`` seconds after the job's
     last change."""
@@ -128,6 +158,8 @@ class JobStore:
         self.r = client
         self.ttl = ttl
         self._set_unless_cancelled = client.register_script(_SET_UNLESS_CANCELLED)
+        self._start = client.register_script(_START)
+        self._chunk_done = client.register_script(_CHUNK_DONE)
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -185,21 +217,40 @@ class JobStore:
     def is_cancelled(self, job_id: str) -> bool:
         return self.r.hget(self.key(job_id), "status") == b"cancelled"
 
-    def attempt(self, job_id: str, task_id: str) -> int:
-        """Count one more start of ``task_id`` (a requeued task starts again); returns the count."""
-        return int(self.r.hincrby(self.key(job_id), f"attempts:{task_id}", 1))
+    def start(self, job_id: str, task_id: str, worker: str, pid: int, seconds: float, max_attempts: int):
+        """Count one more start of ``task_id`` (a requeued task starts again) and, unless it has now started more
+        than ``max_attempts`` times or the job is cancelled, mark the job running on ``worker`` and the task
+        running for at most ``seconds``; returns (starts, the job's fields), or None for an unknown job."""
+        got = self._start(
+            keys=[self.key(job_id), PREFIX + "running"],
+            args=[task_id, now_iso(), repr(time.time()), worker, str(pid), time.time() + seconds, max_attempts],
+        )
+        if got is None:
+            return None
+        flat = [v.decode() for v in got[1]]
+        return int(got[0]), dict(zip(flat[::2], flat[1::2], strict=True))
 
-    def chunk_done(self, job_id: str, index: int, total: int) -> float:
-        """Record a finished sweep chunk (idempotent: a chunk run twice counts once); returns the progress."""
-        done_key = self.key(job_id) + ":done"
-        pipe = self.r.pipeline()
-        pipe.sadd(done_key, index)
-        pipe.expire(done_key, self.ttl)
-        pipe.scard(done_key)
-        done = pipe.execute()[2]
-        progress = round(0.99 * done / max(total, 1), 4)
-        self.update(job_id, progress=str(progress))
-        return progress
+    def part_key(self, job_id: str, index: int) -> str:
+        return f"{self.key(job_id)}:part:{index}"
+
+    def chunk_done(self, job_id: str, index: int, total: int, part: bytes = b"", task_id: str = "") -> float:
+        """Record a finished sweep chunk and store its part of the table (idempotent: a chunk run twice counts
+        once and stores the same part); the task leaves the running set. Returns the progress."""
+        keys = [self.key(job_id), self.key(job_id) + ":done", self.part_key(job_id, index), PREFIX + "running"]
+        return float(self._chunk_done(keys=keys, args=[index, total, self.ttl, part, task_id]))
+
+    def parts(self, job_id: str, count: int, keep: int) -> list[bytes | None]:
+        """The stored parts of chunks 0..count-1 (None where missing), kept ``keep`` more seconds (a re-run of
+        the combining task still finds them) instead of the results TTL."""
+        out: list[bytes | None] = []
+        for lo in range(0, count, 64):
+            keys = [self.part_key(job_id, i) for i in range(lo, min(count, lo + 64))]
+            pipe = self.r.pipeline()
+            pipe.mget(keys)
+            for k in keys:
+                pipe.expire(k, keep)
+            out += pipe.execute()[0]
+        return out
 
     # --- what /metrics reads -------------------------------------------------------------------------------
     def running(self, task_id: str, seconds: float) -> None:

@@ -263,6 +263,17 @@ def _grid_combos(grid: dict[str, Any], base: dict[str, Any], own_entries: bool, 
     return keys, combos, [strategy({**base, **dict(zip(keys, c, strict=True))}) for c in combos]
 
 
+def _key_table(keys: list[str], combos: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame([dict(zip(keys, c, strict=True)) for c in combos])
+
+
+def grid_table(grid: dict[str, Any]) -> pd.DataFrame:
+    """The grid's columns of :func:`sweep`'s table (one row per combination, the first field varying slowest),
+    built as :func:`sweep` builds them; the sweep's metric columns complete it."""
+    keys = list(grid)
+    return _key_table(keys, list(itertools.product(*[_as_list(grid[k]) for k in keys])))
+
+
 def sweep(
     frame: pd.DataFrame,
     grid: dict[str, Any],
@@ -272,6 +283,7 @@ def sweep(
     progress: Callable[[int], None] | None = None,
     entries: Any = None,
     exits: Any = None,
+    signal_cache: dict[tuple, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Every combination of ``grid`` (any strategy field → list of values; the others from ``config``).
 
@@ -284,6 +296,10 @@ def sweep(
     out-of-sample, each simulated from fresh capital: metric columns are ``is_<metric>`` and ``oos_<metric>``;
     without it, plain metric names. ``progress(k)`` is called after each chunk with the number of columns done.
     Rows follow the grid order.
+
+    ``signal_cache`` (optional, a dict kept by the caller for one ``frame`` and ``config``): the signal column
+    of each (side, rule parameters) computed here is stored in it and reused by later sweeps of sub-grids of the
+    same grid (each column is computed on its own, so a cached one is the one a whole-grid sweep computes).
     """
     base = strategy(config)
     own_e, own_x = own_signals(frame, base, entries, exits)
@@ -301,12 +317,19 @@ def sweep(
         for j, c in enumerate(cfgs):
             col[j] = uniq.setdefault((c["side"],) + tuple(c[k] for k in names), len(uniq))
         mats = np.empty((n, len(uniq)), dtype=bool)
+        cache = signal_cache if signal_cache is not None else {}
+        for key, i in uniq.items():
+            if (fn.__name__, *key) in cache:
+                mats[:, i] = cache[(fn.__name__, *key)]
         for side in ("long", "short"):
-            keys = [(i, key[1:]) for key, i in uniq.items() if key[0] == side]
+            keys = [(i, key[1:]) for key, i in uniq.items() if key[0] == side and (fn.__name__, *key) not in cache]
             if keys:
                 params = {k: [key[m] for _, key in keys] for m, k in enumerate(names)}
                 got = fn(frame, side, param_product=False, **params)
                 mats[:, [i for i, _ in keys]] = np.asarray(got, dtype=bool).reshape(n, -1)
+                if signal_cache is not None:
+                    for i, key in keys:
+                        signal_cache[(fn.__name__, side, *key)] = mats[:, i].copy()
         return mats, col
 
     entries_m, ecol = signal_table(list(ENTRY_DEFAULTS), signals.entry_signals, own_e)
@@ -340,7 +363,7 @@ def sweep(
             done += len(sl)
             if progress:
                 progress(done)
-    table = pd.DataFrame([dict(zip(keys, c, strict=True)) for c in combos])
+    table = _key_table(keys, combos)
     for k, v in rows.items():
         table[k] = v
     return table

@@ -57,25 +57,25 @@ class _Run:
 
     def __enter__(self):
         st, limits = store(), queue.settings()
-        if st.attempt(self.job_id, self.task_id) > limits["max_attempts"]:
+        self.stopped = False
+        got = st.start(self.job_id, self.task_id, self.task.request.hostname or "", os.getpid(), limits["time_limit"],
+                       limits["max_attempts"])  # fmt: skip
+        if got is None:  # expired before a worker got to it
+            raise Ignore()
+        starts, job = got
+        if starts > limits["max_attempts"]:
             detail = (f"the job's worker was lost {limits['max_attempts']} times while running it; "
                       "it is not retried again")  # fmt: skip
             self.fail(queue.problem(500, detail, {"job": ["poisoned: stopped after the bounded number of retries"]}))
-        if st.is_cancelled(self.job_id):
+        if job.get("status") == "cancelled":
             raise Ignore()
-        job = st.get(self.job_id)
-        if job is None:  # expired before a worker got to it
-            raise Ignore()
-        if "started_ts" not in job:
-            st.update(self.job_id, started_at=queue.now_iso(), started_ts=repr(time.time()))
-        st.update(self.job_id, status="running", worker=self.task.request.hostname or "", pid=str(os.getpid()))
-        st.running(self.task_id, limits["time_limit"])
         self.request = orjson.loads(job["request"])
         self.job = job
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        store().stopped(self.task_id)
+        if not self.stopped:
+            store().stopped(self.task_id)
         if exc is None or isinstance(exc, (Ignore, queue.JobFailed)):
             return False
         if isinstance(exc, SoftTimeLimitExceeded | TimeoutError):
@@ -128,6 +128,17 @@ def _dataset_frame(folder: str, symbol: str, timeframe: str, stamp: tuple):
 
 
 @lru_cache(maxsize=4)
+def _dataset_window(folder: str, symbol: str, timeframe: str, stamp: tuple, start: str | None, end: str | None):
+    """The bars from ``start`` to ``end`` (cached too: every chunk of a sweep asks for the same window)."""
+    frame, warnings = _dataset_frame(folder, symbol, timeframe, stamp)
+    if start:
+        frame = frame[frame.index >= start]
+    if end:
+        frame = frame[frame.index <= end]
+    return frame, warnings
+
+
+@lru_cache(maxsize=4)
 def _synthetic_frame(bars: int, timeframe: str, seed: int):
     from .synthetic import synthetic_market
 
@@ -158,11 +169,7 @@ def load_frame(job_id: str, request: dict[str, Any]):
         raise ValueError(f"dataset: no dataset {ds['name']} {ds['symbol']} {ds['timeframe']} on this worker")
     folder = datasets.folder_of(root, ds["name"])
     stamp = tuple(sorted((f, os.stat(os.path.join(folder, f)).st_mtime) for f in os.listdir(folder)))
-    frame, warnings = _dataset_frame(folder, ds["symbol"], ds["timeframe"], stamp)
-    if ds.get("start"):
-        frame = frame[frame.index >= ds["start"]]
-    if ds.get("end"):
-        frame = frame[frame.index <= ds["end"]]
+    frame, warnings = _dataset_window(folder, ds["symbol"], ds["timeframe"], stamp, ds.get("start"), ds.get("end"))
     max_bars = int(os.environ.get("LIQRISK_BACKTEST_MAX_BARS", 250_000))
     if len(frame) > max_bars:
         raise ValueError(f"dataset: {len(frame)} bars; at most {max_bars} (narrow start/end)")
@@ -215,39 +222,95 @@ def backtest_job(self, job_id: str) -> dict[str, Any]:
         return out
 
 
+#: most columns simulated at once in a chunk task, as in the in-process sweep: a year of hourly bars costs ~25 %
+#: more per column at 256 (the equity curves and returns leave the CPU cache), 5-minute bars more at 32 or 64
+SIM_COLUMNS = 128
+
+
+class _SignalCache(dict):
+    """The signal columns a worker computed for one job (see :func:`backtest.run.sweep`), at most ``budget``
+    bytes: the exit signals every chunk of a sweep shares are computed once per worker process."""
+
+    def __init__(self, budget: int = 32 * 1024 * 1024):
+        super().__init__()
+        self.budget = budget
+
+    def __setitem__(self, key, value) -> None:
+        if value.nbytes <= self.budget:
+            self.budget -= value.nbytes
+            super().__setitem__(key, value)
+
+
+@lru_cache(maxsize=2)
+def _signal_cache(job_id: str) -> _SignalCache:
+    return _SignalCache()
+
+
+def pack_part(columns: dict[str, Any]) -> bytes:
+    """A chunk's metric columns as bytes: a JSON header (name, numpy dtype, byte count of each column), a
+    newline, then the columns' raw values (exact: no float goes through text)."""
+    import numpy as np
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in columns.items()}
+    header = [[k, a.dtype.str, a.nbytes] for k, a in arrays.items()]
+    return orjson.dumps(header) + b"\n" + b"".join(a.tobytes() for a in arrays.values())
+
+
+def unpack_part(raw: bytes) -> dict[str, Any]:
+    import numpy as np
+
+    head, _, body = raw.partition(b"\n")
+    out, at = {}, 0
+    for name, dtype, nbytes in orjson.loads(head):
+        out[name] = np.frombuffer(body, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize, offset=at)
+        at += nbytes
+    return out
+
+
 @app.task(name=queue.TASK_CHUNK, bind=True)
 def sweep_chunk(self, job_id: str, index: int, total: int, grid: dict[str, list]) -> dict[str, Any]:
     """One chunk of a sweep: :func:`backtest.run.sweep` over a sub-grid (a contiguous run of the full grid's
-    rows); returns its table as columns."""
-    from core.jsonable import to_jsonable
-
+    rows). Its metric columns go to Redis as one binary part (:func:`pack_part`, beside the job record) for the
+    combining task; the task's own result is only the chunk's index and row count."""
     from .run import sweep
 
     with _Run(self, job_id, "sweep", record=False) as run:
         req = run.request
         frame, _warnings, symbol = load_frame(job_id, req)
-        table = sweep(frame, grid, _config(req, symbol), split=req.get("split"), chunk=req.get("chunk", 128))
-        out = {"index": index, "columns": to_jsonable(table.to_dict(orient="list"))}
-        store().chunk_done(job_id, index, total)
-        return out
+        block = min(int(req.get("chunk", 128)), SIM_COLUMNS)
+        table = sweep(frame, grid, _config(req, symbol), split=req.get("split"), chunk=block,
+                      signal_cache=_signal_cache(job_id))  # fmt: skip
+        part = pack_part({k: table[k].to_numpy() for k in table.columns if k not in grid})
+        store().chunk_done(job_id, index, total, part, run.task_id)
+        run.stopped = True
+        return {"index": index, "rows": len(table)}
 
 
 @app.task(name=queue.TASK_COMBINE, bind=True)
 def sweep_combine(self, parts: list[dict[str, Any]], job_id: str) -> dict[str, Any]:
     """The chunks in order → the ranked table (in-sample/out-of-sample metrics), the best configuration and how
     well in-sample ranks carry out of sample."""
-    import pandas as pd
+    import numpy as np
 
     from core.jsonable import to_jsonable
 
-    from .run import overfitting, sweep_warnings
+    from .run import grid_table, overfitting, sweep_warnings
 
     with _Run(self, job_id, "sweep", record=True) as run:
         req = run.request
-        ordered = {p["index"]: p["columns"] for p in parts}
-        if sorted(ordered) != list(range(len(ordered))):
-            raise RuntimeError(f"sweep chunks missing: got {sorted(ordered)}")
-        table = pd.concat([pd.DataFrame(ordered[i]) for i in range(len(ordered))], ignore_index=True)
+        rows = {p["index"]: p["rows"] for p in parts}
+        if sorted(rows) != list(range(len(rows))):
+            raise RuntimeError(f"sweep chunks missing: got {sorted(rows)}")
+        s = queue.settings()
+        raw = store().parts(job_id, len(rows), keep=max(600, 2 * s["visibility_timeout"]))
+        if any(r is None for r in raw):
+            raise RuntimeError(f"sweep parts missing: {[i for i, r in enumerate(raw) if r is None]}")
+        got = [unpack_part(r) for r in raw]
+        table = grid_table(req["grid"])
+        if len(table) != sum(rows.values()):
+            raise RuntimeError(f"sweep chunks have {sum(rows.values())} rows for {len(table)} combinations")
+        for k in got[0] if got else ():
+            table[k] = np.concatenate([g[k] for g in got])
         frame, warnings, _symbol = load_frame(job_id, req)
         split = req.get("split")
         sort = req.get("sort", "sharpe")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,30 @@ def test_cancel_stops_a_running_job_within_2_s_and_frees_the_worker(cluster):
     assert nxt["status"] == "succeeded", nxt
     assert client.get(f"/v1/jobs/{job_id}").json["status"] == "cancelled"
     assert client.delete(f"/v1/jobs/{job_id}").json["status"] == "cancelled"  # idempotent
+
+
+def test_a_sweep_chunk_whose_pool_process_was_killed_runs_again_into_the_same_table(cluster):
+    """SIGKILL the pool process in the middle of a sweep: Celery requeues the chunk it was running, a fresh pool
+    process runs it again (storing its part once more) and the rest, and the ranked table is the in-process one."""
+    from backtest.run import sweep
+    from backtest.synthetic import synthetic_market
+    from core.jsonable import to_jsonable
+
+    server, _worker, _app, data_dir = cluster
+    client = make_app(server.url, data_dir, SWEEP_CHUNK=4, BACKTEST_MAX_BARS=1_000_000).test_client()
+    grid = {"breakout_window": [24, 48], "surge_mult": [0.0, 2.0], "leverage": [2.0, 3.0, 5.0, 10.0]}  # 4 chunks
+    body = {"dataset": {"name": "synthetic", "bars": 120_000, "seed": 3}, "grid": grid, "split": 0.7}
+    job_id = client.post("/v1/sweeps", json=body).json["id"]
+    pid = int(_running(client, job_id)["pid"])
+    time.sleep(0.3)  # inside the first chunk (each takes about a second)
+    os.kill(pid, signal.SIGKILL)
+    job = wait_for(client, job_id, timeout=120)
+    assert job["status"] == "succeeded", job
+    table = sweep(synthetic_market(bars=120_000, seed=3), grid, split=0.7)
+    ranked = table.sort_values("is_sharpe", ascending=False, na_position="last", kind="stable")
+    assert job["result"]["results"] == to_jsonable(ranked.to_dict(orient="records"))
+    rec = queue.JobStore.from_url(server.url, 60).get(job_id)
+    assert int(rec["pid"]) != pid and not _alive(pid)
 
 
 def test_a_poisoned_job_stops_after_bounded_retries(cluster):
