@@ -77,7 +77,11 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
     removes the branches a configuration never takes (and caches each configuration on disk). The solver's
     source digest is one of them too, so an edit of :mod:`core.solve_nb` recompiles the cached kernels.
     ``nogil``: the kernel touches only arrays, so it releases the interpreter lock while it runs and the
-    other threads of an API worker answer their requests meanwhile."""
+    other threads of an API worker answer their requests meanwhile.
+
+    ``liquidation_nb`` is one function of about 190 lines on purpose: each row's checks, tier lookup, solve,
+    re-tiering and outputs run in one ``prange`` body whose ~20 per-row values stay in registers; the
+    arithmetic itself lives in the inline primitives of :mod:`core.solve_nb`."""
     solver_digest = SOURCE_DIGEST
 
     @njit(cache=True, parallel=parallel, nogil=True, error_model="numpy")
