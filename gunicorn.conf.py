@@ -1,16 +1,17 @@
 """gunicorn settings for liqrisk (``make serve``, the Dockerfile and the load test use this file).
 
-Threaded workers (``gthread``), two processes per core, each with ``LIQRISK_THREADS`` threads: a slow or
-idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or, between requests, only a socket in the
-worker's poller — never a whole process — so trickling uploads cannot take the service away from other
-callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process; a CPU-bound request
-shares its process's interpreter with at most the other threads' short requests (the switch interval is
-lowered so they interleave in 1 ms slices), and a process busy in a long call stops accepting, so new
-connections go to the others. ``preload_app`` imports the app and loads the first requests' compiled kernels in
-the master; workers fork with them already in memory and load the rest in the background. The backtester is not
-imported by the master (it is loaded by its own route, or by the job workers). Worker recycling is off by
-default (``max_requests`` 0): the engine does not leak, and a recycle stalls that worker's connections. Override
-with ``LIQRISK_*`` environment variables.
+Threaded workers (gunicorn's ``gthread`` as :class:`api.http_worker.BalancedThreadWorker`: connections spread
+evenly over the processes, a busy kept-alive connection served on by its thread), two processes per core, each
+with ``LIQRISK_THREADS`` threads: a slow or idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or,
+between requests, only a socket in the worker's poller — never a whole process — so trickling uploads cannot
+take the service away from other callers. The engine is numpy/numba code pinned to one BLAS/numba thread per
+process; a CPU-bound request shares its process's interpreter with at most the other threads' short requests
+(the switch interval is lowered so they interleave in 1 ms slices), and a process holding more than its share of
+connections stops accepting, so new connections go to the others. ``preload_app`` imports the app and loads the
+first requests' compiled kernels in the master; workers fork with them already in memory and load the rest in
+the background. The backtester is not imported by the master (it is loaded by its own route, or by the job
+workers). Worker recycling is off by default (``max_requests`` 0): the engine does not leak, and a recycle
+stalls that worker's connections. Override with ``LIQRISK_*`` environment variables.
 """
 
 import multiprocessing
@@ -29,7 +30,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = os.environ.get("LIQRISK_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LIQRISK_WORKERS", 2 * multiprocessing.cpu_count()))
-worker_class = "gthread"
+worker_class = os.environ.get("LIQRISK_WORKER_CLASS", "api.http_worker.BalancedThreadWorker")
 #: threads per worker: each trickling client holds one while it sends its request
 threads = int(os.environ.get("LIQRISK_THREADS", "64"))
 worker_connections = int(os.environ.get("LIQRISK_WORKER_CONNECTIONS", "1000"))
@@ -98,7 +99,11 @@ def child_exit(server, worker):
     are dropped (prometheus_client multiprocess docs)."""
     from prometheus_client import multiprocess
 
+    from api.http_worker import BalancedThreadWorker, release_slot
+
     multiprocess.mark_process_dead(worker.pid)
+    if isinstance(worker, BalancedThreadWorker):
+        release_slot(worker.pid)
 
 
 def on_reload(server):
