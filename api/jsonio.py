@@ -301,11 +301,31 @@ def _positive_zero(obj: Any, deferred: list[bool] | None = None) -> Any:
     return obj
 
 
+#: an answer object whose values are all scalars or containers of at most this many items (no arrays) is
+#: written first and searched for ``-0.0`` after, instead of walked before
+SMALL_ANSWER_ITEMS = 64
+
+
+def _small(payload: Any) -> bool:
+    """A dict of scalars and short lists/dicts (a single calculator's answer), cheap to write twice."""
+    if type(payload) is not dict:
+        return False
+    for v in payload.values():
+        t = type(v)
+        if t is np.ndarray or ((t is list or t is dict or t is tuple) and len(v) > SMALL_ANSWER_ITEMS):
+            return False
+    return True
+
+
 def respond(payload: Any, status: int = 200) -> Response:
-    deferred: list[bool] = []
-    parts = json_pieces.dumps(_positive_zero(payload, deferred))
-    if deferred and any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
-        parts = json_pieces.dumps(_positive_zero(payload))
+    parts = json_pieces.dumps(payload) if _small(payload) else None
+    if parts is None or any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
+        # the written answer of a small payload holds no -0.0 in most cases, so it is the answer as it is;
+        # otherwise (and for large payloads) every -0.0 is made 0.0 before writing
+        deferred: list[bool] = []
+        parts = json_pieces.dumps(_positive_zero(payload, deferred))
+        if deferred and any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
+            parts = json_pieces.dumps(_positive_zero(payload))
     return Response(
         parts[0] if len(parts) == 1 else parts,  # a list is sent piece by piece, with its summed Content-Length
         status=status,
