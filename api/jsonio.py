@@ -318,7 +318,8 @@ def _small(payload: Any) -> bool:
 
 
 def respond(payload: Any, status: int = 200) -> Response:
-    parts = json_pieces.dumps(payload) if _small(payload) else None
+    # a small payload has no value json_pieces would write in pieces: one orjson call
+    parts = [orjson.dumps(payload, option=json_pieces.DUMP_OPTIONS)] if _small(payload) else None
     if parts is None or any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
         # the written answer of a small payload holds no -0.0 in most cases, so it is the answer as it is;
         # otherwise (and for large payloads) every -0.0 is made 0.0 before writing
