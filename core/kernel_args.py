@@ -5,6 +5,9 @@ tier table and one output buffer per result. Callers never write them out: they 
 of the table and one of outputs, and :func:`kernel_arguments` orders them by :data:`INPUT_FIELDS`,
 :data:`TABLE_FIELDS` and :data:`OUTPUT_FIELDS`. At import the tuples are checked against the kernel's own
 parameter names, so reordering either the kernel or a tuple fails at once instead of swapping results.
+
+One position (the HTTP API's single request) skips the dicts: :class:`OnePosition` holds its argument tuples,
+laid out by the same field tuples once, and :func:`table_tuple` a table's arguments, built once per table.
 """
 
 from __future__ import annotations
