@@ -248,6 +248,11 @@ def loads(raw: bytes) -> Any:
         return orjson.loads(raw)
 
 
+def _sized(value: Any) -> bool:
+    """An array or a list (the only values :func:`_step` may write in pieces)."""
+    return type(value) is np.ndarray or type(value) is list
+
+
 def _step(value: Any) -> int:
     """Elements per write call for ``value``; 0 when it is written in one."""
     if type(value) is np.ndarray and value.ndim == 1 and value.size > PIECE_ITEMS:
@@ -261,7 +266,7 @@ def dumps(payload: Any) -> list[bytes]:
     """``orjson.dumps(payload)`` as a list of byte strings (to be sent one after the other). The values of a
     top-level object that are long arrays or lists are written ``PIECE_ITEMS`` (arrays) or
     ``PIECE_LIST_ITEMS`` (lists) elements per call."""
-    if type(payload) is not dict or not any(map(_step, payload.values())):
+    if type(payload) is not dict or not any(map(_step, filter(_sized, payload.values()))):
         return [orjson.dumps(payload, option=DUMP_OPTIONS)]
     parts: list[bytes] = []
     for i, (key, value) in enumerate(payload.items()):

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import orjson
 from flask import Request, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length
 
 from . import json_pieces
 from .errors import ApiError
@@ -34,6 +35,8 @@ from .errors import ApiError
 JSON_TYPES = ("application/json", "application/problem+json")
 CONTAINERS = frozenset((dict, list))
 LENIENT_REPARSE_BYTES = 1024 * 1024
+#: a body of known length up to this size is read from the WSGI input in one call, without werkzeug's stream
+DIRECT_READ_BYTES = 1024 * 1024
 #: above this size a body whose colon count does not add up is not re-parsed to name the duplicate key
 EXACT_DUPLICATE_CHECK_BYTES = 16 * 1024 * 1024
 _KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.){1,128})"\s*:\s*$')
@@ -43,6 +46,8 @@ _count_colons = methodcaller("count", ":")
 def _walk(obj: Any, limit: int) -> tuple[int, int]:
     """(deepest nesting, number of object keys) — iterative, so deep input cannot exhaust the stack; stops
     counting depth past ``limit``."""
+    if limit >= 1 and type(obj) is dict and CONTAINERS.isdisjoint(map(type, obj.values())):
+        return 1, len(obj)  # a flat object (one position): one C-level pass over its value types
     stack = [(obj, 1)]
     deepest = keys = 0
     while stack:
@@ -161,12 +166,30 @@ def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> ApiError:
     return ApiError(400, f"malformed JSON: {message}", {"body": [f"malformed JSON: {message}"]})
 
 
+def _read_exactly(stream: Any, length: int) -> bytes:
+    """``length`` bytes of ``stream``, as werkzeug's ``LimitedStream`` reads a body of known length: a stream
+    that ends early or fails to read is a client that disconnected (400)."""
+    chunks, size = [], 0
+    while size < length:
+        try:
+            chunk = stream.read(length - size)
+        except (OSError, ValueError):
+            raise ClientDisconnected() from None
+        if not chunk:
+            raise ClientDisconnected()
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _read_body(req: Request) -> bytes:
     """The raw body. A chunked body (no Content-Length) is read up to one byte past the route's limit, so
     an oversized one is a 413 rather than silently cut at the limit."""
     limit = req.max_content_length
-    stream = req.environ.get("wsgi.input")
-    if req.content_length is None and limit is not None and stream is not None:
+    environ = req.environ
+    stream = environ.get("wsgi.input")
+    length = get_content_length(environ)  # what req.content_length reads, without the header mapping
+    if length is None and limit is not None and stream is not None:
         chunks, size = [], 0
         while size <= limit:
             chunk = stream.read(min(1 << 20, limit + 1 - size))
@@ -177,13 +200,23 @@ def _read_body(req: Request) -> bytes:
         if size > limit:
             raise RequestEntityTooLarge()
         return b"".join(chunks)
-    length = req.content_length
-    if length is not None and stream is not None and req.environ.get("wsgi.input_terminated"):
+    if length is not None and stream is not None and environ.get("wsgi.input_terminated"):
         # the server (gunicorn) ends the input at Content-Length itself: one read, as werkzeug's stream would
         # give after several
         if limit is not None and length > limit:
             raise RequestEntityTooLarge()
         return stream.read(length)
+    if (
+        length is not None
+        and stream is not None
+        and length <= DIRECT_READ_BYTES
+        and "wsgi.input_terminated" not in environ
+    ):
+        # a small body of known length from a server that does not end the input itself: read exactly
+        # Content-Length bytes, as werkzeug's LimitedStream does, without building one
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        return _read_exactly(stream, length) if length else b""
     return req.get_data(cache=False)
 
 
@@ -192,7 +225,9 @@ def body() -> dict[str, Any]:
     too deeply nested JSON or a non-object body, 422 for NaN/Infinity literals, integers beyond the float
     range and duplicate keys."""
     req = request._get_current_object()  # one context lookup instead of one per attribute
-    mimetype = req.mimetype
+    mimetype = req.environ.get("CONTENT_TYPE")
+    if mimetype not in JSON_TYPES:  # the exact header needs no parsing; anything else is parsed by werkzeug
+        mimetype = req.mimetype
     if mimetype not in JSON_TYPES:
         raise ApiError(415, "send the body as application/json", {"Content-Type": [f"got {mimetype or 'none'}"]})
     raw = _read_body(req)
@@ -266,11 +301,32 @@ def _positive_zero(obj: Any, deferred: list[bool] | None = None) -> Any:
     return obj
 
 
+#: an answer object whose values are all scalars or containers of at most this many items (no arrays) is
+#: written first and searched for ``-0.0`` after, instead of walked before
+SMALL_ANSWER_ITEMS = 64
+
+
+def _small(payload: Any) -> bool:
+    """A dict of scalars and short lists/dicts (a single calculator's answer), cheap to write twice."""
+    if type(payload) is not dict:
+        return False
+    for v in payload.values():
+        t = type(v)
+        if t is np.ndarray or ((t is list or t is dict or t is tuple) and len(v) > SMALL_ANSWER_ITEMS):
+            return False
+    return True
+
+
 def respond(payload: Any, status: int = 200) -> Response:
-    deferred: list[bool] = []
-    parts = json_pieces.dumps(_positive_zero(payload, deferred))
-    if deferred and any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
-        parts = json_pieces.dumps(_positive_zero(payload))
+    # a small payload has no value json_pieces would write in pieces: one orjson call
+    parts = [orjson.dumps(payload, option=json_pieces.DUMP_OPTIONS)] if _small(payload) else None
+    if parts is None or any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
+        # the written answer of a small payload holds no -0.0 in most cases, so it is the answer as it is;
+        # otherwise (and for large payloads) every -0.0 is made 0.0 before writing
+        deferred: list[bool] = []
+        parts = json_pieces.dumps(_positive_zero(payload, deferred))
+        if deferred and any(map(_NEGATIVE_ZERO_AT_END.search, parts)):
+            parts = json_pieces.dumps(_positive_zero(payload))
     return Response(
         parts[0] if len(parts) == 1 else parts,  # a list is sent piece by piece, with its summed Content-Length
         status=status,

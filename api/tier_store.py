@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,22 @@ def install_sighup(path: str | os.PathLike[str] | None) -> bool:
     return True
 
 
+_EPOCH = dt.date(1970, 1, 1)
+#: (as_of, max_age_days, UTC day number) -> the warning; every request with a packaged table asks the same
+_VERDICTS: dict[tuple[str | None, int, int], dict[str, str] | None] = {}
+
+
 def freshness(as_of: str | None, max_age_days: int, today: dt.date | None = None) -> dict[str, str] | None:
-    """The ``stale_tiers`` warning for a table dated ``as_of`` (None when it is fresh), judged in UTC."""
-    return stale_warning(as_of, today or dt.datetime.now(dt.UTC).date(), max_age_days)
+    """The ``stale_tiers`` warning for a table dated ``as_of`` (None when it is fresh), judged in UTC (today's
+    date unless ``today`` is given; the verdict is worked out once per table date, limit and day)."""
+    if today is not None:
+        return stale_warning(as_of, today, max_age_days)
+    day = int(time.time() // 86400)  # the UTC date, as days since 1970-01-01
+    key = (as_of, max_age_days, day)
+    try:
+        found = _VERDICTS[key]
+    except KeyError:
+        if len(_VERDICTS) >= 1024:
+            _VERDICTS.clear()
+        found = _VERDICTS[key] = stale_warning(as_of, _EPOCH + dt.timedelta(days=day), max_age_days)
+    return None if found is None else dict(found)  # a copy: answers may add to it

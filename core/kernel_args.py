@@ -5,11 +5,16 @@ tier table and one output buffer per result. Callers never write them out: they 
 of the table and one of outputs, and :func:`kernel_arguments` orders them by :data:`INPUT_FIELDS`,
 :data:`TABLE_FIELDS` and :data:`OUTPUT_FIELDS`. At import the tuples are checked against the kernel's own
 parameter names, so reordering either the kernel or a tuple fails at once instead of swapping results.
+
+One position (the HTTP API's single request) skips the dicts: :class:`OnePosition` holds its argument tuples,
+laid out by the same field tuples once, and :func:`table_tuple` a table's arguments, built once per table.
 """
 
 from __future__ import annotations
 
 import inspect
+import struct
+import weakref
 from typing import Any
 
 import numpy as np
@@ -103,6 +108,53 @@ def kernel_arguments(
         *(table[k] for k in TABLE_FIELDS),
         *(out[k] for k in OUTPUT_FIELDS),
     )
+
+
+_TABLE_TUPLES: dict[int, tuple[weakref.ref, tuple[Any, ...]]] = {}
+
+
+def table_tuple(table: TierTable) -> tuple[Any, ...]:
+    """:func:`table_arguments` in kernel order, built once per table object (tables are immutable; an entry
+    goes when its table does, so a reloaded or user-supplied table never meets another's arguments)."""
+    key = id(table)
+    found = _TABLE_TUPLES.get(key)
+    if found is not None and found[0]() is table:
+        return found[1]
+    args = table_arguments(table)
+    value = tuple(args[k] for k in TABLE_FIELDS)
+    _TABLE_TUPLES[key] = (weakref.ref(table, lambda _, key=key: _TABLE_TUPLES.pop(key, None)), value)
+    return value
+
+
+class OnePosition:
+    """Preallocated buffers for one position's kernel call. The inputs are one float64 row written with one
+    ``struct.pack_into``; the outputs lie in one block of memory in :data:`OUTPUT_FIELDS` order (each at its
+    dtype's native alignment, as ``struct`` lays them out) and are read back with one ``unpack_from``. The
+    kernel sees length-1 contiguous arrays of the usual dtypes (so the same compiled code as any call). Use
+    under :data:`core._kernels.KERNEL_LOCK` only: the buffers are shared."""
+
+    def __init__(self) -> None:
+        self._pack = struct.Struct("@" + "d" * len(INPUT_FIELDS))
+        self.inputs = np.zeros(len(INPUT_FIELDS))
+        chars = [_kernels.SCALAR_OUTPUTS[k].dtype.char for k in OUTPUT_FIELDS]
+        self._unpack = struct.Struct("@" + "".join(chars))
+        self.outputs = np.zeros(-(-self._unpack.size // 8))  # float64: aligned for every dtype
+        raw = self.outputs.view(np.uint8)
+        tail = []
+        for i, k in enumerate(OUTPUT_FIELDS):
+            dtype = _kernels.SCALAR_OUTPUTS[k].dtype
+            offset = struct.calcsize("@" + "".join(chars[: i + 1])) - dtype.itemsize
+            tail.append(raw[offset : offset + dtype.itemsize].view(dtype))
+        self.head = (1, *(self.inputs[i : i + 1] for i in range(len(INPUT_FIELDS))))
+        self.tail = tuple(tail)
+
+    def fill(self, row: list[float]) -> None:
+        """Write one position's inputs (Python floats in :data:`INPUT_FIELDS` order)."""
+        self._pack.pack_into(self.inputs, 0, *row)
+
+    def results(self) -> dict[str, Any]:
+        """The outputs of the last call as Python floats and ints, keyed in :data:`OUTPUT_FIELDS` order."""
+        return dict(zip(OUTPUT_FIELDS, self._unpack.unpack_from(self.outputs), strict=True))
 
 
 def _check_signature() -> None:

@@ -29,16 +29,17 @@ rise) has no liquidation price: NaN, with the ``no_liquidation`` warning.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba
 import numpy as np
 
 from . import _kernels
-from ._inputs import as_float, broadcast, choice, side_array, unflatten
+from ._inputs import SIDES, as_float, broadcast, choice, side_array, unflatten
 from .contracts import Contract, resolve_contract, unrealized_pnl
 from .errors import InputError, as_input_error
-from .kernel_args import kernel_arguments, table_arguments
+from .kernel_args import INPUT_FIELDS, OnePosition, kernel_arguments, table_arguments, table_tuple
 from .messages import describe_warnings, raise_first_error
 from .tiers import TierTable
 
@@ -181,6 +182,15 @@ def liquidation_price(
     if table is None and maintenance_margin_rate is None:
         raise InputError("maintenance_margin_rate", "required when no tier table is known")
     use_table = _OVERRIDE_TABLE if table is None else table
+    if fields is None:
+        row = _one_row(
+            side, entry_price, quantity, leverage, margin, mark_price, wallet_balance, other,
+            maintenance_margin_rate, maintenance_amount, fee, 1.0 if contract_size is None else contract_size,
+        )  # fmt: skip
+        if row is not None:
+            if maintenance_amount is not None and maintenance_margin_rate is None:
+                raise InputError("maintenance_amount", "only used together with maintenance_margin_rate")
+            return _price_one(row, contract_type, cross, rules, use_table, table, raise_errors)
     args = {
         "side": side_array(side, validate=False),  # the kernel checks each row (row errors when not raising)
         "entry_price": as_float("entry_price", entry_price),
@@ -222,6 +232,82 @@ def liquidation_price(
     if "warning_flags" in res:
         res["warnings"] = describe_warnings(res["warning_flags"])
     uses_table = table is not None and (maintenance_margin_rate is None or np.isnan(a["maintenance_margin_rate"]).any())
+    res["tiers_as_of"] = table.as_of if uses_table else None
+    res["tiers_source"] = table.source if uses_table else None
+    return res
+
+
+_ONE = OnePosition()
+#: the order :func:`_one_row` takes its arguments in: the kernel's (checked at import)
+_ROW_FIELDS = (
+    "side",
+    "entry_price",
+    "quantity",
+    "leverage",
+    "margin",
+    "mark_price",
+    "wallet_balance",
+    "other_positions",
+    "maintenance_margin_rate",
+    "maintenance_amount",
+    "taker_fee_rate",
+    "contract_size",
+)
+if _ROW_FIELDS != INPUT_FIELDS:
+    raise ImportError(f"core.liquidation: the one-position row is {_ROW_FIELDS}, the kernel takes {INPUT_FIELDS}")
+_MMR_INDEX = INPUT_FIELDS.index("maintenance_margin_rate")
+_NUMBER_TYPES = (float, int, np.float64)
+
+
+def _one_row(side: Any, *numbers: Any) -> list[float] | None:
+    """One position's kernel inputs as Python floats in :data:`~core.kernel_args.INPUT_FIELDS` order, when
+    every input is one number (or a side name, or not given): what :func:`as_float`, :func:`side_array`
+    and :func:`broadcast` give for such input, without their arrays. None for anything else (arrays, other
+    types, a NaN fee or contract size, integers a float cannot hold exactly): the general path takes it."""
+    if type(side) is str:
+        side = SIDES.get(side)
+    if side is None:  # not a side name, or not given: side_array words the error
+        return None
+    row = [side, *numbers]
+    for i, v in enumerate(row):
+        t = type(v)
+        if t is float:
+            continue
+        if v is None:
+            row[i] = math.nan
+        elif t in _NUMBER_TYPES and (t is not int or -(2**53) <= v <= 2**53):
+            row[i] = float(v)
+        else:
+            return None
+    if math.isnan(row[-2]) or math.isnan(row[-1]):  # taker fee and contract size: filled or refused below
+        return None
+    return row
+
+
+def _price_one(
+    row: list[float], contract_type: str, cross: bool, rules: Any, use_table: TierTable, table: Any, raise_errors: bool
+) -> dict[str, Any]:
+    """:func:`liquidation_price` of one position given as :func:`_one_row`: the same kernel on length-1
+    buffers filled and read in one step each, the same result dict (Python scalars) as the general path."""
+    kernel = _kernels.liquidation_kernel(
+        contract_type == "inverse",
+        cross,
+        rules.mm_basis == "entry",
+        rules.retier,
+        rules.fee_in_mm,
+        rules.close_fee_in_mm,
+        use_table.basis == "quantity",
+    )
+    table_args = table_tuple(use_table)
+    with _kernels.KERNEL_LOCK:
+        _ONE.fill(row)
+        kernel(*_ONE.head, *table_args, *_ONE.tail)
+        res = _ONE.results()
+    if raise_errors and res["error_code"]:
+        a = {k: np.array([v]) for k, v in zip(INPUT_FIELDS, row, strict=True)}
+        raise_first_error(np.array([res["error_code"]], dtype=np.uint8), (), a)
+    res["warnings"] = describe_warnings(res["warning_flags"])
+    uses_table = table is not None and math.isnan(row[_MMR_INDEX])
     res["tiers_as_of"] = table.as_of if uses_table else None
     res["tiers_source"] = table.source if uses_table else None
     return res

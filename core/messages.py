@@ -96,6 +96,8 @@ def describe_errors(error_code: Any) -> list[InputError]:
 
 def describe_warnings(flags: Any) -> Any:
     """Scalar flags → list of ``{code, message}``; array flags → ``{code: flat indices}``."""
+    if type(flags) is int and not flags:  # the common single position without warnings
+        return []
     if isinstance(flags, int | np.integer):
         return [{"code": code, "message": msg} for bit, (code, msg) in WARNINGS.items() if flags & bit]
     flat = np.asarray(flags).reshape(-1)

@@ -23,6 +23,8 @@ from .base import Number
 #: how one field is checked: (name, kind, validators, load_default, allow_none); kind is "number", "string"
 #: or "other" (only marshmallow loads it)
 _Plan = tuple[str, str, tuple, Any, bool]
+_NUMBER, _STRING, _OTHER = 0, 1, 2
+_KINDS = {"number": _NUMBER, "string": _STRING, "other": _OTHER}
 
 
 class FlatLoader:
@@ -34,6 +36,7 @@ class FlatLoader:
         self.plan: tuple[_Plan, ...] | None = self._plan(schema)
         self.known = frozenset(schema.load_fields) if self.plan is not None else frozenset()
         self.required = frozenset(name for name, f in schema.load_fields.items() if f.required)
+        self._steps = None if self.plan is None else tuple(self._step(p) for p in self.plan)
 
     @staticmethod
     def _plan(schema: Schema) -> tuple[_Plan, ...] | None:
@@ -53,6 +56,23 @@ class FlatLoader:
             plan.append((name, kind, tuple(f.validators), f.load_default, f.allow_none))
         return tuple(plan)
 
+    def _step(self, plan: _Plan) -> tuple:
+        """One field's plan with its checks read out of the validator objects once: ``(name, kind, checks,
+        default, allow_none, required)``; ``checks`` is ``(min, min_inclusive, max, max_inclusive)`` per
+        ``Range`` of a number, or ``(choices, None)`` per ``OneOf`` and ``(None, (equal, min, max))`` per
+        ``Length`` of a string."""
+        name, kind, validators, default, allow_none = plan
+        if kind == "number":
+            checks = tuple((v.min, v.min_inclusive, v.max, v.max_inclusive) for v in validators)
+        elif kind == "string":
+            checks = tuple(
+                (frozenset(v.choices), None) if type(v) is validate.OneOf else (None, (v.equal, v.min, v.max))
+                for v in validators
+            )
+        else:
+            checks = ()
+        return name, _KINDS[kind], checks, default, allow_none, name in self.required
+
     def load(self, data: Any) -> dict[str, Any]:
         if self.plan is None or type(data) is not dict or not self.known.issuperset(data):
             return self.schema.load(data)
@@ -62,21 +82,23 @@ class FlatLoader:
     def _flat(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The loaded dict, or None when a field needs marshmallow (to load it or to word its error)."""
         out: dict[str, Any] = {}
-        for name, kind, validators, default, allow_none in self.plan:  # type: ignore[union-attr]
-            value = data.get(name, missing)
+        get = data.get
+        for name, kind, checks, default, allow_none, required in self._steps:  # type: ignore[union-attr]
+            value = get(name, missing)
             if value is missing:
-                if name in self.required:
+                if required:
                     return None
-                value = default() if callable(default) else default
-                if value is not missing:
-                    out[name] = value
+                if default is not missing:
+                    value = default() if callable(default) else default
+                    if value is not missing:
+                        out[name] = value
                 continue
             if value is None:
                 if not allow_none:
                     return None
                 out[name] = None
                 continue
-            if kind == "number":
+            if kind == _NUMBER:
                 t = type(value)
                 if t is not float and t is not int:  # not a bool, a string or a container
                     return None
@@ -87,22 +109,24 @@ class FlatLoader:
                 if not math.isfinite(value) or size > 1e300 or 0 < size < 1e-300:
                     return None
                 value += 0.0  # -0.0 becomes 0.0
-                for v in validators:  # Range
-                    if v.min is not None and (value < v.min if v.min_inclusive else value <= v.min):
+                for lo, lo_inclusive, hi, hi_inclusive in checks:  # Range
+                    if lo is not None and (value < lo if lo_inclusive else value <= lo):
                         return None
-                    if v.max is not None and (value > v.max if v.max_inclusive else value >= v.max):
+                    if hi is not None and (value > hi if hi_inclusive else value >= hi):
                         return None
-            elif kind == "string":
+            elif kind == _STRING:
                 if type(value) is not str:
                     return None
-                for v in validators:
-                    if type(v) is validate.OneOf:
-                        if value not in v.choices:
+                for choices, length in checks:
+                    if choices is not None:  # OneOf
+                        if value not in choices:
                             return None
-                    elif v.equal is not None:
-                        if len(value) != v.equal:
+                    elif length[0] is not None:  # Length(equal=)
+                        if len(value) != length[0]:
                             return None
-                    elif (v.min is not None and len(value) < v.min) or (v.max is not None and len(value) > v.max):
+                    elif (length[1] is not None and len(value) < length[1]) or (
+                        length[2] is not None and len(value) > length[2]
+                    ):
                         return None
             else:
                 return None

@@ -2,7 +2,8 @@
 ``GET /healthz`` through the Flask test client and through ``app.wsgi_app`` with a prepared WSGI environ (what
 gunicorn calls, without the test client's own cost), with the JSON access log on and rate limiting off (as
 the load test runs); and the single position's schema load on the flat path against marshmallow's. No timing
-is asserted; each case checks its answer.
+is asserted; each case checks its answer. ``core.liquidation_price`` of that one position is timed on its own too,
+with Python numbers (the direct one-position path) and with the same numbers as 0-d arrays (the general path).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import io
 import sys
 
+import numpy as np
 import orjson
 import pytest
 from werkzeug.test import EnvironBuilder
 
+import core
 from api import Config, create_app
 from api.routes import liquidation
 from api.schemas.flat import FlatLoader
@@ -107,3 +110,20 @@ def test_position_load_flat(benchmark) -> None:
 def test_position_load_marshmallow(benchmark) -> None:
     out = benchmark(liquidation.position_schema.load, BODY)
     assert out["entry_price"] == 100_000.0 and out["margin_mode"] == "isolated"
+
+
+CORE_ARGS = {"exchange": "binance", "symbol": "BTCUSDT", "side": "long", "entry_price": 100_000.0, "quantity": 0.5,
+             "leverage": 20.0}  # fmt: skip
+
+
+@pytest.mark.benchmark(group="one-position-core")
+def test_core_one_position(benchmark) -> None:
+    res = benchmark(lambda: core.liquidation_price(**CORE_ARGS))
+    assert res["liquidation_price"] == pytest.approx(EXPECTED, rel=1e-12) and res["warnings"] == []
+
+
+@pytest.mark.benchmark(group="one-position-core")
+def test_core_one_position_as_arrays(benchmark) -> None:
+    args = {k: np.asarray(v) if isinstance(v, float) else v for k, v in CORE_ARGS.items()}
+    res = benchmark(lambda: core.liquidation_price(**args))
+    assert res == core.liquidation_price(**CORE_ARGS)  # the same dict of Python scalars on either path
