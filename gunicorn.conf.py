@@ -14,6 +14,7 @@ workers). Worker recycling is off by default (``max_requests`` 0): the engine do
 stalls that worker's connections. Override with ``LIQRISK_*`` environment variables.
 """
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -72,6 +73,17 @@ def on_starting(server):
     server.log.info("liqrisk: kernels ready in %.2f s%s", seconds, " (the others load in each worker)" * _LATER_KERNELS)
 
 
+def pre_fork(server, worker):
+    """Move every object the master holds (the app, numpy, numba, the loaded kernels: about 145,000) out of the
+    cyclic garbage collector's sight before the fork (``gc.freeze``,
+    https://docs.python.org/3/library/gc.html#gc.freeze). The oldest generation's collections in a worker then
+    scan only what the worker made itself: measured 57 ms of CPU per collection before, 4-7 ms after, a pause
+    that stalled every thread of the worker. The frozen objects are never freed, which is what the app's
+    objects are anyway; and a collection no longer writes to their pages, so they stay shared with the master
+    instead of being copied into each worker."""
+    gc.freeze()
+
+
 def post_fork(server, worker):
     """Threads of one worker take turns every 1 ms (Python's default is 5 ms), so a short request waits less
     behind a long one in the same process; the kernels not loaded by the master load in a background thread (a
@@ -84,7 +96,8 @@ def post_fork(server, worker):
 
 def _warm_worker():
     """The kernels the master left to the workers, then the JSON scanner of large bodies
-    (:mod:`api.json_pieces`), so that neither is loaded by the first request that needs it."""
+    (:mod:`api.json_pieces`), so that neither is loaded by the first request that needs it; then what they
+    loaded is frozen out of the garbage collector's sight too."""
     if _LATER_KERNELS:
         from core.warmup import warm_up
 
@@ -92,6 +105,7 @@ def _warm_worker():
     from api.json_pieces import warm_up as warm_json
 
     warm_json()
+    gc.freeze()  # what the warm-up loaded stays, like the master's objects (pre_fork)
 
 
 def child_exit(server, worker):
