@@ -118,8 +118,10 @@ def _finish(base: str, job: dict) -> dict:
 
 
 def _sweep(base: str, body: dict) -> tuple[dict, float]:
+    """The sweep's job and the seconds from its submission to its result: the API answers ``?wait=`` as soon as
+    the result is stored (no polling interval in the figure); a sweep longer than the wait is then polled."""
     t0 = time.perf_counter()
-    job = _finish(base, _post(base + "/v1/sweeps", body))
+    job = _finish(base, _post(base + "/v1/sweeps?wait=30", body))
     return job, time.perf_counter() - t0
 
 
