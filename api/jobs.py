@@ -6,7 +6,8 @@ The API process only talks to Redis (through Celery's client and :mod:`backtest.
 * ``Idempotency-Key``: a repeated submission with the same key (per client, for the results TTL) returns the job
   the first one created; the same key with a different body is a 422.
 * A client holds at most ``JOB_MAX_QUEUED`` unfinished jobs (429 beyond, with ``Retry-After``).
-* ``?wait=N`` (seconds, at most ``JOB_MAX_WAIT``) polls the job record until the job has finished.
+* ``?wait=N`` (seconds, at most ``JOB_MAX_WAIT``) waits for the job to finish, woken by the result backend's
+  publication of its state (no polling interval added to the answer).
 * ``DELETE`` marks the job cancelled (the record wins over any later worker write) and revokes its tasks with
   ``terminate=True`` (SIGKILL to the pool process running it): Celery's main process handles the control message
   at once, so a running job stops well within 2 s and the pool process is replaced by a fresh (warm) fork.
@@ -102,11 +103,21 @@ class Jobs:
         return queue.job_view(self.celery, self.store, job_id)
 
     def wait(self, job_id: str, seconds: float) -> dict[str, Any] | None:
+        """The job once it has finished, or as it is after ``seconds``. Celery's Redis result backend publishes
+        each state it stores on the channel named by the result's key (``RedisBackend.set``), so the wait
+        subscribes to the job's and reads the job again when its state changes, at once and without polling;
+        it also reads it every 0.25 s (a cancel changes only the job record)."""
         deadline = time.monotonic() + seconds
-        job = self.view(job_id)
-        while job is not None and job["status"] not in FINAL and time.monotonic() < deadline:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        pubsub = self.store.r.pubsub()
+        try:
+            pubsub.subscribe(self.celery.backend.get_key_for_task(job_id))
+            pubsub.get_message(timeout=1.0)  # the subscription's confirmation: from here on no state is missed
             job = self.view(job_id)
+            while job is not None and job["status"] not in FINAL and (left := deadline - time.monotonic()) > 0:
+                pubsub.get_message(timeout=min(0.25, left))
+                job = self.view(job_id)
+        finally:
+            pubsub.close()
         return job
 
     # --- cancel --------------------------------------------------------------------------------------------

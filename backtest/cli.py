@@ -314,7 +314,7 @@ def _queued_sweep(args: argparse.Namespace, grid: dict[str, list], split: float 
     job_id = uuid.uuid4().hex
     request = {"strategy": strategy, "grid": grid, "dataset": dataset, "split": split, "sort": args.sort,
                "top": total, "chunk": args.chunk}  # fmt: skip
-    queue.enqueue(app, store, job_id, "sweep", request, "cli", chunks=queue.split_grid(grid, args.chunk))
+    queue.enqueue(app, store, job_id, "sweep", request, "cli", chunks=queue.sweep_chunks(grid, args.chunk))
     done = 0
     try:
         while True:

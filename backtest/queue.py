@@ -395,3 +395,26 @@ def split_grid(grid: dict[str, list], chunk: int) -> list[dict[str, list]]:
 
     walk(0, {})
     return out
+
+
+#: a sweep of fewer chunks than this has its last chunk cut in pieces (see :func:`sweep_chunks`)
+TAIL_SPLIT_BELOW = 32
+#: pieces the last chunk is cut in, and the fewest rows of one piece
+TAIL_PIECES, TAIL_MIN_ROWS = 4, 16
+
+
+def sweep_chunks(grid: dict[str, list], chunk: int) -> list[dict[str, list]]:
+    """The chunk tasks of a sweep: :func:`split_grid`'s sub-grids in order, the last one cut in about
+    ``TAIL_PIECES`` smaller ones when the sweep has few chunks (fewer than ``TAIL_SPLIT_BELOW``).
+
+    The queue hands chunks out in order, so with few chunks the last wave decides when the sweep ends: 5 equal
+    chunks on 2 worker processes take 3 chunk-times on one of them. With the last chunk in quarters they take
+    about 2.5 (the pieces spread over whichever processes are free) for a few more task starts. Pieces keep at
+    least ``TAIL_MIN_ROWS`` rows, so a small chunk is left whole; many chunks already end in a short wave."""
+    out = split_grid(grid, chunk)
+    rows = 1
+    for values in out[-1].values():
+        rows *= len(values)
+    if len(out) < TAIL_SPLIT_BELOW and rows >= 2 * TAIL_MIN_ROWS:
+        out[-1:] = split_grid(out[-1], max(TAIL_MIN_ROWS, -(-rows // TAIL_PIECES)))
+    return out

@@ -109,7 +109,7 @@ def backtests():
 
 @bp.post("/sweeps")
 def sweeps():
-    from backtest.queue import split_grid
+    from backtest.queue import sweep_chunks
 
     data = load(_schemas()[1])
     _check_strategy(data["strategy"])
@@ -124,4 +124,4 @@ def sweeps():
     doc = {k: v for k, v in data.items() if k != "bars"}
     doc["split"] = data.get("split")  # null (dropped by load) means no in-sample/out-of-sample split
     doc["chunk"] = chunk
-    return _answer("sweep", doc, bars, split_grid(grid, chunk))
+    return _answer("sweep", doc, bars, sweep_chunks(grid, chunk))

@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "jobs"))
 from jobkit import HAVE_REDIS, RedisServer, Worker, free_port, make_app, worker_env  # noqa: E402
 
+from api.jobs import jobs  # noqa: E402
+from backtest.queue import QUEUE  # noqa: E402
+
 from .test_bench_backtest import GRID  # noqa: E402  (the in-process bench's 1,000 combinations)
 
 DATASET = "binance_um_perp_btc_eth_sol_2025"
@@ -62,10 +65,10 @@ def queue(request, tmp_path_factory):
                            stdout=(base / "api.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     app = make_app(server.url, shared_data)
     wenv = worker_env(server.url, shared_data, LIQRISK_JOB_TIME_LIMIT="300", LIQRISK_JOB_VISIBILITY_TIMEOUT="600")
-    state = {"workers": [], "n": 0}
+    state = {"workers": [], "n": 0, "warm": set()}
 
     def workers(n: int) -> None:
-        """Exactly n single-process workers, each with the datasets loaded (a warm-up sweep)."""
+        """Exactly n single-process workers, each with the datasets loaded."""
         while len(state["workers"]) > n:
             state["workers"].pop().stop()
         while len(state["workers"]) < n:
@@ -74,11 +77,25 @@ def queue(request, tmp_path_factory):
             state["workers"].append(w)
         for w in state["workers"]:
             w.wait_ready(app, timeout=300)
-        # every worker process loads and caches the datasets: a few backtests each, at once
-        jobs = [_post(f"http://127.0.0.1:{port}/v1/backtests", {"dataset": _ds(tf)}) for tf in ("5m", "1h")
-                for _ in range(2 * n)]  # fmt: skip
-        for job in jobs:
-            _finish(f"http://127.0.0.1:{port}", job)
+        # every worker process loads and caches the datasets: a backtest of each while it is the only worker taking
+        # tasks (backtests sent to all at once mostly went to the warm one, so a new worker's first sweep chunk
+        # read the dataset file while the other worker swept)
+        control = jobs(app).celery.control
+        for w in state["workers"]:
+            if w.name in state["warm"]:
+                continue
+            others = [o.name for o in state["workers"] if o is not w]
+            if others:
+                control.cancel_consumer(QUEUE, destination=others, reply=True)
+            try:
+                for tf in ("5m", "1h"):
+                    _finish(
+                        f"http://127.0.0.1:{port}", _post(f"http://127.0.0.1:{port}/v1/backtests", {"dataset": _ds(tf)})
+                    )
+            finally:
+                if others:
+                    control.add_consumer(QUEUE, destination=others, reply=True)
+            state["warm"].add(w.name)
 
     deadline = time.monotonic() + 60
     while True:
@@ -102,9 +119,9 @@ def _ds(timeframe: str) -> dict:
             "end": "2025-12-31T23:59:59Z"}  # fmt: skip
 
 
-def _post(url: str, body: dict) -> dict:
+def _post(url: str, body: dict, timeout: float = 30) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -118,8 +135,10 @@ def _finish(base: str, job: dict) -> dict:
 
 
 def _sweep(base: str, body: dict) -> tuple[dict, float]:
+    """The sweep's job and the seconds from its submission to its result: the API answers ``?wait=`` as soon as
+    the result is stored (no polling interval in the figure); a sweep longer than the wait is then polled."""
     t0 = time.perf_counter()
-    job = _finish(base, _post(base + "/v1/sweeps", body))
+    job = _finish(base, _post(base + "/v1/sweeps?wait=30", body, timeout=90))
     return job, time.perf_counter() - t0
 
 

@@ -91,6 +91,32 @@ def test_sweep_chunks_combine_into_the_in_process_table(cluster):
     assert res["overfitting"] == to_jsonable(overfitting(table))
 
 
+def test_a_sweep_of_few_chunks_ends_in_quarters_and_combines_in_order(cluster):
+    """Few chunks: the last is cut in pieces (the wave that ends the sweep is short); the rows of all of them in
+    order are the grid's, and the queued table is still the in-process one."""
+    import itertools
+    import math
+
+    grid = {"breakout_window": [12, 24, 48, 96, 192], "surge_mult": [0.0, 2.0, 3.0, 4.0, 5.0],
+            "funding_threshold": [None, -0.0003], "rsi_level": [70.0, 80.0], "leverage": [2.0, 3.0, 5.0, 10.0, 20.0],
+            "stop_pct": [0.02, 0.05]}  # fmt: skip
+    chunks = queue.sweep_chunks(grid, 256)
+    assert [math.prod(len(v) for v in c.values()) for c in chunks] == [200] * 4 + [40] * 5
+    assert [r for c in chunks for r in itertools.product(*c.values())] == list(itertools.product(*grid.values()))
+    many = {"a": list(range(10)), "b": list(range(10)), "c": list(range(100))}
+    assert queue.sweep_chunks(many, 256) == queue.split_grid(many, 256)  # 50 chunks: a short last wave already
+    assert queue.sweep_chunks({"leverage": [2.0] * 31}, 256) == [{"leverage": [2.0] * 31}]  # too small to cut
+    client = cluster[2].test_client()
+    small = {"surge_mult": [0.0, 2.0], "leverage": [2.0, 3.0, 5.0, 10.0, 20.0], "stop_pct": [0.02, 0.03, 0.05, None]}
+    r = client.post("/v1/sweeps", json={"dataset": {"name": "synthetic", "bars": 3000}, "grid": small, "split": 0.7})
+    assert int(queue.JobStore.from_url(cluster[0].url, 60).get(r.json["id"])["chunks"]) == 4  # 40 rows: 16, 4, 16, 4
+    job = wait_for(client, r.json["id"])
+    ranked = sweep(synthetic_market(bars=3000), small, split=0.7).sort_values(
+        "is_sharpe", ascending=False, na_position="last", kind="stable"
+    )
+    assert job["result"]["results"] == to_jsonable(ranked.to_dict(orient="records"))
+
+
 def test_sweep_without_split_ranks_plain_metrics(client):
     body = {"dataset": {"name": "synthetic", "bars": 2000}, "split": None, "grid": {"leverage": [2, 5]},
             "sort": "total_return", "top": 1}  # fmt: skip
