@@ -1,7 +1,8 @@
 # liqrisk API (and, with `liqrisk worker`, the job worker): slim Python, non-root user, the package installed with its
 # compiled kernels, gunicorn. BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` are on PATH, e.g. one
 # from a registry mirror, or the Debian-only one scripts/docker-local-base.sh builds where Docker Hub is out of reach.
-# PIP_INDEX_URL / PIP_EXTRA_INDEX_URL: a PyPI mirror for this build only (build arguments are not kept in the image).
+# PIP_INDEX_URL / PIP_EXTRA_INDEX_URL: a PyPI mirror for this build only (not in the running image's environment;
+# `docker history` shows build arguments, so put no password in them).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 ARG PIP_INDEX_URL
