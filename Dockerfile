@@ -1,5 +1,12 @@
-# liqrisk API: slim Python, non-root user, the package installed with its compiled kernels, gunicorn.
-FROM python:3.11-slim
+# liqrisk API (and, with `liqrisk worker`, the job worker): slim Python, non-root user, the package installed with its
+# compiled kernels, gunicorn. BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` are on PATH, e.g. one
+# from a registry mirror, or the Debian-only one scripts/docker-local-base.sh builds where Docker Hub is out of reach.
+# PIP_INDEX_URL / PIP_EXTRA_INDEX_URL: a PyPI mirror for this build only (not in the running image's environment;
+# `docker history` shows build arguments, so put no password in them).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
