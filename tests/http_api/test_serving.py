@@ -208,7 +208,8 @@ def _dockerfile() -> tuple[list[str], list[str], list[str]]:
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list the tracked files")
 def test_dockerfile_install_and_start_replayed_outside_docker(tmp_path) -> None:
     """Copy what the Dockerfile copies, run its pip/warm-up commands in a fresh virtualenv and start its
-    CMD; /healthz must answer. (No Docker engine runs here; `make lint` checks the file with hadolint.)"""
+    CMD; /healthz must answer. (`make test` needs no Docker engine; `scripts/compose-smoke.sh` builds and
+    runs the image and docker-compose.yml where one is installed; `make lint` checks the file with hadolint.)"""
     copies, runs, cmd = _dockerfile()
     app_dir = tmp_path / "app"
     app_dir.mkdir()
