@@ -59,6 +59,9 @@ class Config:
     MAX_BODY_DEFAULT = _int("LIQRISK_MAX_BODY_DEFAULT", 1024 * 1024)
     MAX_BODY_SERIES = _int("LIQRISK_MAX_BODY_SERIES", 16 * 1024 * 1024)  # risk and market routes (long series)
     MAX_BODY_BACKTEST = _int("LIQRISK_MAX_BODY_BACKTEST", 64 * 1024 * 1024)
+    #: short calculator requests run one at a time per worker process, in arrival order (api/light_lane.py)
+    LIGHT_LANE = _bool("LIQRISK_LIGHT_LANE", True)
+    LIGHT_LANE_MAX_BODY = _int("LIQRISK_LIGHT_LANE_MAX_BODY", 64 * 1024)
     #: cost limits of the synchronous routes, sized so that the most expensive accepted request takes at most
     #: about 2 s and 512 MB on two cores (422 beyond, naming the field and the limit):
     #: Monte Carlo probability (model student_t): paths x steps, steps = horizon_hours x 60 / monitoring_minutes

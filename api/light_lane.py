@@ -1,0 +1,120 @@
+"""The light lane: inside one worker process, short calculator requests run one at a time, in arrival order.
+
+A gunicorn worker serves each connection on its own thread (:mod:`api.http_worker`), and Python runs one thread
+at a time: when eight single-position requests are in flight in one process they take turns on the interpreter
+lock every millisecond (``sys.setswitchinterval``), and which waiting thread gets it next is up to the operating
+system. Every request then finishes late, and an unlucky one very late: p99 ≈ 3 × p50 was measured at 32
+connections. Served one after the other instead (first come, first served), the same requests finish in the
+same total time, but each waits only for those ahead of it: p99 fell from 64-65 ms to 30-39 ms, ``/healthz``'s
+from 52-58 ms to 23-24 ms, at the same throughput (``make loadtest``, 2 cores).
+
+What takes the lane (:func:`lane_paths`): ``/healthz`` and the single-object calculator routes (liquidation
+price, portfolio, PnL and the other calculators, risk and market scores), when the body is at most
+``LIQRISK_LIGHT_LANE_MAX_BODY`` bytes (default 64 KiB) with a Content-Length. The body is read before the lane
+is taken, so a slow upload holds only its own thread. Everything else — the heavy routes of
+:data:`api.limits.HEAVY` (batch, Monte Carlo, map, cascade, jobs), larger or chunked bodies, the job and
+documentation routes — runs beside the lane as before, sharing the interpreter with it, so a long request never
+waits for the queue of short ones, nor they for it. The lane is off (``LIQRISK_LIGHT_LANE=0``, or
+automatically when rate-limit counters live in a shared store, whose network round trip would then be taken
+inside the lane).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from flask import Flask
+
+from .limits import HEAVY
+
+#: blueprints whose static POST routes are single-object calculators (the lane's candidates)
+CALCULATOR_BLUEPRINTS = ("liquidation", "calculators", "risk", "market")
+
+
+class FifoLock:
+    """A lock handed to its waiters in the order they asked (``threading.Lock`` gives no order): a releasing
+    holder passes it directly to the oldest waiter."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def acquire(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the holder before us: the lock is ours from then on
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._held = False
+
+    def waiting(self) -> int:
+        """How many threads wait for the lock."""
+        return len(self._waiters)
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lane_paths(app: Flask) -> frozenset[str]:
+    """``/healthz`` and every static POST route of :data:`CALCULATOR_BLUEPRINTS` not in :data:`HEAVY`."""
+    paths = {"/healthz"}
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.split(".", 1)[0]
+        if blueprint in CALCULATOR_BLUEPRINTS and "POST" in rule.methods and not rule.arguments:
+            if rule.endpoint not in HEAVY:
+                paths.add(rule.rule)
+    return frozenset(paths)
+
+
+def lane_wanted(config) -> bool:
+    """The lane's setting, off when rate-limit counters are kept in a shared store (a network round trip on
+    every request)."""
+    shared_store = config["RATE_LIMIT_ENABLED"] and not str(config["RATE_LIMIT_STORAGE"]).startswith("memory://")
+    return bool(config["LIGHT_LANE"]) and not shared_store
+
+
+class LightLane:
+    """WSGI middleware: requests for ``paths`` with a Content-Length body of at most ``max_body`` bytes (or
+    none) read their body, then run ``app`` and collect its answer holding one :class:`FifoLock` of the
+    process; all other requests go straight to ``app``."""
+
+    def __init__(self, app, paths: frozenset[str], max_body: int) -> None:
+        self.app = app
+        self.paths = paths
+        self.max_body = max_body
+        self.lane = FifoLock()
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in self.paths or environ.get("HTTP_TRANSFER_ENCODING"):
+            return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > self.max_body:
+            return self.app(environ, start_response)
+        if int(length):
+            try:
+                body = environ["wsgi.input"].read(int(length))
+            except OSError:  # the client went away mid-body: the app answers the short body as it would
+                body = b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        with self.lane:
+            answer = self.app(environ, start_response)
+            try:
+                return list(answer)
+            finally:
+                if hasattr(answer, "close"):
+                    answer.close()
