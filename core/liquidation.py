@@ -184,8 +184,10 @@ def liquidation_price(
     use_table = _OVERRIDE_TABLE if table is None else table
     if fields is None:
         row = _one_row(
-            side, entry_price, quantity, leverage, margin, mark_price, wallet_balance, other,
-            maintenance_margin_rate, maintenance_amount, fee, 1.0 if contract_size is None else contract_size,
+            side=side, entry_price=entry_price, quantity=quantity, leverage=leverage, margin=margin,
+            mark_price=mark_price, wallet_balance=wallet_balance, other_positions=other,
+            maintenance_margin_rate=maintenance_margin_rate, maintenance_amount=maintenance_amount,
+            taker_fee_rate=fee, contract_size=1.0 if contract_size is None else contract_size,
         )  # fmt: skip
         if row is not None:
             if maintenance_amount is not None and maintenance_margin_rate is None:
@@ -210,15 +212,8 @@ def liquidation_price(
     shape, a = broadcast(args)
     n = int(np.prod(shape)) if shape else 1
     wanted = _wanted(fields)
-    kernel = _kernels.liquidation_kernel(
-        contract_type == "inverse",
-        cross,
-        rules.mm_basis == "entry",
-        rules.retier,
-        rules.fee_in_mm,
-        rules.close_fee_in_mm,
-        use_table.basis == "quantity",
-        parallel=n >= PARALLEL_MIN_ROWS and numba.get_num_threads() > 1,
+    kernel = _kernel_for(
+        contract_type, cross, rules, use_table, parallel=n >= PARALLEL_MIN_ROWS and numba.get_num_threads() > 1
     )
     with _kernels.KERNEL_LOCK:
         # One position: reuse the preallocated buffers (read into Python scalars before the lock is released)
@@ -238,37 +233,22 @@ def liquidation_price(
 
 
 _ONE = OnePosition()
-#: the order :func:`_one_row` takes its arguments in: the kernel's (checked at import)
-_ROW_FIELDS = (
-    "side",
-    "entry_price",
-    "quantity",
-    "leverage",
-    "margin",
-    "mark_price",
-    "wallet_balance",
-    "other_positions",
-    "maintenance_margin_rate",
-    "maintenance_amount",
-    "taker_fee_rate",
-    "contract_size",
-)
-if _ROW_FIELDS != INPUT_FIELDS:
-    raise ImportError(f"core.liquidation: the one-position row is {_ROW_FIELDS}, the kernel takes {INPUT_FIELDS}")
 _MMR_INDEX = INPUT_FIELDS.index("maintenance_margin_rate")
 _NUMBER_TYPES = (float, int, np.float64)
 
 
-def _one_row(side: Any, *numbers: Any) -> list[float] | None:
-    """One position's kernel inputs as Python floats in :data:`~core.kernel_args.INPUT_FIELDS` order, when
+def _one_row(**inputs: Any) -> list[float] | None:
+    """One position's kernel inputs (named as in :data:`~core.kernel_args.INPUT_FIELDS`) as Python floats in
+    that order, when
     every input is one number (or a side name, or not given): what :func:`as_float`, :func:`side_array`
     and :func:`broadcast` give for such input, without their arrays. None for anything else (arrays, other
     types, a NaN fee or contract size, integers a float cannot hold exactly): the general path takes it."""
+    row = [inputs[k] for k in INPUT_FIELDS]
+    side = row[0]
     if type(side) is str:
-        side = SIDES.get(side)
+        side = row[0] = SIDES.get(side)
     if side is None:  # not a side name, or not given: side_array words the error
         return None
-    row = [side, *numbers]
     for i, v in enumerate(row):
         t = type(v)
         if t is float:
@@ -289,15 +269,7 @@ def _price_one(
 ) -> dict[str, Any]:
     """:func:`liquidation_price` of one position given as :func:`_one_row`: the same kernel on length-1
     buffers filled and read in one step each, the same result dict (Python scalars) as the general path."""
-    kernel = _kernels.liquidation_kernel(
-        contract_type == "inverse",
-        cross,
-        rules.mm_basis == "entry",
-        rules.retier,
-        rules.fee_in_mm,
-        rules.close_fee_in_mm,
-        use_table.basis == "quantity",
-    )
+    kernel = _kernel_for(contract_type, cross, rules, use_table)
     table_args = table_tuple(use_table)
     with _kernels.KERNEL_LOCK:
         _ONE.fill(row)
@@ -311,6 +283,20 @@ def _price_one(
     res["tiers_as_of"] = table.as_of if uses_table else None
     res["tiers_source"] = table.source if uses_table else None
     return res
+
+
+def _kernel_for(contract_type: str, cross: bool, rules: Any, table: TierTable, parallel: bool = False):
+    """The compiled kernel configuration for a contract type, margin mode, ruleset and tier table basis."""
+    return _kernels.liquidation_kernel(
+        contract_type == "inverse",
+        cross,
+        rules.mm_basis == "entry",
+        rules.retier,
+        rules.fee_in_mm,
+        rules.close_fee_in_mm,
+        table.basis == "quantity",
+        parallel=parallel,
+    )
 
 
 def _wanted(fields: Any) -> frozenset[str] | None:
