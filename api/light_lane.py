@@ -103,11 +103,12 @@ class LightLane:
         if environ.get("PATH_INFO") not in self.paths or environ.get("HTTP_TRANSFER_ENCODING"):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > self.max_body:
+        size = int(length) if length.isdigit() else self.max_body + 1
+        if size > self.max_body:
             return self.app(environ, start_response)
-        if int(length):
+        if size:
             try:
-                body = environ["wsgi.input"].read(int(length))
+                body = environ["wsgi.input"].read(size)
             except OSError:  # the client went away mid-body: the app answers the short body as it would
                 body = b""
             environ["wsgi.input"] = io.BytesIO(body)
