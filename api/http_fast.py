@@ -162,27 +162,27 @@ def response(status: str, headers: list[tuple[str, str]], body: bytes, keep_aliv
         f"HTTP/1.1 {status}\r\nServer: {SERVER}\r\nDate: {date}\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
     ]
-    declared = None
+    declared = at = None
     for name, value in headers:
         if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
         if not isinstance(value, str) or not HEADER_VALUE_RE.fullmatch(value):
             raise ValueError(f"invalid value of header {name!r}")
+        value = value.strip(_OWS)
         lower = name.lower()
         if lower == "content-length":
-            declared = int(value)
+            declared, at = int(value), len(lines)
+        elif lower in hop_headers:
             continue
-        if lower in hop_headers:
-            continue
-        lines.append(f"{name}: {value.strip(_OWS)}\r\n")
+        lines.append(f"{name}: {value}\r\n")
     if code < 200 or code in (204, 304):
-        if code == 304 and declared is not None:
-            lines.append(f"Content-Length: {declared}\r\n")
         body = b""
-    else:
-        if declared is not None and declared < len(body):
-            body = body[:declared]  # as gunicorn does: never more than the application announced
+        if code != 304 and at is not None:
+            del lines[at]  # RFC 9110 §8.6: none on 1xx and 204
+    elif declared is None:
         lines.append(f"Content-Length: {len(body)}\r\n")
+    elif declared < len(body):
+        body = body[:declared]  # as gunicorn does: never more than the application announced
     lines.append("\r\n")
     return "".join(lines).encode("latin-1") + body
 
