@@ -3,15 +3,17 @@
 Threaded workers (gunicorn's ``gthread`` as :class:`api.http_worker.BalancedThreadWorker`: connections spread
 evenly over the processes, a busy kept-alive connection served on by its thread), two processes per core, each
 with ``LIQRISK_THREADS`` threads: a slow or idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or,
-between requests, only a socket in the worker's poller — never a whole process — so trickling uploads cannot
-take the service away from other callers. The engine is numpy/numba code pinned to one BLAS/numba thread per
-process; a CPU-bound request shares its process's interpreter with at most the other threads' short requests
-(the switch interval is lowered so they interleave in 1 ms slices), and a process holding more than its share of
-connections stops accepting, so new connections go to the others. ``preload_app`` imports the app and loads the
-first requests' compiled kernels in the master; workers fork with them already in memory and load the rest in
-the background. The backtester is not imported by the master (it is loaded by its own route, or by the job
-workers). Worker recycling is off by default (``max_requests`` 0): the engine does not leak, and a recycle
-stalls that worker's connections. Override with ``LIQRISK_*`` environment variables.
+between requests, only a socket in the worker's poller — never a whole process — so trickling uploads cannot take
+the service away from other callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process;
+a CPU-bound request shares its process's interpreter with at most the other threads' short requests (the switch
+interval is lowered so they interleave in 1 ms slices), and a process holding more than its share of connections
+stops accepting, so new connections go to the others; a calculator request that arrives complete on a kept-alive
+connection is answered by the process's main thread on a fast path that skips gunicorn's general HTTP parser
+(:mod:`api.http_fast`; ``LIQRISK_FAST_PATH=0`` turns it off). ``preload_app`` imports the app and loads the first
+requests' compiled kernels in the master; workers fork with them already in memory and load the rest in the
+background. The backtester is not imported by the master (it is loaded by its own route, or by the job workers).
+Worker recycling is off by default (``max_requests`` 0): the engine does not leak, and a recycle stalls that
+worker's connections. Override with ``LIQRISK_*`` environment variables.
 """
 
 import gc
