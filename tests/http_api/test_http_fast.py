@@ -53,20 +53,25 @@ def _request(method="POST", target="/v1/liquidation-price", headers=JSON, body=L
     return "".join(lines).encode("latin-1") + b"\r\n" + body
 
 
-def _gunicorn(raw: bytes) -> tuple[dict, bytes, bool]:
-    """gunicorn's environ, body and keep-alive verdict for the first request in ``raw``."""
+def _parsed_by_gunicorn(raw: bytes):
+    """gunicorn's request object, environ and body for the first request in ``raw``."""
     cfg = Config()
     ours, theirs = socket.socketpair()
     try:
         theirs.sendall(raw)
         theirs.shutdown(socket.SHUT_WR)
         req = next(ghttp.get_parser(cfg, ours, CLIENT))
-        resp, env = wsgi.create(req, ours, CLIENT, SERVER, cfg)
-        body = env["wsgi.input"].read()
-        return env, body, not req.should_close()
+        _, env = wsgi.create(req, ours, CLIENT, SERVER, cfg)
+        return req, env, env["wsgi.input"].read()
     finally:
         ours.close()
         theirs.close()
+
+
+def _gunicorn(raw: bytes) -> tuple[dict, bytes, bool]:
+    """gunicorn's environ, body and keep-alive verdict for the first request in ``raw``."""
+    req, env, body = _parsed_by_gunicorn(raw)
+    return env, body, not req.should_close()
 
 
 def _fast(raw: bytes) -> tuple[dict, bytes, bool] | None:
@@ -217,17 +222,9 @@ class _Sink:
 
 
 def _gunicorn_answer(status: str, headers: list[tuple[str, str]], body: bytes, raw: bytes) -> bytes:
-    cfg = Config()
-    ours, theirs = socket.socketpair()
-    try:
-        theirs.sendall(raw)
-        theirs.shutdown(socket.SHUT_WR)
-        req = next(ghttp.get_parser(cfg, ours, CLIENT))
-    finally:
-        ours.close()
-        theirs.close()
+    req = _parsed_by_gunicorn(raw)[0]
     sink = _Sink()
-    resp = wsgi.Response(req, sink, cfg)
+    resp = wsgi.Response(req, sink, Config())
     resp.start_response(status, headers)
     resp.write(body)
     resp.close()
