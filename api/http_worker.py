@@ -284,8 +284,9 @@ _ERROR_500 = b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nConten
 def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozenset[str]] | None:
     """The light lane's paths, the request limits and the refused fields, when the fast path is on
     (``LIQRISK_FAST_PATH``, default on) and this server's configuration leaves nothing to gunicorn's request
-    path that the fast path would skip: plain HTTP on TCP (no TLS, no PROXY protocol), no gunicorn access log,
-    the default ``pre_request`` and ``post_request`` hooks, keep-alive on and no ``SCRIPT_NAME``; else None."""
+    path that the fast path would skip: plain HTTP on TCP (no TLS, no PROXY protocol), no gunicorn access log
+    and no statsd metrics, the default ``pre_request`` and ``post_request`` hooks, keep-alive on and no
+    ``SCRIPT_NAME``; else None."""
     lane = getattr(app, "wsgi_app", None)
     if not FAST_PATH or not isinstance(lane, LightLane):
         return None
@@ -293,7 +294,8 @@ def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozense
         cfg.settings[name].value is type(cfg.settings[name]).default for name in ("pre_request", "post_request")
     )
     proxy_protocol = cfg.proxy_protocol not in (None, False, "off")
-    if cfg.is_ssl or proxy_protocol or log.access_log_enabled or not hooks_default or not cfg.keepalive:
+    logged = log.access_log_enabled or cfg.statsd_host  # both are fed by gunicorn's per-request access call
+    if cfg.is_ssl or proxy_protocol or logged or not hooks_default or not cfg.keepalive:
         return None
     if os.environ.get("SCRIPT_NAME"):
         return None

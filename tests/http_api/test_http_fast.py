@@ -439,7 +439,7 @@ def test_a_client_that_stops_reading_holds_no_one_else_up(one_thread_server) -> 
         other.close()
 
 
-def test_the_fast_path_is_off_with_the_lane_or_a_gunicorn_access_log() -> None:
+def test_the_fast_path_is_off_without_the_lane_or_with_what_gunicorn_does_per_request() -> None:
     from types import SimpleNamespace
 
     from flask import Flask
@@ -457,5 +457,8 @@ def test_the_fast_path_is_off_with_the_lane_or_a_gunicorn_access_log() -> None:
     assert on is not None and "/v1/liquidation-price" in on[0] and on[1].max_body == app.config["LIGHT_LANE_MAX_BODY"]
     assert fast_path(Flask("plain"), cfg, Log()) is None  # no lane
     assert fast_path(app, cfg, Log(access_log_enabled=True)) is None
+    cfg.set("statsd_host", "127.0.0.1:8125")
+    assert fast_path(app, cfg, Log()) is None
+    cfg = Config()
     cfg.set("keepalive", 0)
     assert fast_path(app, cfg, Log()) is None
