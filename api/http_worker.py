@@ -23,22 +23,24 @@ long as the average one, and the p99 latency of the whole service is that proces
   clients still hold only a socket, never a thread. With a trivial WSGI application this cut gunicorn's own
   cost from about 450 to 360 µs of CPU per request on this project's 2-core machine.
 
-* **The fast path for calculator requests.** When a kept-alive connection becomes readable, the main thread
-  reads what has arrived without waiting. If that is a complete, plain request for one of the light lane's paths
+* **The fast path for calculator requests.** When a kept-alive connection becomes readable, the main thread reads
+  what has arrived without waiting. If that is a complete, plain request for one of the light lane's paths
   (:mod:`api.light_lane`; :func:`api.http_fast.parse` says which requests qualify), the main thread answers it
-  itself (:func:`api.http_fast.response` frames the answer), sends it without waiting and puts the connection
-  back in the poller. Anything else — a new connection's first request, a body still arriving, heavy routes,
-  anything unusual in the request — stays buffered, untouched, for gunicorn's own parser in a pool thread, as
-  before. The main thread runs the light lane's requests one after the other in the order they came, which is
-  the lane's rule anyway; what it saves is gunicorn's general parser and response writer and the hand-offs
-  between threads: 1,460 → 2,800 single-position answers per second on this project's 2-core machine (``wrk``,
-  32 connections). An answer the socket does not take at once is finished by a pool thread, so a client that
-  stops reading holds a thread, never the main loop. It is off (``LIQRISK_FAST_PATH=0``) with the lane, and
-  whenever this server's configuration asks gunicorn for more than it skips (:func:`fast_path`). With it on,
-  a thread gives a connection back to the poller right after an answer (the keep-alive wait above is for the
-  fast path being off).
+  itself (:func:`api.http_fast.response` frames the answer), sends it without waiting and puts the connection back
+  in the poller. Anything else — a new connection's first request, a body still arriving, heavy routes, anything
+  unusual in the request — stays buffered, untouched, for gunicorn's own parser in a pool thread, as before. The
+  main thread runs the light lane's requests one after the other in the order they came, which is the lane's rule
+  anyway; what it saves is gunicorn's general parser and response writer and the hand-offs between threads: 1,460 →
+  2,500–2,800 single-position answers per second on this project's 2-core machine (``wrk``, 32 connections). An
+  answer the socket does not take at once is finished by a pool thread, and so is closing a connection (a graceful
+  close waits for the client), so a client that stops reading holds a thread, not the main loop; and when a pool
+  thread holds the lane, the request goes to a pool thread too instead of waiting. It is off with
+  ``LIQRISK_FAST_PATH=0``, without the lane, and whenever this server's configuration asks gunicorn for more than
+  it skips (:func:`fast_path`). With it on, a thread gives a connection back to the poller right after an answer
+  (the keep-alive wait above is for the fast path being off).
 
-Everything else (timeouts, slow-client deferral, graceful stop, ``max_requests``) is ``gthread``'s own.
+Everything else (timeouts, slow-client deferral, graceful stop, ``max_requests``) is ``gthread``'s own; the
+fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker._keep_alive_allowed`).
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ from concurrent import futures
 
 import numpy as np
 from gunicorn.http import wsgi
+from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE as _MAX_FIELD_SIZE
+from gunicorn.http.message import MAX_HEADERS as _MAX_HEADERS
+from gunicorn.http.message import MAX_REQUEST_LINE as _MAX_REQUEST_LINE
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import http_fast
-from .light_lane import LightLane
+from .light_lane import LANE_HELD, FifoLock, LightLane
 
 #: most worker processes the balance table holds (more workers share the last slot's accounting: none)
 MAX_WORKERS = 256
@@ -186,15 +191,15 @@ class BalancedThreadWorker(ThreadWorker):
 
     def _answer_here(self, conn) -> bool:
         """Read what ``conn`` has sent (without waiting); if it is a complete, plain request for a light-lane
-        path (:func:`api.http_fast.parse`), answer it on this thread and put the connection back in the
-        poller, or close it. False (nothing consumed, the bytes stay buffered for gunicorn's parser) for
-        anything else."""
+        path (:func:`api.http_fast.parse`) and the lane is free, answer it on this thread and put the connection
+        back in the poller, or close it. False (nothing consumed, the bytes stay buffered for gunicorn's parser)
+        for anything else, a busy lane included: this thread never waits for a pool thread."""
         if not conn.initialized or conn.is_http2 or not isinstance(conn.server, tuple):
             return False
-        paths, limits, refused = self._fast
+        paths, limits, refused, lane = self._fast
         buffer = conn.parser.unreader.buf
         try:
-            data = conn.sock.recv(limits.max_body + 16384)
+            data = conn.sock.recv(limits.max_body + http_fast.HEAD_BYTES)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -206,19 +211,29 @@ class BalancedThreadWorker(ThreadWorker):
         buffer.seek(0, os.SEEK_END)
         buffer.write(data)
         raw = buffer.getvalue()
-        request = http_fast.parse(raw, paths, limits, refused)
-        if request is None:
-            return False
-        buffer.seek(0)
-        buffer.truncate()
-        buffer.write(raw[request.end :])  # a pipelined next request stays for the poller's next round
-        environ = http_fast.environ(request, self._base_environ, conn.sock, conn.client, conn.server)
-        keep_alive = request.keep_alive and self._keep_alive_allowed()
         try:
-            answer = self._run_app(environ, keep_alive)
-        except Exception:
-            self.log.exception("Error handling request %s", environ["RAW_URI"])
-            answer, keep_alive = _ERROR_500, False
+            request = http_fast.parse(raw, paths, limits, refused)
+        except Exception:  # whatever the bytes, gunicorn's parser decides on them
+            self.log.exception("liqrisk: fast path could not read a request; gunicorn's parser takes it")
+            return False
+        if request is None or not lane.try_acquire():
+            return False
+        try:
+            buffer.seek(0)
+            buffer.truncate()
+            buffer.write(raw[request.end :])  # a pipelined next request: gthread's finish_request hands it on
+            environ = http_fast.environ(request, self._base_environ, conn.sock, conn.client, conn.server)
+            environ["wsgi.errors"] = wsgi.WSGIErrorsWrapper(self.cfg)  # as gunicorn: one per request
+            environ[LANE_HELD] = True
+            allowed = self._keep_alive_allowed()  # counts the request for max_requests, whatever the client asks
+            keep_alive = request.keep_alive and allowed
+            try:
+                answer = self._run_app(environ, keep_alive)
+            except Exception:
+                self.log.exception("Error handling request %s", environ["RAW_URI"])
+                answer, keep_alive = _ERROR_500, False
+        finally:
+            lane.release()
         self._send(conn, answer, keep_alive)
         return True
 
@@ -272,6 +287,10 @@ class BalancedThreadWorker(ThreadWorker):
             future = self.tpool.submit(send_rest)
             future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
             return
+        if not keep_alive:  # a graceful close waits up to 2 s for the client's FIN: not on this thread
+            self.nr_conns -= 1
+            self.tpool.submit(conn.close, True)
+            return
         done: futures.Future = futures.Future()
         done.set_result(keep_alive)
         self.finish_request(conn, done)
@@ -281,8 +300,8 @@ class BalancedThreadWorker(ThreadWorker):
 _ERROR_500 = b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
-def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozenset[str]] | None:
-    """The light lane's paths, the request limits and the refused fields, when the fast path is on
+def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozenset[str], FifoLock] | None:
+    """The light lane's paths, the request limits, the refused fields and the lane's lock, when the fast path is on
     (``LIQRISK_FAST_PATH``, default on) and this server's configuration leaves nothing to gunicorn's request
     path that the fast path would skip: plain HTTP on TCP (no TLS, no PROXY protocol), no gunicorn access log
     and no statsd metrics, the default ``pre_request`` and ``post_request`` hooks, keep-alive on and no
@@ -295,15 +314,18 @@ def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozense
     )
     proxy_protocol = cfg.proxy_protocol not in (None, False, "off")
     logged = log.access_log_enabled or cfg.statsd_host  # both are fed by gunicorn's per-request access call
-    if cfg.is_ssl or proxy_protocol or logged or not hooks_default or not cfg.keepalive:
+    plain = getattr(cfg, "protocol", "http") == "http" and not cfg.is_ssl and not proxy_protocol
+    if not plain or logged or not hooks_default or not cfg.keepalive:
         return None
     if os.environ.get("SCRIPT_NAME"):
         return None
+    # gunicorn's own clamping of its limits (gunicorn/http/message.py); 0 ("unlimited") is held to the maximum
+    line, fields, field_size = cfg.limit_request_line, cfg.limit_request_fields, cfg.limit_request_field_size
     limits = http_fast.Limits(
-        request_line=cfg.limit_request_line or 4094,
-        fields=cfg.limit_request_fields or 100,
-        field_size=cfg.limit_request_field_size or 8190,
+        request_line=line if 0 < line < _MAX_REQUEST_LINE else _MAX_REQUEST_LINE,
+        fields=fields if 0 < fields <= _MAX_HEADERS else _MAX_HEADERS,
+        field_size=field_size if field_size > 0 else _MAX_FIELD_SIZE,
         max_body=lane.max_body,
     )
     refused = frozenset(name.upper() for name in cfg.secure_scheme_headers)
-    return lane.paths, limits, refused
+    return lane.paths, limits, refused, lane.lane

@@ -30,6 +30,8 @@ from flask import Flask
 
 from .limits import HEAVY
 
+#: environ key set by the fast path (:mod:`api.http_worker`) when it has taken the lane itself for a request
+LANE_HELD = "liqrisk.light_lane_held"
 #: blueprints whose static POST routes are single-object calculators (the lane's candidates)
 CALCULATOR_BLUEPRINTS = ("liquidation", "calculators", "risk", "market")
 
@@ -52,6 +54,14 @@ class FifoLock:
             turn.acquire()
             self._waiters.append(turn)
         turn.acquire()  # released by the holder before us: the lock is ours from then on
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it and nobody waits for it; never waits."""
+        with self._guard:
+            if self._held or self._waiters:
+                return False
+            self._held = True
+            return True
 
     def release(self) -> None:
         with self._guard:
@@ -100,6 +110,8 @@ class LightLane:
         self.lane = FifoLock()
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        if environ.get(LANE_HELD):  # the fast path holds the lane for this request, its body read
+            return self.app(environ, start_response)
         if environ.get("PATH_INFO") not in self.paths or environ.get("HTTP_TRANSFER_ENCODING"):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or "0"

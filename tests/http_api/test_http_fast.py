@@ -53,9 +53,11 @@ def _request(method="POST", target="/v1/liquidation-price", headers=JSON, body=L
     return "".join(lines).encode("latin-1") + b"\r\n" + body
 
 
-def _parsed_by_gunicorn(raw: bytes):
-    """gunicorn's request object, environ and body for the first request in ``raw``."""
+def _parsed_by_gunicorn(raw: bytes, **settings):
+    """gunicorn's request object, environ and body for the first request in ``raw`` (with these settings)."""
     cfg = Config()
+    for name, value in settings.items():
+        cfg.set(name, value)
     ours, theirs = socket.socketpair()
     try:
         theirs.sendall(raw)
@@ -68,14 +70,14 @@ def _parsed_by_gunicorn(raw: bytes):
         theirs.close()
 
 
-def _gunicorn(raw: bytes) -> tuple[dict, bytes, bool]:
+def _gunicorn(raw: bytes, **settings) -> tuple[dict, bytes, bool]:
     """gunicorn's environ, body and keep-alive verdict for the first request in ``raw``."""
-    req, env, body = _parsed_by_gunicorn(raw)
+    req, env, body = _parsed_by_gunicorn(raw, **settings)
     return env, body, not req.should_close()
 
 
-def _fast(raw: bytes) -> tuple[dict, bytes, bool] | None:
-    request = http_fast.parse(raw, PATHS, LIMITS, frozenset(k.upper() for k in Config().secure_scheme_headers))
+def _fast(raw: bytes, limits: http_fast.Limits = LIMITS) -> tuple[dict, bytes, bool] | None:
+    request = http_fast.parse(raw, PATHS, limits, frozenset(k.upper() for k in Config().secure_scheme_headers))
     if request is None:
         return None
     base = {**wsgi.base_environ(Config()), "wsgi.multithread": False}
@@ -197,14 +199,44 @@ def test_whatever_the_fast_path_takes_gunicorn_reads_the_same(method, path, quer
         _request().replace(b"\r\n", b"\n"),
         _request()[:-1],  # the body is not all there
         _request()[:30],  # nor the head
-        _request(headers=[("Host", "x")] + [(f"X-F{i}", "v") for i in range(100)]),
-        _request(headers=(("Host", "x"), ("X-Long", "v" * 8200))),
+        _request("GET", "/healthz", headers=[("Host", "x")] + [(f"X-F{i}", "v") for i in range(100)], body=b""),
+        _request(headers=(("Host", "x"), ("X-Long", "v" * (8190 - len("X-Long: \r\n") + 1)))),
+        _request(body=b"").replace(b"\r\n\r\n", b"\r\nContent-Length: " + b"0" * 5000 + b"\r\n\r\n"),
         _request(target="/healthz?" + "q" * 4100, body=b""),
         _request(body=b"{" + b" " * 65536 + b"}"),
     ],
 )
 def test_anything_unusual_is_left_to_gunicorn(raw: bytes) -> None:
     assert _fast(raw) is None
+
+
+def test_the_limits_are_gunicorns() -> None:
+    """A field line of exactly ``limit_request_field_size`` bytes with its CRLF, exactly ``limit_request_fields``
+    fields and a request line of exactly ``limit_request_line`` bytes are taken and read as gunicorn reads them
+    with the same settings; one byte or one field more is left to gunicorn, which refuses it."""
+    settings = {"limit_request_field_size": 200, "limit_request_fields": 10, "limit_request_line": 100}
+    limits = http_fast.Limits(request_line=100, fields=10, field_size=200)
+    field = ("X-Long", "v" * (200 - len("X-Long: \r\n")))
+    target = "/healthz?" + "q" * (100 - len("GET /healthz? HTTP/1.1"))
+    fitting = [
+        _request(headers=(("Host", "x"), field)),
+        _request("GET", "/healthz", headers=[("Host", "x")] + [(f"X-F{i}", "v") for i in range(9)], body=b""),
+        _request("GET", target, body=b""),
+    ]
+    over = [
+        _request(headers=(("Host", "x"), (field[0], field[1] + "v"))),
+        _request("GET", "/healthz", headers=[("Host", "x")] + [(f"X-F{i}", "v") for i in range(10)], body=b""),
+        _request("GET", target + "q", body=b""),
+    ]
+    for raw in fitting:
+        fast = _fast(raw, limits)
+        assert fast is not None
+        env, body, keep = _gunicorn(raw, **settings)
+        assert _comparable(fast[0]) == _comparable(env) and (fast[1], fast[2]) == (body, keep)
+    for raw in over:
+        assert _fast(raw, limits) is None
+        with pytest.raises(Exception, match="(?i)limit request|too large"):
+            _gunicorn(raw, **settings)
 
 
 def test_a_pipelined_request_is_left_in_the_buffer() -> None:
@@ -439,6 +471,36 @@ def test_a_client_that_stops_reading_holds_no_one_else_up(one_thread_server) -> 
         other.close()
 
 
+def test_max_requests_counts_fast_path_requests() -> None:
+    """``max_requests`` 4. A request on the fast path that asks to close is counted: the worker's 4th request, on
+    a new connection, is answered with ``Connection: close``. The next worker's 4th request arrives on the fast
+    path, which answers it with ``Connection: close`` and closes."""
+    env = {"LIQRISK_WORKERS": "1", "LIQRISK_MAX_REQUESTS": "4", "LIQRISK_RATE_LIMIT_ENABLED": "0"}
+    proc, base = _serve(GUNICORN, ROOT, env)
+    port = int(base.rsplit(":", 1)[1])
+
+    def kept_alive(requests: list[bytes]) -> list[bytes]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buffer, answers = bytearray(), []
+            for raw in requests:
+                sock.sendall(raw)
+                answers.append(_read_answer(sock, buffer))
+                time.sleep(0.01)  # the connection is back in the poller: the next request takes the fast path
+            assert sock.recv(10) == b""  # closed by the server
+            return answers
+
+    healthz, closing = _request("GET", "/healthz", body=b""), _request(headers=(("Host", "x"), ("Connection", "close")))
+    try:
+        _wait(base + "/healthz", proc)  # request 1
+        assert b"\r\nConnection: close\r\n" in kept_alive([healthz, closing])[1]  # 2 and 3
+        assert b"\r\nConnection: close\r\n" in kept_alive([healthz])[0]  # 4: the last of this worker
+        _wait(base + "/healthz", proc)  # the next worker's request 1
+        answers = kept_alive([healthz, healthz, healthz])  # its 2, 3 and 4
+        assert [b"\r\nConnection: close\r\n" in a for a in answers] == [False, False, True]
+    finally:
+        _stop(proc)
+
+
 def test_the_fast_path_is_off_without_the_lane_or_with_what_gunicorn_does_per_request() -> None:
     from types import SimpleNamespace
 
@@ -462,3 +524,31 @@ def test_the_fast_path_is_off_without_the_lane_or_with_what_gunicorn_does_per_re
     cfg = Config()
     cfg.set("keepalive", 0)
     assert fast_path(app, cfg, Log()) is None
+
+
+def test_the_main_thread_never_waits_for_the_lane() -> None:
+    """The fast path takes the lane only if it is free (no holder, no one waiting), and the lane then lets the
+    request through without taking it again."""
+    from api.light_lane import LANE_HELD, FifoLock, LightLane
+
+    lock = FifoLock()
+    assert lock.try_acquire() and not lock.try_acquire()
+    waiter = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
+    waiter.start()
+    while not lock.waiting():
+        time.sleep(0.001)
+    lock.release()  # handed to the waiter, which releases it
+    waiter.join(5)
+    assert lock.try_acquire()
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    lane = LightLane(app, frozenset({"/x"}), 100)
+    lane.lane = lock  # held by this test, as by the fast path
+    env = {"PATH_INFO": "/x", "CONTENT_LENGTH": "2", "wsgi.input": __import__("io").BytesIO(b"{}"), LANE_HELD: True}
+    assert list(lane(env, lambda *a: None)) == [b"ok"] and seen == [b"{}"]
+    lock.release()
