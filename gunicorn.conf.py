@@ -32,7 +32,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="liqrisk-metrics-")
 
 bind = os.environ.get("LIQRISK_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("LIQRISK_WORKERS", 2 * multiprocessing.cpu_count()))
+#: light workers (accept every connection; heavy requests pass on to the heavy workers: api/heavy_workers.py)
+light_workers = int(os.environ.get("LIQRISK_WORKERS", multiprocessing.cpu_count()))
+#: heavy workers (0: none, the light workers answer heavy requests themselves)
+heavy_workers = int(os.environ.get("LIQRISK_HEAVY_WORKERS", multiprocessing.cpu_count()))
+workers = light_workers + heavy_workers
 worker_class = os.environ.get("LIQRISK_WORKER_CLASS", "api.http_worker.BalancedThreadWorker")
 #: threads per worker: each trickling client holds one while it sends its request
 threads = int(os.environ.get("LIQRISK_THREADS", "64"))
@@ -69,6 +73,11 @@ def on_starting(server):
     os.makedirs(metrics_dir, exist_ok=True)
     from core.warmup import first_configurations, skip_blas_probe, warm_up
 
+    if heavy_workers > 0 and not server.cfg.is_ssl:
+        from api import heavy_workers as split
+
+        server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy_workers,
+                        split.open_listener(light_workers, backlog))  # fmt: skip
     skip_blas_probe()
     seconds = warm_up(configs=first_configurations())
     if seconds > 2.0:
@@ -79,13 +88,17 @@ def on_starting(server):
 
 
 def pre_fork(server, worker):
-    """Move every object the master holds (the app, numpy, numba, the loaded kernels: about 145,000) out of the
+    """The new worker's role, light or heavy (:func:`api.http_worker.assign_role`). Then move every object the
+    master holds (the app, numpy, numba, the loaded kernels: about 145,000) out of the
     cyclic garbage collector's sight before the fork (``gc.freeze``,
     https://docs.python.org/3/library/gc.html#gc.freeze). The oldest generation's collections in a worker then
     scan only what the worker made itself: measured 57 ms of CPU per collection before, 4-7 ms after, a pause
     that stalled every thread of the worker. The frozen objects are never freed, which is what the app's
     objects are anyway; and a collection no longer writes to their pages, so they stay shared with the master
     instead of being copied into each worker."""
+    from api.http_worker import assign_role
+
+    worker.liqrisk_role = assign_role(server.WORKERS, server.num_workers)
     gc.freeze()
 
 
@@ -134,3 +147,10 @@ def on_reload(server):
 
     result = reload_from_env()
     server.log.info("liqrisk: tier tables reloaded: %s", result["symbols"] or "packaged only")
+
+
+def on_exit(server):
+    """Remove the heavy workers' socket and its directory."""
+    from api import heavy_workers as split
+
+    split.close_listener()

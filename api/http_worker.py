@@ -59,7 +59,7 @@ from gunicorn.http.message import MAX_HEADERS as _MAX_HEADERS
 from gunicorn.http.message import MAX_REQUEST_LINE as _MAX_REQUEST_LINE
 from gunicorn.workers.gthread import ThreadWorker
 
-from . import http_fast
+from . import heavy_workers, http_fast, light_lane, limits
 from .light_lane import LANE_HELD, FifoLock, LightLane
 
 #: most worker processes the balance table holds (more workers share the last slot's accounting: none)
@@ -71,23 +71,37 @@ KEEPALIVE_WAIT = float(os.environ.get("LIQRISK_KEEPALIVE_WAIT_MS", "2")) / 1000.
 #: whether complete light-lane requests of kept-alive connections are answered on the main thread
 FAST_PATH = os.environ.get("LIQRISK_FAST_PATH", "1") not in ("0", "false", "False", "")
 
-# The table: one row per slot, (pid, connections held). Anonymous shared memory made at import, which happens in
-# the master when gunicorn loads the worker class, so every forked worker maps the same pages.
-_SHARED = mmap.mmap(-1, MAX_WORKERS * 16)
-_TABLE = np.frombuffer(_SHARED, dtype=np.int64).reshape(MAX_WORKERS, 2)
+# The table: one row per slot, (pid, connections held, role). Anonymous shared memory made at import, which
+# happens in the master when gunicorn loads the worker class, so every forked worker maps the same pages.
+_SHARED = mmap.mmap(-1, MAX_WORKERS * 24)
+_TABLE = np.frombuffer(_SHARED, dtype=np.int64).reshape(MAX_WORKERS, 3)
 _CLAIM = multiprocessing.Lock()
+#: roles in the table's third column
+LIGHT, HEAVY = 0, 1
 
 
-def claim_slot(pid: int) -> int | None:
-    """A free row of the table for worker ``pid`` (a row whose worker has exited counts as free), or None when
-    all are taken."""
+def claim_slot(pid: int, role: int = LIGHT) -> int | None:
+    """A free row of the table for worker ``pid`` of ``role`` (a row whose worker has exited counts as free), or
+    None when all are taken."""
     with _CLAIM:
         for slot in range(MAX_WORKERS):
             owner = int(_TABLE[slot, 0])
             if owner == 0 or owner == pid or not _alive(owner):
-                _TABLE[slot] = (pid, 0)
+                _TABLE[slot] = (pid, 0, role)
                 return slot
     return None
+
+
+def assign_role(workers: dict, wanted: int) -> int:
+    """In gunicorn's master, before a worker forks (``pre_fork``): heavy (:mod:`api.heavy_workers`) when the
+    workers that stay beside the new one already hold enough light ones, else light. Those are the newest
+    ``wanted - 1`` of ``workers`` (gunicorn's pid -> worker table): when there are more, as while a reload
+    (``SIGHUP``) starts the new generation, gunicorn stops the oldest. ``wanted`` is gunicorn's ``workers``."""
+    if heavy_workers.listener() is None:
+        return LIGHT
+    staying = sorted(workers.values(), key=lambda w: w.age, reverse=True)[: max(wanted - 1, 0)]
+    light = sum(1 for w in staying if getattr(w, "liqrisk_role", LIGHT) == LIGHT)
+    return HEAVY if light >= heavy_workers.light_workers else LIGHT
 
 
 def release_slot(pid: int) -> None:
@@ -99,7 +113,7 @@ def release_slot(pid: int) -> None:
 def fair_share() -> int:
     """The most connections one worker may hold: the even share of all held connections, rounded up, plus
     :data:`ACCEPT_SLACK`."""
-    live = _TABLE[:, 0] != 0
+    live = (_TABLE[:, 0] != 0) & (_TABLE[:, 2] == LIGHT)
     workers = int(live.sum())
     if workers == 0:
         return ACCEPT_SLACK
@@ -122,9 +136,13 @@ class BalancedThreadWorker(ThreadWorker):
 
     _slot: int | None = None
     _fast: tuple | None = None
+    role = LIGHT
 
     def init_process(self):
-        self._slot = claim_slot(os.getpid())
+        self.role = getattr(self, "liqrisk_role", LIGHT)  # set by the master (assign_role in pre_fork)
+        self._slot = claim_slot(os.getpid(), self.role)
+        if self.role == HEAVY:
+            self.sockets = [heavy_workers.listener()]  # only light workers' hand-offs, never the public socket
         super().init_process()
 
     def _publish(self) -> None:
@@ -132,8 +150,8 @@ class BalancedThreadWorker(ThreadWorker):
             _TABLE[self._slot, 1] = self.nr_conns
 
     def _room(self) -> bool:
-        """Whether one more connection keeps this worker within its share."""
-        return self._slot is None or self.nr_conns + 1 <= fair_share()
+        """Whether one more connection keeps this worker within its share (a heavy worker's are not shared)."""
+        return self._slot is None or self.role == HEAVY or self.nr_conns + 1 <= fair_share()
 
     def set_accept_enabled(self, enabled):
         """gunicorn's own rule (fewer connections than ``worker_connections``), and room within the share."""
@@ -156,13 +174,23 @@ class BalancedThreadWorker(ThreadWorker):
         self._publish()
 
     def load_wsgi(self):
-        """gunicorn's, then the fast path (:func:`fast_path`) if this app and configuration allow it."""
+        """gunicorn's, then the fast path (:func:`fast_path`) if this app and configuration allow it; a light
+        worker passes heavy requests on to the heavy workers (:func:`heavy_proxy`), a heavy one takes the
+        client's address from the light worker's field (:class:`api.heavy_workers.TrustPeer`)."""
         super().load_wsgi()
-        self._fast = fast_path(self.wsgi, self.cfg, self.log)
+        self._app = self.wsgi
+        if self.role == HEAVY:
+            self.wsgi = heavy_workers.TrustPeer(self._app)
+            self.log.info("liqrisk: heavy worker (requests of light workers only)")
+            return
+        self._fast = fast_path(self._app, self.cfg, self.log)
         self.log.debug("liqrisk: fast path %s", "on" if self._fast else "off")
         if self._fast is not None:
             self._base_environ = {**wsgi.base_environ(self.cfg), "wsgi.multithread": True}
             self._http_date = http_fast.HttpDate()
+        proxy = heavy_proxy(self._app, self.cfg)
+        if proxy is not None:
+            self.wsgi = proxy
 
     def handle(self, conn):
         """Serve requests of ``conn`` while they keep coming within :data:`KEEPALIVE_WAIT` of the last
@@ -257,7 +285,7 @@ class BalancedThreadWorker(ThreadWorker):
             return chunks.append
 
         chunks: list[bytes] = []
-        answer = self.wsgi(environ, start_response)
+        answer = self._app(environ, start_response)  # a lane request: never one for the heavy workers
         try:
             chunks.extend(answer)
         finally:
@@ -329,3 +357,22 @@ def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozense
     )
     refused = frozenset(name.upper() for name in cfg.secure_scheme_headers)
     return lane.paths, limits, refused, lane.lane
+
+
+def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
+    """The middleware that passes heavy requests to the heavy workers, when there are some
+    (:func:`api.heavy_workers.open_listener` ran in the master) and the connection to them is plain HTTP as
+    :class:`api.heavy_workers.HeavyProxy` speaks it (no TLS, no PROXY protocol on this server's sockets)."""
+    sock = heavy_workers.listener()
+    if sock is None or not hasattr(app, "url_map") or cfg.is_ssl or cfg.proxy_protocol not in (None, False, "off"):
+        return None
+    paths = heavy_workers.heavy_paths(app)
+    endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule in paths}
+    return heavy_workers.HeavyProxy(
+        app,
+        sock.getsockname(),
+        paths,
+        light_lane.lane_paths(app),
+        app.config["LIGHT_LANE_MAX_BODY"],
+        {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()},
+    )

@@ -1,0 +1,290 @@
+"""Heavy workers: gunicorn worker processes of their own for the requests that take long.
+
+A worker process runs one Python thread at a time. When a batch of 500,000 rows, a liquidation map or a Monte
+Carlo run shares a process with the single-position calculator requests, those wait for the interpreter lock
+behind it: numpy and the JSON codec hold it for 10-45 ms at a time over long lists. With two processes per core
+the operating system shares each core between a busy process and a free one, which keeps the short requests
+moving, but at full load it also makes every short request wait for the core behind the other process
+(:mod:`api.http_worker`). So the work is split by process instead:
+
+* **Light workers** (``LIQRISK_WORKERS``, one per core by default) accept every connection, answer the calculator
+  routes, ``/healthz``, the jobs and documentation routes, and pass each heavy request on.
+* **Heavy workers** (``LIQRISK_HEAVY_WORKERS``, one per core by default; 0 turns the split off) are gunicorn
+  workers of the same class that listen on a private Unix socket instead of the public one. They answer only
+  what light workers pass them, with the whole application (limits, rate limits, time budget, access log and
+  metrics), and gunicorn's master starts, times out and replaces them like any worker.
+
+A request is heavy (:func:`heavy_paths`, :meth:`HeavyProxy.is_heavy`) when it is a ``POST`` to a calculator or
+backtest route that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`,
+and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the body
+(a ``Content-Length`` above the route's limit, or a chunked body past it, is answered 413 there without passing
+it on), opens a new connection to the heavy socket, sends the request with the client's address in
+:data:`PEER_HEADER` (the client's own such header is dropped) and streams the answer back. When no heavy worker
+can be reached (all busy past the socket's backlog, or the server is starting) the light worker answers the
+request itself, as it would without the split; when the heavy worker fails after taking the request (killed by
+the timeout, out of memory), the client gets a 503 problem with ``Retry-After``.
+
+Measured on this project's 2-core machine (``make loadtest``, in the issue notes of the repository's history): with
+one light and one heavy worker per core, single-position requests keep their full-load latency of two processes
+(p99 16-17 ms at 32 connections, against 22-34 ms with four equal workers), and while two of the heaviest
+requests run their p99 stays within the 50 ms goal (it was 72-102 ms with two equal workers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator
+
+import orjson
+from flask import Flask
+
+from .light_lane import CALCULATOR_BLUEPRINTS
+
+#: request header that carries the client's address from a light worker to a heavy one
+PEER_HEADER = "X-Liqrisk-Peer"
+_PEER_ENVIRON = "HTTP_" + PEER_HEADER.upper().replace("-", "_")
+#: blueprints whose static POST routes may be passed to a heavy worker
+HEAVY_BLUEPRINTS = (*CALCULATOR_BLUEPRINTS, "backtests")
+#: bytes per read when streaming a heavy worker's answer back to the client
+ANSWER_CHUNK = 1 << 20
+#: answer headers that describe the connection to the heavy worker, not the answer (gunicorn writes its own)
+_HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "date", "server"})
+
+#: request fields of the client's connection to the light worker (and any peer field it made up), not passed on
+_NOT_FORWARDED = frozenset(
+    {
+        "HTTP_CONNECTION",
+        "HTTP_KEEP_ALIVE",
+        "HTTP_TRANSFER_ENCODING",
+        "HTTP_CONTENT_LENGTH",
+        "HTTP_EXPECT",
+        _PEER_ENVIRON,
+    }  # fmt: skip
+)
+
+_listener: socket.socket | None = None
+_directory: str | None = None
+#: light workers wanted (the rest of gunicorn's ``workers`` are heavy); 0 = the split is off
+light_workers = 0
+
+
+def open_listener(light: int, backlog: int = 128) -> str:
+    """In gunicorn's master, before the fork: the heavy workers' Unix socket, in a new directory only this user
+    can enter; ``light`` of the workers are light. Returns the socket's path."""
+    global _listener, _directory, light_workers
+    close_listener()
+    _directory = tempfile.mkdtemp(prefix="liqrisk-heavy-")
+    path = os.path.join(_directory, "heavy.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(backlog)
+    _listener, light_workers = sock, light
+    return path
+
+
+def close_listener() -> None:
+    """Close the socket and remove its directory (gunicorn's ``on_exit``)."""
+    global _listener, _directory, light_workers
+    if _listener is not None:
+        _listener.close()
+    if _directory is not None:
+        shutil.rmtree(_directory, ignore_errors=True)
+    _listener, _directory, light_workers = None, None, 0
+
+
+def listener() -> socket.socket | None:
+    """The heavy workers' socket (None when the split is off)."""
+    return _listener
+
+
+def heavy_paths(app: Flask) -> frozenset[str]:
+    """Static ``POST`` routes of :data:`HEAVY_BLUEPRINTS` (the lane's own paths among them: a request the lane
+    does not take, by its size, is heavy)."""
+    paths = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".", 1)[0] in HEAVY_BLUEPRINTS and "POST" in rule.methods and not rule.arguments:
+            paths.add(rule.rule)
+    return frozenset(paths)
+
+
+class TrustPeer:
+    """WSGI middleware of a heavy worker: the client address a light worker sent in :data:`PEER_HEADER` becomes
+    ``REMOTE_ADDR`` (and ``REMOTE_PORT``), as if the client had connected here. Only light workers can connect to
+    the heavy socket (its directory is private to this user), so the header is trusted."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        peer = environ.pop(_PEER_ENVIRON, None)
+        if peer:
+            host, _, port = peer.rpartition(" ")
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = host, port
+        return self.app(environ, start_response)
+
+
+class HeavyProxy:
+    """WSGI middleware of a light worker: heavy requests (:meth:`is_heavy`) are sent to a heavy worker through
+    the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
+
+    def __init__(self, app, path: str, paths: frozenset[str], lane_paths: frozenset[str], lane_max_body: int,
+                 body_limits: dict[str, int]) -> None:  # fmt: skip
+        self.app = app
+        self.path = path
+        self.paths = paths
+        self.lane_paths = lane_paths
+        self.lane_max_body = lane_max_body
+        self.body_limits = body_limits
+
+    def is_heavy(self, environ: dict) -> bool:
+        """A ``POST`` to one of :attr:`paths` that the light lane would not take."""
+        path = environ.get("PATH_INFO")
+        if environ.get("REQUEST_METHOD") != "POST" or path not in self.paths:
+            return False
+        if path not in self.lane_paths or environ.get("HTTP_TRANSFER_ENCODING"):
+            return True
+        length = environ.get("CONTENT_LENGTH") or "0"
+        return not length.isdigit() or int(length) > self.lane_max_body
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        if not self.is_heavy(environ):
+            return self.app(environ, start_response)
+        limit = self.body_limits.get(environ["PATH_INFO"])
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
+            return self.app(environ, start_response)  # refused (400/413) here without reading the body
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            return self.app(environ, start_response)  # no heavy worker to take it: answer it here
+        try:
+            body = _read(environ, int(length) if length else None, limit)
+            if body is None:  # a chunked body past the limit: the app answers 413 on what was read
+                sock.close()
+                return self.app(environ, start_response)
+            sock.sendall(_request_head(environ, len(body)))
+            sock.sendall(body)
+            del body
+            reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
+            status, headers, length_out = _answer_head(reader)
+        except (OSError, ValueError, _BadAnswer):
+            sock.close()
+            return _unavailable(environ, start_response)
+        start_response(status, headers)
+        return _stream(sock, reader, length_out)
+
+
+class _BadAnswer(Exception):
+    """The heavy worker closed the connection, or wrote something that is not an HTTP/1.1 answer."""
+
+
+def _read(environ: dict, length: int | None, limit: int | None) -> bytes | None:
+    """The request body: ``length`` bytes, or a chunked body read up to one byte past ``limit`` (None when it
+    goes past it; the bytes read are then the app's ``wsgi.input``)."""
+    stream = environ["wsgi.input"]
+    if length is not None:
+        return stream.read(length) if length else b""
+    cap = (limit if limit is not None else 1 << 30) + 1
+    chunks, size = [], 0
+    while size < cap:
+        chunk = stream.read(min(1 << 20, cap - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size >= cap:
+        import io
+
+        environ["wsgi.input"] = io.BytesIO(body)
+        return None
+    return body
+
+
+def _request_head(environ: dict, length: int) -> bytes:
+    """The request line and fields to send to a heavy worker: the client's fields (but its framing and any
+    :data:`PEER_HEADER`), the body's ``Content-Length``, ``Connection: close`` and the client's address."""
+    target = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+    lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1"]
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and key not in _NOT_FORWARDED:
+            lines.append(f"{key[5:].replace('_', '-')}: {value}")
+    if environ.get("CONTENT_TYPE"):
+        lines.append(f"Content-Type: {environ['CONTENT_TYPE']}")
+    lines.append(f"Content-Length: {length}")
+    lines.append("Connection: close")
+    lines.append(f"{PEER_HEADER}: {environ.get('REMOTE_ADDR', '')} {environ.get('REMOTE_PORT', '')}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _answer_head(reader) -> tuple[str, list[tuple[str, str]], int | None]:
+    """Status, fields (without the connection's own) and ``Content-Length`` of the heavy worker's answer."""
+    line = reader.readline(65537)
+    if not line.startswith(b"HTTP/1.1 ") or not line.endswith(b"\r\n"):
+        raise _BadAnswer
+    status = line[9:-2].decode("latin-1")
+    headers: list[tuple[str, str]] = []
+    length = None
+    while True:
+        line = reader.readline(65537)
+        if line == b"\r\n":
+            break
+        if not line.endswith(b"\r\n") or b":" not in line:
+            raise _BadAnswer
+        name, _, value = line[:-2].decode("latin-1").partition(":")
+        value = value.strip()
+        lower = name.lower()
+        if lower == "content-length":
+            length = int(value)
+        if lower not in _HOP_HEADERS:
+            headers.append((name, value))
+    return status, headers, length
+
+
+def _stream(sock: socket.socket, reader, length: int | None) -> Iterator[bytes]:
+    """The answer's body, :data:`ANSWER_CHUNK` bytes at a time; then the connection is closed."""
+    try:
+        left = length
+        while left is None or left > 0:
+            chunk = reader.read(ANSWER_CHUNK if left is None else min(ANSWER_CHUNK, left))
+            if not chunk:
+                if left:
+                    raise ConnectionError("the heavy worker closed the connection mid-answer")
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+    finally:
+        reader.close()
+        sock.close()
+
+
+def _unavailable(environ: dict, start_response) -> list[bytes]:
+    """503 problem+json for a request whose heavy worker stopped before answering it."""
+    from .observability import REQUEST_ID, new_request_id
+
+    rid = environ.get("HTTP_X_REQUEST_ID", "")
+    body = orjson.dumps(
+        {
+            "type": "https://liqrisk.dev/problems/503",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "the worker process running this request stopped before answering it; try again",
+            "errors": {},
+        }
+    )
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "application/problem+json"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", "1"),
+            ("X-Request-ID", rid if REQUEST_ID.fullmatch(rid) else new_request_id()),
+        ],
+    )
+    return [body]
