@@ -158,10 +158,12 @@ def test_the_share_rule(table) -> None:
     me = os.getpid()
     slot = http_worker.claim_slot(me)
     assert slot == 0 and http_worker.claim_slot(me) == 0  # claiming again keeps the row
-    table[1] = (2**22 + 12345, 0)  # a worker that no longer exists: its row is free again
+    table[1] = (2**22 + 12345, 0, 0)  # a worker that no longer exists: its row is free again
     assert http_worker.claim_slot(os.getppid()) == 1
     table[0, 1], table[1, 1] = 9, 6
     assert http_worker.fair_share() == math.ceil(15 / 2) + http_worker.ACCEPT_SLACK
     http_worker.release_slot(os.getppid())
-    assert table[1].tolist() == [0, 0]
+    assert table[1].tolist() == [0, 0, 0]
+    assert http_worker.fair_share() == 9 + http_worker.ACCEPT_SLACK
+    table[1] = (os.getppid(), 40, http_worker.HEAVY)  # a heavy worker's connections are not in the share
     assert http_worker.fair_share() == 9 + http_worker.ACCEPT_SLACK

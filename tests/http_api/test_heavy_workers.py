@@ -1,0 +1,305 @@
+"""Heavy workers (api/heavy_workers.py): which requests a light worker passes on, what it sends, what the client
+gets when the heavy worker answers, fails or cannot be reached; the roles gunicorn's master gives its workers;
+and, with real gunicorn processes, that heavy requests are answered by the heavy worker (with the client's
+address), light ones by the light worker, through a heavy worker's crash and a reload."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from types import SimpleNamespace
+
+import pytest
+
+from api import create_app, heavy_workers, http_worker
+from api.config import TestConfig
+from tests.http_api.test_http_fast import GUNICORN
+from tests.http_api.test_serving import ROOT, _free_port, _stop, _wait
+
+LIQ = {
+    "exchange": "binance",
+    "symbol": "BTCUSDT",
+    "side": "long",
+    "entry_price": 100000,
+    "quantity": 0.5,
+    "leverage": 20,
+}
+BATCH = {
+    "positions": {"side": ["long", "short"], "entry_price": [100000, 50000], "quantity": [1, 2], "leverage": [10, 20]}
+}
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(TestConfig)
+
+
+def _proxy(app, path: str) -> heavy_workers.HeavyProxy:
+    cfg = SimpleNamespace(is_ssl=False, proxy_protocol=False)
+    saved = heavy_workers._listener
+    heavy_workers._listener = SimpleNamespace(getsockname=lambda: path)
+    try:
+        proxy = http_worker.heavy_proxy(app, cfg)
+    finally:
+        heavy_workers._listener = saved
+    assert proxy is not None
+    return proxy
+
+
+def _environ(path: str, body: bytes, chunked: bool = False, method: str = "POST", **headers) -> dict:
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "RAW_URI": path + "?fields=liquidation_price" * ("batch" in path),
+        "QUERY_STRING": "fields=liquidation_price" * ("batch" in path),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "192.0.2.7",
+        "REMOTE_PORT": "50123",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    if chunked:
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    environ.update({"HTTP_" + k.upper(): v for k, v in headers.items()})
+    return environ
+
+
+def _call(wsgi_app, environ: dict) -> tuple[str, dict[str, str], bytes]:
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started["status"], started["headers"] = status, dict(headers)
+
+    out = b"".join(wsgi_app(environ, start_response))
+    return started["status"], started["headers"], out
+
+
+class FakeHeavy:
+    """A Unix socket server standing in for a heavy worker: it records each request it reads and writes
+    ``answer`` (or closes without answering when ``answer`` is None)."""
+
+    def __init__(self, tmp_path, answer: bytes | None):
+        self.path = str(tmp_path / "heavy.sock")
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + rest)
+                if self.answer is not None:
+                    conn.sendall(self.answer)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_which_requests_are_heavy(app) -> None:
+    proxy = _proxy(app, "/nonexistent")
+    small = json.dumps(LIQ).encode()
+    assert not proxy.is_heavy(_environ("/v1/liquidation-price", small))  # the light lane's
+    assert proxy.is_heavy(_environ("/v1/liquidation-price", b" " * (app.config["LIGHT_LANE_MAX_BODY"] + 1)))
+    assert proxy.is_heavy(_environ("/v1/liquidation-price", small, chunked=True))
+    assert proxy.is_heavy(_environ("/v1/liquidation-price/batch", b"{}"))
+    assert proxy.is_heavy(_environ("/v1/risk/liquidation-probability", b"{}"))
+    assert proxy.is_heavy(_environ("/v1/backtests", b"{}"))
+    assert not proxy.is_heavy(_environ("/v1/liquidation-price/batch", b"", method="GET"))
+    assert not proxy.is_heavy(_environ("/healthz", b"", method="GET"))
+    assert not proxy.is_heavy(_environ("/nowhere", b"{}"))
+
+
+def test_without_a_heavy_worker_the_light_worker_answers(app, tmp_path) -> None:
+    proxy = _proxy(app, str(tmp_path / "missing.sock"))
+    body = json.dumps(BATCH).encode()
+    here = _call(proxy, _environ("/v1/liquidation-price/batch", body))
+    direct = _call(app, _environ("/v1/liquidation-price/batch", body))
+    assert here[0] == direct[0] == "200 OK"
+    assert json.loads(here[2]) == json.loads(direct[2])
+
+
+def test_what_is_sent_and_what_comes_back(app, tmp_path) -> None:
+    answer = (
+        b"HTTP/1.1 422 Unprocessable Content\r\nServer: gunicorn\r\nDate: x\r\nConnection: close\r\n"
+        b'Content-Type: application/problem+json\r\nContent-Length: 11\r\nX-Request-ID: r-1\r\n\r\n{"a": 1.0}\n'
+    )
+    fake = FakeHeavy(tmp_path, answer)
+    try:
+        proxy = _proxy(app, fake.path)
+        body = json.dumps(BATCH).encode()
+        environ = _environ(
+            "/v1/liquidation-price/batch", body, chunked=True, x_liqrisk_peer="6.6.6.6 1", x_request_id="r-1"
+        )
+        status, headers, out = _call(proxy, environ)
+    finally:
+        fake.close()
+    assert status == "422 Unprocessable Content" and out == b'{"a": 1.0}\n'
+    assert headers == {"Content-Type": "application/problem+json", "Content-Length": "11", "X-Request-ID": "r-1"}
+    (sent,) = fake.requests
+    head, _, sent_body = sent.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /v1/liquidation-price/batch?fields=liquidation_price HTTP/1.1"
+    fields = [line.lower() for line in lines[1:]]
+    assert sent_body == body
+    assert f"content-length: {len(body)}" in fields and "connection: close" in fields
+    assert not any(f.startswith("transfer-encoding") for f in fields)
+    assert [f for f in fields if f.startswith("x-liqrisk-peer")] == ["x-liqrisk-peer: 192.0.2.7 50123"]
+    assert "x-request-id: r-1" in fields and "content-type: application/json" in fields
+
+
+def test_a_heavy_worker_that_stops_mid_request_is_a_503_problem(app, tmp_path) -> None:
+    fake = FakeHeavy(tmp_path, None)
+    try:
+        status, headers, out = _call(_proxy(app, fake.path), _environ("/v1/liquidation-price/batch", b"{}"))
+    finally:
+        fake.close()
+    assert status.startswith("503")
+    assert headers["Content-Type"] == "application/problem+json" and headers["Retry-After"] == "1"
+    assert headers["X-Request-ID"] and json.loads(out)["status"] == 503
+
+
+def test_bodies_over_the_limit_are_refused_by_the_light_worker(app, tmp_path) -> None:
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        proxy = _proxy(app, fake.path)
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        environ = _environ("/v1/liquidation-price/batch", b"")
+        environ["CONTENT_LENGTH"] = str(limit + 1)  # refused before the body is read
+        assert _call(proxy, environ)[0].startswith("413")
+        chunked = _environ("/v1/liquidation-price/batch", b"[" * (limit + 10), chunked=True)
+        assert _call(proxy, chunked)[0].startswith("413")
+    finally:
+        fake.close()
+    assert fake.requests == []
+
+
+def test_the_peer_field_becomes_the_client_address() -> None:
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        return []
+
+    environ = {"REMOTE_ADDR": "", "HTTP_X_LIQRISK_PEER": "2001:db8::1 443"}
+    heavy_workers.TrustPeer(app)(environ, None)
+    assert seen["REMOTE_ADDR"] == "2001:db8::1" and seen["REMOTE_PORT"] == "443" and "HTTP_X_LIQRISK_PEER" not in seen
+
+
+def test_roles_through_start_crash_and_reload(monkeypatch) -> None:
+    monkeypatch.setattr(heavy_workers, "_listener", object())
+    monkeypatch.setattr(heavy_workers, "light_workers", 2)
+    workers: dict[int, SimpleNamespace] = {}
+    age = 0
+
+    def spawn() -> int:
+        nonlocal age
+        age += 1
+        role = http_worker.assign_role(workers, 4)
+        workers[age] = SimpleNamespace(age=age, liqrisk_role=role)
+        return role
+
+    light, heavy = http_worker.LIGHT, http_worker.HEAVY
+    assert [spawn() for _ in range(4)] == [light, light, heavy, heavy]
+    del workers[1]  # a light worker dies: its replacement is light
+    assert spawn() == light
+    del workers[3]  # a heavy one: heavy
+    assert spawn() == heavy
+    # a reload starts a new generation of four beside the old one, then gunicorn stops the four oldest
+    new = [spawn() for _ in range(4)]
+    assert sorted(new) == [light, light, heavy, heavy]
+    monkeypatch.setattr(heavy_workers, "_listener", None)
+    assert http_worker.assign_role(workers, 4) == light  # no heavy socket: every worker is light
+
+
+def _post(base: str, path: str, payload: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        base + path, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def _lines(log) -> list[dict]:
+    return [json.loads(x) for x in log.read_text(errors="replace").splitlines() if x.startswith('{"ts"')]
+
+
+def test_gunicorn_splits_the_work(tmp_path) -> None:
+    log = tmp_path / "server.log"
+    port = _free_port()
+    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
+           "LIQRISK_RATE_LIMIT_ENABLED": "0"}  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base + "/healthz", proc)
+
+        def pids() -> tuple[int, int]:
+            before = len(_lines(log))
+            assert _post(base, "/v1/liquidation-price", LIQ)[0] == 200
+            status, answer = _post(base, "/v1/liquidation-price/batch", BATCH)
+            assert status == 200 and answer["count"] == 2 and answer["errors"] == []
+            time.sleep(0.2)
+            single, batch = _lines(log)[before:][-2:]
+            assert single["path"] == "/v1/liquidation-price" and batch["path"] == "/v1/liquidation-price/batch"
+            assert batch["client"] == "127.0.0.1"  # the client's address, not the light worker's socket
+            assert single["pid"] != batch["pid"]
+            return single["pid"], batch["pid"]
+
+        light, heavy = pids()
+        assert "liqrisk: 1 light and 1 heavy workers" in log.read_text()
+        os.kill(heavy, signal.SIGKILL)  # gunicorn starts another heavy worker
+        deadline = time.monotonic() + 20
+        while log.read_text().count("Booting worker") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        light2, heavy2 = pids()
+        assert light2 == light and heavy2 not in (light, heavy)
+        os.kill(proc.pid, signal.SIGHUP)  # a reload: a new light and a new heavy worker replace both
+        deadline = time.monotonic() + 30
+        while log.read_text().count("Booting worker") < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)
+        light3, heavy3 = pids()
+        assert {light3, heavy3}.isdisjoint({light, heavy2})
+    finally:
+        _stop(proc)
