@@ -73,10 +73,11 @@ def on_starting(server):
     os.makedirs(metrics_dir, exist_ok=True)
     from core.warmup import first_configurations, skip_blas_probe, warm_up
 
-    if heavy_workers > 0 and not server.cfg.is_ssl:
+    heavy = server.num_workers - light_workers  # gunicorn's --workers given on its command line overrides ours
+    if heavy > 0 and not server.cfg.is_ssl:
         from api import heavy_workers as split
 
-        server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy_workers,
+        server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy,
                         split.open_listener(light_workers, backlog))  # fmt: skip
     skip_blas_probe()
     seconds = warm_up(configs=first_configurations())

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bind", default=os.environ.get("LIQRISK_BIND", "127.0.0.1:8000"),
                    help="host:port to listen on (default: LIQRISK_BIND, else 127.0.0.1:8000)")  # fmt: skip
     p.add_argument("--workers", type=int, default=None,
-                   help="gunicorn worker processes (default: LIQRISK_WORKERS, else one per core)")  # fmt: skip
+                   help="light worker processes (default: LIQRISK_WORKERS, else one per core); the heavy ones are "
+                        "LIQRISK_HEAVY_WORKERS (api/heavy_workers.py)")  # fmt: skip
     p.set_defaults(func=_serve)
     w = sub.add_parser("worker", help="run backtest and sweep jobs from the queue (LIQRISK_BROKER_URL)")
     w.add_argument("--concurrency", type=int, default=None, help="pool processes (default: one per core)")
@@ -32,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
     if conf.is_file():
         argv += ["-c", str(conf)]
     if args.workers:
-        argv += ["--workers", str(args.workers)]
+        os.environ["LIQRISK_WORKERS"] = str(args.workers)  # gunicorn.conf.py adds the heavy workers to it
     argv.append("api:create_app()")
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover

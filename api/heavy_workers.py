@@ -32,6 +32,7 @@ requests run their p99 stays within the 50 ms goal (it was 72-102 ms with two eq
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -65,6 +66,7 @@ _NOT_FORWARDED = frozenset(
     }  # fmt: skip
 )
 
+_log = logging.getLogger("gunicorn.error")
 _listener: socket.socket | None = None
 _directory: str | None = None
 #: light workers wanted (the rest of gunicorn's ``workers`` are heavy); 0 = the split is off
@@ -131,13 +133,14 @@ class HeavyProxy:
     the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
 
     def __init__(self, app, path: str, paths: frozenset[str], lane_paths: frozenset[str], lane_max_body: int,
-                 body_limits: dict[str, int]) -> None:  # fmt: skip
+                 body_limits: dict[str, int], available=lambda: True) -> None:  # fmt: skip
         self.app = app
         self.path = path
         self.paths = paths
         self.lane_paths = lane_paths
         self.lane_max_body = lane_max_body
         self.body_limits = body_limits
+        self.available = available
 
     def is_heavy(self, environ: dict) -> bool:
         """A ``POST`` to one of :attr:`paths` that the light lane would not take."""
@@ -156,6 +159,8 @@ class HeavyProxy:
         length = environ.get("CONTENT_LENGTH") or ""
         if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
             return self.app(environ, start_response)  # refused (400/413) here without reading the body
+        if not self.available():
+            return self.app(environ, start_response)  # no heavy worker alive: answer it here
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(self.path)
@@ -172,8 +177,9 @@ class HeavyProxy:
             del body
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
             status, headers, length_out = _answer_head(reader)
-        except (OSError, ValueError, _BadAnswer):
+        except (OSError, ValueError, _BadAnswer) as exc:
             sock.close()
+            _log.warning("liqrisk: the heavy worker did not answer %s: %r", environ["PATH_INFO"], exc)
             return _unavailable(environ, start_response)
         start_response(status, headers)
         return _stream(sock, reader, length_out)

@@ -110,6 +110,12 @@ def release_slot(pid: int) -> None:
     _TABLE[rows] = 0
 
 
+def heavy_alive() -> bool:
+    """Whether some heavy worker is alive (its row is in the table): else a light worker answers heavy requests
+    itself rather than queue them on a socket nobody accepts from (gunicorn's ``TTOU`` may stop them all)."""
+    return bool(((_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)).any())
+
+
 def fair_share() -> int:
     """The most connections one worker may hold: the even share of all held connections, rounded up, plus
     :data:`ACCEPT_SLACK`."""
@@ -375,4 +381,5 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         light_lane.lane_paths(app),
         app.config["LIGHT_LANE_MAX_BODY"],
         {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()},
+        heavy_alive,
     )

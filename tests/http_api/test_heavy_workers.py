@@ -49,7 +49,8 @@ def _proxy(app, path: str) -> heavy_workers.HeavyProxy:
         proxy = http_worker.heavy_proxy(app, cfg)
     finally:
         heavy_workers._listener = saved
-    assert proxy is not None
+    assert proxy is not None and proxy.available is http_worker.heavy_alive
+    proxy.available = lambda: True  # no gunicorn here: no heavy worker in the table
     return proxy
 
 
@@ -155,6 +156,17 @@ def test_without_a_heavy_worker_the_light_worker_answers(app, tmp_path) -> None:
     direct = _call(app, _environ("/v1/liquidation-price/batch", body))
     assert here[0] == direct[0] == "200 OK"
     assert json.loads(here[2]) == json.loads(direct[2])
+
+
+def test_while_no_heavy_worker_is_alive_the_light_worker_answers(app, tmp_path) -> None:
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+    try:
+        proxy = _proxy(app, fake.path)
+        proxy.available = lambda: False  # gunicorn stopped every heavy worker (TTOU)
+        status, _, out = _call(proxy, _environ("/v1/liquidation-price/batch", json.dumps(BATCH).encode()))
+    finally:
+        fake.close()
+    assert status == "200 OK" and json.loads(out)["count"] == 2 and fake.requests == []
 
 
 def test_what_is_sent_and_what_comes_back(app, tmp_path) -> None:
@@ -282,24 +294,34 @@ def test_gunicorn_splits_the_work(tmp_path) -> None:
             single, batch = _lines(log)[before:][-2:]
             assert single["path"] == "/v1/liquidation-price" and batch["path"] == "/v1/liquidation-price/batch"
             assert batch["client"] == "127.0.0.1"  # the client's address, not the light worker's socket
-            assert single["pid"] != batch["pid"]
             return single["pid"], batch["pid"]
 
-        light, heavy = pids()
+        def split_pids() -> tuple[int, int]:
+            """The light and the heavy worker's pids, once a heavy worker is up again (until then the light
+            worker answers heavy requests itself)."""
+            deadline = time.monotonic() + 30
+            while True:
+                light, heavy = pids()
+                if light != heavy or time.monotonic() > deadline:
+                    assert light != heavy
+                    return light, heavy
+                time.sleep(0.2)
+
+        light, heavy = split_pids()
         assert "liqrisk: 1 light and 1 heavy workers" in log.read_text()
         os.kill(heavy, signal.SIGKILL)  # gunicorn starts another heavy worker
         deadline = time.monotonic() + 20
         while log.read_text().count("Booting worker") < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)
-        light2, heavy2 = pids()
+        light2, heavy2 = split_pids()
         assert light2 == light and heavy2 not in (light, heavy)
         os.kill(proc.pid, signal.SIGHUP)  # a reload: a new light and a new heavy worker replace both
         deadline = time.monotonic() + 30
         while log.read_text().count("Booting worker") < 5 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(3.0)
-        light3, heavy3 = pids()
+        light3, heavy3 = split_pids()
         assert {light3, heavy3}.isdisjoint({light, heavy2})
     finally:
         _stop(proc)
