@@ -225,9 +225,10 @@ class BalancedThreadWorker(ThreadWorker):
 
     def _answer_here(self, conn) -> bool:
         """Read what ``conn`` has sent (without waiting); if it is a complete, plain request for a light-lane
-        path (:func:`api.http_fast.parse`) and the lane is free, answer it on this thread and put the connection
-        back in the poller, or close it. False (nothing consumed, the bytes stay buffered for gunicorn's parser)
-        for anything else, a busy lane included: this thread never waits for a pool thread."""
+        path (:func:`api.http_fast.parse`), answer it: on this thread when the lane is free (then put the
+        connection back in the poller, or close it), else on a pool thread that waits for the lane in turn
+        (:meth:`_answer_in_pool`); this thread never waits. False (nothing consumed, the bytes stay buffered for
+        gunicorn's parser) for anything else."""
         if not conn.initialized or conn.is_http2 or not isinstance(conn.server, tuple):
             return False
         paths, limits, refused, lane = self._fast
@@ -250,26 +251,48 @@ class BalancedThreadWorker(ThreadWorker):
         except Exception:  # whatever the bytes, gunicorn's parser decides on them
             self.log.exception("liqrisk: fast path could not read a request; gunicorn's parser takes it")
             return False
-        if request is None or not lane.try_acquire():
+        if request is None:
             return False
+        buffer.seek(0)
+        buffer.truncate()
+        buffer.write(raw[request.end :])  # a pipelined next request: gthread's finish_request hands it on
+        environ = http_fast.environ(request, self._base_environ, conn.sock, conn.client, conn.server)
+        environ["wsgi.errors"] = wsgi.WSGIErrorsWrapper(self.cfg)  # as gunicorn: one per request
+        environ[LANE_HELD] = True
+        allowed = self._keep_alive_allowed()  # counts the request for max_requests, whatever the client asks
+        keep_alive = request.keep_alive and allowed
+        if not lane.try_acquire():
+            # a pool thread holds the lane: a pool thread waits for it (in order) and answers, parsed already
+            future = self.tpool.submit(self._answer_in_pool, conn, environ, keep_alive)
+            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return True
         try:
-            buffer.seek(0)
-            buffer.truncate()
-            buffer.write(raw[request.end :])  # a pipelined next request: gthread's finish_request hands it on
-            environ = http_fast.environ(request, self._base_environ, conn.sock, conn.client, conn.server)
-            environ["wsgi.errors"] = wsgi.WSGIErrorsWrapper(self.cfg)  # as gunicorn: one per request
-            environ[LANE_HELD] = True
-            allowed = self._keep_alive_allowed()  # counts the request for max_requests, whatever the client asks
-            keep_alive = request.keep_alive and allowed
-            try:
-                answer = self._run_app(environ, keep_alive)
-            except Exception:
-                self.log.exception("Error handling request %s", environ["RAW_URI"])
-                answer, keep_alive = _ERROR_500, False
+            answer, keep_alive = self._answer(environ, keep_alive)
         finally:
             lane.release()
         self._send(conn, answer, keep_alive)
         return True
+
+    def _answer(self, environ: dict, keep_alive: bool) -> tuple[bytes, bool]:
+        """The app's answer to a parsed request (the lane held), or a 500 that closes the connection."""
+        try:
+            return self._run_app(environ, keep_alive), keep_alive
+        except Exception:
+            self.log.exception("Error handling request %s", environ["RAW_URI"])
+            return _ERROR_500, False
+
+    def _answer_in_pool(self, conn, environ: dict, keep_alive: bool) -> bool:
+        """On a pool thread: wait for the lane, answer, send the whole answer; whether to keep the connection
+        (gthread's ``finish_request`` puts it back in the poller or closes it)."""
+        lane = self._fast[3]
+        with lane:
+            answer, keep_alive = self._answer(environ, keep_alive)
+        conn.sock.setblocking(True)
+        try:
+            conn.sock.sendall(answer)
+        except OSError:
+            return False
+        return keep_alive
 
     def _keep_alive_allowed(self) -> bool:
         """gthread's rules: the request count for ``max_requests`` (the worker restarts after this answer),
