@@ -1,13 +1,15 @@
 """gunicorn settings for liqrisk (``make serve``, the Dockerfile and the load test use this file).
 
 Threaded workers (gunicorn's ``gthread`` as :class:`api.http_worker.BalancedThreadWorker`: connections spread
-evenly over the processes, a busy kept-alive connection served on by its thread), two processes per core, each
-with ``LIQRISK_THREADS`` threads: a slow or idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or,
-between requests, only a socket in the worker's poller — never a whole process — so trickling uploads cannot take
-the service away from other callers. The engine is numpy/numba code pinned to one BLAS/numba thread per process;
-a CPU-bound request shares its process's interpreter with at most the other threads' short requests (the switch
-interval is lowered so they interleave in 1 ms slices), and a process holding more than its share of connections
-stops accepting, so new connections go to the others; a calculator request that arrives complete on a kept-alive
+evenly over the processes, a busy kept-alive connection served on by its thread), each with ``LIQRISK_THREADS``
+threads: a slow or idle client holds a thread (blocked in ``recv``, no CPU, no GIL) or, between requests, only a
+socket in the worker's poller — never a whole process — so trickling uploads cannot take the service away from
+other callers. Two kinds of worker (:mod:`api.heavy_workers`): ``LIQRISK_WORKERS`` light workers (one per core)
+accept every connection and answer the calculator routes; ``LIQRISK_HEAVY_WORKERS`` heavy workers (one per core;
+0 = none) listen on a private Unix socket and answer the batch, Monte Carlo, map, cascade, backtest and other
+large requests the light workers pass them, so those never share an interpreter with the short requests. The
+engine is numpy/numba code pinned to one BLAS/numba thread per process; the switch interval is lowered so
+threads of one process interleave in 1 ms slices; a calculator request that arrives complete on a kept-alive
 connection is answered by the process's main thread on a fast path that skips gunicorn's general HTTP parser
 (:mod:`api.http_fast`; ``LIQRISK_FAST_PATH=0`` turns it off). ``preload_app`` imports the app and loads the first
 requests' compiled kernels in the master; workers fork with them already in memory and load the rest in the

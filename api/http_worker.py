@@ -39,6 +39,11 @@ long as the average one, and the p99 latency of the whole service is that proces
   it skips (:func:`fast_path`). With it on, a thread gives a connection back to the poller right after an answer
   (the keep-alive wait above is for the fast path being off).
 
+* **Two roles.** With heavy workers configured (:mod:`api.heavy_workers`), the master gives each new worker a
+  role before it forks (:func:`assign_role`): a light worker accepts from the public socket and passes heavy
+  requests on (:func:`heavy_proxy`); a heavy worker accepts only from the private Unix socket. The balance above
+  is among the light workers.
+
 Everything else (timeouts, slow-client deferral, graceful stop, ``max_requests``) is ``gthread``'s own; the
 fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker._keep_alive_allowed`).
 """

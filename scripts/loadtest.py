@@ -69,12 +69,16 @@ def ensure_wrk() -> str:
 LOG_DIR = Path(tempfile.mkdtemp(prefix="liqrisk-loadtest-"))
 
 
-def start_server(port: int, workers: int | None, log_name: str = "access.log") -> tuple[subprocess.Popen, float]:
-    """gunicorn with the shipped settings (``workers`` None = the config's default); the JSON access log
-    (stdout) goes to a file under ``LOG_DIR``."""
+def start_server(
+    port: int, workers: int | None, log_name: str = "access.log", heavy_workers: int | None = None
+) -> tuple[subprocess.Popen, float]:
+    """gunicorn with the shipped settings (``workers``, ``heavy_workers`` None = the config's default light and
+    heavy workers); the JSON access log (stdout) goes to a file under ``LOG_DIR``."""
     env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_RATE_LIMIT_ENABLED": "0"}
     if workers:
         env["LIQRISK_WORKERS"] = str(workers)
+    if heavy_workers is not None:
+        env["LIQRISK_HEAVY_WORKERS"] = str(heavy_workers)
     gunicorn = Path(sys.executable).parent / "gunicorn"
     log = open(LOG_DIR / log_name, "ab")  # noqa: SIM115 - the server writes to it until stopped
     t0 = time.monotonic()
@@ -334,11 +338,13 @@ def peak_rss_mb(master: int) -> float:
 
 
 def worst_cases(heavy: dict[str, tuple[str, bytes]]) -> dict:
-    """Each heaviest request alone on a fresh one-worker server: status, seconds, worker peak RSS."""
+    """Each heaviest request alone on a fresh server of one light and one heavy worker: status, seconds, the
+    largest worker peak RSS (the heavy worker's, which computes; the light one reads the body and streams the
+    answer through)."""
     out = {}
     for name, (path, body) in heavy.items():
         port = free_port()
-        proc, _ = start_server(port, 1, "worst-cases.log")
+        proc, _ = start_server(port, 1, "worst-cases.log", heavy_workers=1)
         try:
             base_rss = peak_rss_mb(proc.pid)
             status, seconds, size = post_raw(port, path, body)
@@ -457,7 +463,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="0 = the shipped default (gunicorn.conf.py)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="light workers; 0 = the shipped default (gunicorn.conf.py)"
+    )
+    parser.add_argument("--heavy-workers", type=int, default=-1, help="heavy workers; -1 = the shipped default")
     parser.add_argument("--no-heavy", action="store_true", help="skip the worst cases and the head-of-line test")
     parser.add_argument("--no-batch", action="store_true")
     parser.add_argument("--soak", type=int, default=60, help="soak seconds (0 = skip)")
@@ -465,10 +474,12 @@ def main() -> None:
     args = parser.parse_args()
     wrk = ensure_wrk()
     port = free_port()
-    proc, cold = start_server(port, args.workers)
+    heavy = None if args.heavy_workers < 0 else args.heavy_workers
+    proc, cold = start_server(port, args.workers, heavy_workers=heavy)
     results: dict = {
         "cold_start_s": round(cold, 3),
         "workers": args.workers or "shipped default",
+        "heavy_workers": "shipped default" if heavy is None else heavy,
         "connections": args.connections,
         "cores": os.cpu_count(),
     }
