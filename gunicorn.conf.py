@@ -68,7 +68,9 @@ def on_starting(server):
     server answers ~0.5 s sooner. When even those first kernels had to be compiled (numba's cache is cold:
     ``make install`` or the Dockerfile was skipped), every configuration is compiled here once instead, so no
     worker compiles while it serves. Start with empty metric files (a restart begins counting afresh). The
-    backtester (vectorbt) is not warmed here: routes that never use it would pay its start-up time."""
+    backtester (vectorbt) is not warmed here: routes that never use it would pay its start-up time. Open the
+    heavy workers' Unix socket (:func:`api.heavy_workers.open_listener`) when gunicorn's worker count leaves room
+    for heavy workers and the server speaks plain HTTP (no TLS, no PROXY protocol)."""
     global _LATER_KERNELS
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -76,7 +78,8 @@ def on_starting(server):
     from core.warmup import first_configurations, skip_blas_probe, warm_up
 
     heavy = server.num_workers - light_workers  # gunicorn's --workers given on its command line overrides ours
-    if heavy > 0 and not server.cfg.is_ssl:
+    plain = not server.cfg.is_ssl and server.cfg.proxy_protocol in (None, False, "off")  # as the light worker sends
+    if heavy > 0 and plain:
         from api import heavy_workers as split
 
         server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy,
