@@ -20,17 +20,10 @@ import pytest
 
 from api import create_app, heavy_workers, http_worker
 from api.config import TestConfig
-from tests.http_api.test_http_fast import GUNICORN
+from tests.http_api.test_http_fast import GUNICORN, LIQ_BODY
 from tests.http_api.test_serving import ROOT, _free_port, _stop, _wait
 
-LIQ = {
-    "exchange": "binance",
-    "symbol": "BTCUSDT",
-    "side": "long",
-    "entry_price": 100000,
-    "quantity": 0.5,
-    "leverage": 20,
-}
+LIQ = json.loads(LIQ_BODY)  # a Binance BTCUSDT long, 0.5 BTC at 20x
 BATCH = {
     "positions": {"side": ["long", "short"], "entry_price": [100000, 50000], "quantity": [1, 2], "leverage": [10, 20]}
 }
