@@ -56,6 +56,7 @@ import multiprocessing
 import os
 import select
 from concurrent import futures
+from functools import partial
 
 import numpy as np
 from gunicorn.http import wsgi
@@ -199,6 +200,9 @@ class BalancedThreadWorker(ThreadWorker):
         if self._fast is not None:
             self._base_environ = {**wsgi.base_environ(self.cfg), "wsgi.multithread": True}
             self._http_date = http_fast.HttpDate()
+            lane = self._fast[3]
+            lane.run_left = self._answer_left
+            lane.start_drain = partial(self._start_drain, lane)
         proxy = heavy_proxy(self._app, self.cfg)
         if proxy is not None:
             self.wsgi = proxy
@@ -231,8 +235,8 @@ class BalancedThreadWorker(ThreadWorker):
     def _answer_here(self, conn) -> bool:
         """Read what ``conn`` has sent (without waiting); if it is a complete, plain request for a light-lane
         path (:func:`api.http_fast.parse`), answer it: on this thread when the lane is free (then put the
-        connection back in the poller, or close it), else on a pool thread that waits for the lane in turn
-        (:meth:`_answer_in_pool`); this thread never waits. False (nothing consumed, the bytes stay buffered for
+        connection back in the poller, or close it), else on a pool thread, in turn, once the lane's holder lets go
+        (:meth:`_answer_left`); this thread never waits. False (nothing consumed, the bytes stay buffered for
         gunicorn's parser) for anything else."""
         if not conn.initialized or conn.is_http2 or not isinstance(conn.server, tuple):
             return False
@@ -266,11 +270,8 @@ class BalancedThreadWorker(ThreadWorker):
         environ[LANE_HELD] = True
         allowed = self._keep_alive_allowed()  # counts the request for max_requests, whatever the client asks
         keep_alive = request.keep_alive and allowed
-        if not lane.try_acquire():
-            # a pool thread holds the lane: a pool thread waits for it (in order) and answers, parsed already
-            future = self.tpool.submit(self._answer_in_pool, conn, environ, keep_alive)
-            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
-            return True
+        if not lane.acquire_or_leave((conn, environ, keep_alive)):
+            return True  # a pool thread holds the lane: this one is answered in turn (FifoLock.drain)
         try:
             answer, keep_alive = self._answer(environ, keep_alive)
         finally:
@@ -286,18 +287,27 @@ class BalancedThreadWorker(ThreadWorker):
             self.log.exception("Error handling request %s", environ["RAW_URI"])
             return _ERROR_500, False
 
-    def _answer_in_pool(self, conn, environ: dict, keep_alive: bool) -> bool:
-        """On a pool thread: wait for the lane, answer, send the whole answer; whether to keep the connection
-        (gthread's ``finish_request`` puts it back in the poller or closes it)."""
-        lane = self._fast[3]
-        with lane:
-            answer, keep_alive = self._answer(environ, keep_alive)
-        conn.sock.setblocking(True)
+    def _start_drain(self, lane: FifoLock) -> None:
+        """The lane's :meth:`FifoLock.drain` on a pool thread (here, once the pool is shut down)."""
         try:
+            self.tpool.submit(lane.drain)
+        except RuntimeError:
+            lane.drain()
+
+    def _answer_left(self, item: tuple) -> None:
+        """On a pool thread, holding the lane: a request the main thread left (:meth:`FifoLock.acquire_or_leave`);
+        answer it, send the whole answer, and let the main thread put the connection back in the poller or close
+        it (gthread's ``finish_request``)."""
+        conn, environ, keep_alive = item
+        done: futures.Future = futures.Future()
+        try:
+            answer, keep_alive = self._answer(environ, keep_alive)
+            conn.sock.setblocking(True)
             conn.sock.sendall(answer)
-        except OSError:
-            return False
-        return keep_alive
+            done.set_result(keep_alive)
+        except Exception:  # the client went away (or worse): close the connection
+            done.set_result(False)
+        self.method_queue.defer(self.finish_request, conn, done)
 
     def _keep_alive_allowed(self) -> bool:
         """gthread's rules: the request count for ``max_requests`` (the worker restarts after this answer),

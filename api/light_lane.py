@@ -38,12 +38,23 @@ CALCULATOR_BLUEPRINTS = ("liquidation", "calculators", "risk", "market")
 
 class FifoLock:
     """A lock handed to its waiters in the order they asked (``threading.Lock`` gives no order): a releasing
-    holder passes it directly to the oldest waiter."""
+    holder passes it directly to the oldest waiter.
+
+    A thread that must not wait can leave work instead (:meth:`acquire_or_leave`). A releasing holder with no
+    waiter but work left keeps the lock for :meth:`drain`, which ``start_drain`` runs on another thread: it runs
+    what was left, ``run_left(item)``, one item after the other (waiters first), until nothing is, then lets go.
+    The work runs in turn, one thread woken per run of items rather than per item, and the releasing holder goes
+    on at once."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._waiters: deque[threading.Lock] = deque()
         self._held = False
+        self._left: deque = deque()
+        #: runs an item left by :meth:`acquire_or_leave` (set by its user; it must not raise)
+        self.run_left = None
+        #: runs :meth:`drain` on another thread (set by its user)
+        self.start_drain = None
 
     def acquire(self) -> None:
         with self._guard:
@@ -63,12 +74,39 @@ class FifoLock:
             self._held = True
             return True
 
+    def acquire_or_leave(self, item) -> bool:
+        """Take the lock if nobody holds it and nobody waits for it (True); else leave ``item`` for a holder to
+        run (False). Never waits."""
+        with self._guard:
+            if not self._held and not self._waiters:
+                self._held = True
+                return True
+            self._left.append(item)
+            return False
+
     def release(self) -> None:
         with self._guard:
             if self._waiters:
                 self._waiters.popleft().release()
-            else:
+                return
+            if not self._left:
                 self._held = False
+                return
+        self.start_drain()  # still held, now on behalf of the drain
+
+    def drain(self) -> None:
+        """Holding the lock (handed over by :meth:`release`): run the items left, until a waiter takes the lock
+        or nothing is left."""
+        while True:
+            with self._guard:
+                if self._waiters:
+                    self._waiters.popleft().release()
+                    return
+                if not self._left:
+                    self._held = False
+                    return
+                item = self._left.popleft()
+            self.run_left(item)
 
     def waiting(self) -> int:
         """How many threads wait for the lock."""

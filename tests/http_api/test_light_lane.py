@@ -41,6 +41,31 @@ def test_the_lock_is_handed_over_in_arrival_order() -> None:
         assert lock.waiting() == 0
 
 
+def test_work_left_while_the_lock_is_held_runs_in_turn_after_the_waiters() -> None:
+    lock = light_lane.FifoLock()
+    order: list[str] = []
+    drains: list[threading.Thread] = []
+
+    def start_drain():
+        drains.append(threading.Thread(target=lock.drain))
+        drains[-1].start()
+
+    lock.run_left, lock.start_drain = order.append, start_drain
+    assert lock.acquire_or_leave("never")  # free: taken, nothing left
+    order.clear()
+    assert not lock.acquire_or_leave("a") and not lock.acquire_or_leave("b")  # held: left, never waits
+    waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter"), lock.release()))
+    waiter.start()
+    _wait_until(lambda: lock.waiting() == 1)
+    lock.release()  # the waiter first; its release hands the rest to a drain
+    waiter.join(10)
+    for t in drains:
+        t.join(10)
+    assert order == ["waiter", "a", "b"] and len(drains) == 1
+    assert lock.try_acquire()  # free again
+    lock.release()
+
+
 @pytest.fixture
 def lane_app():
     app = create_app(TestConfig)
