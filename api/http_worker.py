@@ -296,18 +296,30 @@ class BalancedThreadWorker(ThreadWorker):
 
     def _answer_left(self, item: tuple) -> None:
         """On a pool thread, holding the lane: a request the main thread left (:meth:`FifoLock.acquire_or_leave`);
-        answer it, send the whole answer, and let the main thread put the connection back in the poller or close
-        it (gthread's ``finish_request``)."""
+        answer it, send the whole answer, then let the main thread put the connection back in the poller
+        (gthread's ``finish_request``); a connection not kept alive is closed on another pool thread (a graceful
+        close waits for the client, neither on the lane nor on the main thread)."""
         conn, environ, keep_alive = item
-        done: futures.Future = futures.Future()
         try:
             answer, keep_alive = self._answer(environ, keep_alive)
             conn.sock.setblocking(True)
             conn.sock.sendall(answer)
-            done.set_result(keep_alive)
-        except Exception:  # the client went away (or worse): close the connection
-            done.set_result(False)
-        self.method_queue.defer(self.finish_request, conn, done)
+        except Exception:  # the client went away: close the connection
+            keep_alive = False
+        if keep_alive:
+            done: futures.Future = futures.Future()
+            done.set_result(True)
+            self.method_queue.defer(self.finish_request, conn, done)
+            return
+        self.method_queue.defer(self._closed, conn)
+        try:
+            self.tpool.submit(conn.close, True)
+        except RuntimeError:  # the pool is shut down: the worker is exiting
+            conn.close()
+
+    def _closed(self, conn) -> None:
+        """On the main thread: ``conn`` (not in the poller) is closed by a pool thread."""
+        self.nr_conns -= 1
 
     def _keep_alive_allowed(self) -> bool:
         """gthread's rules: the request count for ``max_requests`` (the worker restarts after this answer),

@@ -552,3 +552,56 @@ def test_the_main_thread_never_waits_for_the_lane() -> None:
     env = {"PATH_INFO": "/x", "CONTENT_LENGTH": "2", "wsgi.input": __import__("io").BytesIO(b"{}"), LANE_HELD: True}
     assert list(lane(env, lambda *a: None)) == [b"ok"] and seen == [b"{}"]
     lock.release()
+
+
+def test_kept_alive_requests_mixed_with_new_connections_are_all_answered(tmp_path) -> None:
+    """Kept-alive clients send back to back while other clients open a new connection per request (whose
+    first request gunicorn's parser hands to a pool thread, which takes the lane): a kept-alive request that
+    finds the lane held is left on it and answered in turn (FifoLock.drain); every answer is the right one,
+    ``Connection: close`` ones included."""
+    port = _free_port()
+    env = {**os.environ, "LIQRISK_WORKERS": "1", "LIQRISK_THREADS": "8", "LIQRISK_RATE_LIMIT_ENABLED": "0"}
+    env["LIQRISK_BIND"] = f"127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "w") as log:
+        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    failures: list[str] = []
+    headers = (("Host", "x"), ("Content-Type", "application/json"))
+
+    def kept_alive(n: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            buffer = bytearray()
+            for i in range(n):
+                close = i == n - 1
+                sock.sendall(_request(headers=headers + ((("Connection", "close"),) if close else ())))
+                answer = _read_answer(sock, buffer)
+                if not answer.startswith(b"HTTP/1.1 200") or b'"liquidation_price":95381.526' not in answer:
+                    failures.append(answer[:200].decode("latin-1"))
+            if sock.recv(1) != b"":  # closed after the Connection: close answer
+                failures.append("not closed")
+
+    def fresh(n: int) -> None:
+        for _ in range(n):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(_request(headers=headers + (("Connection", "close"),)))
+                if not _read_answer(sock, bytearray()).startswith(b"HTTP/1.1 200"):
+                    failures.append("fresh")
+
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", proc)
+        threads = [threading.Thread(target=kept_alive, args=(300,)) for _ in range(6)]
+        threads += [threading.Thread(target=fresh, args=(60,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+        assert failures == []
+        assert _read_answer_ok(port)  # the worker still answers
+    finally:
+        _stop(proc)
+
+
+def _read_answer_ok(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(_request("GET", "/healthz", body=b""))
+        return _read_answer(sock, bytearray()).startswith(b"HTTP/1.1 200")
