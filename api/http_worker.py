@@ -34,7 +34,10 @@ long as the average one, and the p99 latency of the whole service is that proces
   2,500–2,800 single-position answers per second on this project's 2-core machine (``wrk``, 32 connections). An
   answer the socket does not take at once is finished by a pool thread, and so is closing a connection (a graceful
   close waits for the client), so a client that stops reading holds a thread, not the main loop; and when a pool
-  thread holds the lane, the request goes to a pool thread too instead of waiting. It is off with
+  thread holds the lane, the parsed request is left on the lane instead of waited for, and one pool thread
+  answers the requests left, in turn, once the holder lets go (:meth:`api.light_lane.FifoLock.acquire_or_leave`;
+  with one thread woken per request instead, the lane stayed busy at full load and throughput fell by a third).
+  It is off with
   ``LIQRISK_FAST_PATH=0``, without the lane, and whenever this server's configuration asks gunicorn for more than
   it skips (:func:`fast_path`). With it on, a thread gives a connection back to the poller right after an answer
   (the keep-alive wait above is for the fast path being off).
