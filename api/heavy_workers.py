@@ -143,6 +143,7 @@ class HeavyProxy:
         self.lane_max_body = lane_max_body
         self.body_limits = body_limits
         self.available = available
+        self.retry_after = str(app.config.get("RETRY_AFTER", 1)) if hasattr(app, "config") else "1"
 
     def is_heavy(self, environ: dict) -> bool:
         """A ``POST`` to one of :attr:`paths` that the light lane would not take."""
@@ -181,8 +182,8 @@ class HeavyProxy:
             status, headers, length_out = _answer_head(reader)
         except (OSError, ValueError, _BadAnswer) as exc:
             sock.close()
-            _log.warning("liqrisk: the heavy worker did not answer %s: %r", environ["PATH_INFO"], exc)
-            return _unavailable(environ, start_response)
+            _log.warning("liqrisk: no answer from the heavy worker to %s: %r", environ["PATH_INFO"], exc)
+            return _unavailable(environ, start_response, self.retry_after)
         start_response(status, headers)
         return _stream(sock, reader, length_out)
 
@@ -272,27 +273,34 @@ def _stream(sock: socket.socket, reader, length: int | None) -> Iterator[bytes]:
         sock.close()
 
 
-def _unavailable(environ: dict, start_response) -> list[bytes]:
-    """503 problem+json for a request whose heavy worker stopped before answering it."""
-    from .observability import REQUEST_ID, new_request_id
+def _unavailable(environ: dict, start_response, retry_after: str) -> list[bytes]:
+    """503 problem+json for a request whose heavy worker stopped before answering it (counted in
+    ``liqrisk_heavy_worker_failures_total``; the light worker logged why)."""
+    from .observability import HEAVY_WORKER_FAILED, REQUEST_ID, new_request_id
 
+    HEAVY_WORKER_FAILED.labels(environ["PATH_INFO"]).inc()
     rid = environ.get("HTTP_X_REQUEST_ID", "")
+    rid = rid if REQUEST_ID.fullmatch(rid) else new_request_id()
+    detail = (
+        f"the worker process computing this request stopped before answering it (request id {rid}); retry after "
+        "Retry-After seconds, or send a smaller request"
+    )
     body = orjson.dumps(
         {
             "type": "https://liqrisk.dev/problems/503",
             "title": "Service Unavailable",
             "status": 503,
-            "detail": "the worker process running this request stopped before answering it; try again",
+            "detail": detail,
             "errors": {},
-        }
+        }  # fmt: skip
     )
     start_response(
         "503 Service Unavailable",
         [
             ("Content-Type", "application/problem+json"),
             ("Content-Length", str(len(body))),
-            ("Retry-After", "1"),
-            ("X-Request-ID", rid if REQUEST_ID.fullmatch(rid) else new_request_id()),
+            ("Retry-After", retry_after),
+            ("X-Request-ID", rid),
         ],
     )
     return [body]

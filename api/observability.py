@@ -39,6 +39,11 @@ LATENCY = Histogram(
 BUDGET_EXCEEDED = Counter(
     "liqrisk_request_budget_exceeded_total", "Requests stopped at their compute budget (503)", ["route"]
 )
+HEAVY_WORKER_FAILED = Counter(
+    "liqrisk_heavy_worker_failures_total",
+    "Heavy requests whose heavy worker stopped before answering (503; api/heavy_workers.py)",
+    ["route"],
+)
 BATCH_ROWS = Histogram("liqrisk_batch_rows", "Positions per batch request", ["route"],
                        buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000))  # fmt: skip
 BACKTEST_SECONDS = Histogram("liqrisk_backtest_duration_seconds", "Run time of one backtest",
