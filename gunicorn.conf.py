@@ -77,13 +77,7 @@ def on_starting(server):
     os.makedirs(metrics_dir, exist_ok=True)
     from core.warmup import first_configurations, skip_blas_probe, warm_up
 
-    heavy = server.num_workers - light_workers  # gunicorn's --workers given on its command line overrides ours
-    plain = not server.cfg.is_ssl and server.cfg.proxy_protocol in (None, False, "off")  # as the light worker sends
-    if heavy > 0 and plain:
-        from api import heavy_workers as split
-
-        server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy,
-                        split.open_listener(light_workers, backlog))  # fmt: skip
+    _split(server)
     skip_blas_probe()
     seconds = warm_up(configs=first_configurations())
     if seconds > 2.0:
@@ -91,6 +85,32 @@ def on_starting(server):
     else:
         _LATER_KERNELS = True
     server.log.info("liqrisk: kernels ready in %.2f s%s", seconds, " (the others load in each worker)" * _LATER_KERNELS)
+
+
+def _split(server):
+    """Open (or close) the heavy workers' socket for the light and heavy worker counts of this configuration:
+    heavy workers only when gunicorn's worker count leaves room for them (``--workers`` on gunicorn's command
+    line overrides ours) and the server speaks plain HTTP on its own sockets (no TLS, no PROXY protocol, no
+    ``reuse_port``), as the light workers pass requests on."""
+    from api import heavy_workers as split
+
+    cfg = server.cfg
+    heavy = server.num_workers - light_workers
+    plain = not cfg.is_ssl and cfg.proxy_protocol in (None, False, "off") and not cfg.reuse_port
+    if heavy > 0 and plain:
+        path = split.open_listener(light_workers, backlog, cfg.uid, cfg.gid)
+        server.log.info("liqrisk: %d light and %d heavy workers (%s)", light_workers, heavy, path)
+    else:
+        split.close_listener()
+
+
+def nworkers_changed(server, new_value, old_value):
+    """Fewer workers (``TTOU``): gunicorn stops the oldest, so heavy workers are made the oldest
+    (:func:`api.http_worker.shed_heavy_first`): the light ones, which accept connections, stay."""
+    if old_value is not None and new_value < old_value:
+        from api.http_worker import shed_heavy_first
+
+        shed_heavy_first(server.WORKERS)
 
 
 def pre_fork(server, worker):
@@ -153,6 +173,7 @@ def on_reload(server):
 
     result = reload_from_env()
     server.log.info("liqrisk: tier tables reloaded: %s", result["symbols"] or "packaged only")
+    _split(server)  # the reloaded configuration's light and heavy workers
 
 
 def on_exit(server):

@@ -34,6 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
         argv += ["-c", str(conf)]
     if args.workers:
         os.environ["LIQRISK_WORKERS"] = str(args.workers)  # gunicorn.conf.py adds the heavy workers to it
+        if not conf.is_file():
+            argv += ["--workers", str(args.workers)]
     argv.append("api:create_app()")
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover

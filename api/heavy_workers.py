@@ -16,13 +16,20 @@ moving, but at full load it also makes every short request wait for the core beh
 
 A request is heavy (:func:`heavy_paths`, :meth:`HeavyProxy.is_heavy`) when it is a ``POST`` to a calculator or
 backtest route that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`,
-and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the body
-(a ``Content-Length`` above the route's limit, or a chunked body past it, is answered 413 there without passing
-it on), opens a new connection to the heavy socket, sends the request with the client's address in
-:data:`PEER_HEADER` (the client's own such header is dropped) and streams the answer back. When no heavy worker
-can be reached (all busy past the socket's backlog, or the server is starting) the light worker answers the
+and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the whole
+body first, so a slow upload holds its thread, not a heavy worker's (a ``Content-Length`` above the route's limit
+is answered 413 there without reading it; a chunked body past it, or one cut short, is answered by the light
+worker from what was read). It then opens a new connection to the heavy socket and sends the request: the
+client's fields without the connection's own (``Connection``, ``TE``, ``Upgrade``, ...) and without the
+secure-scheme fields (a heavy worker would trust them from its Unix-socket peer; ``X-Forwarded-Proto: https`` is
+sent when the light worker itself was reached over TLS), with the client's address in :data:`PEER_HEADER` (the
+client's own such field is dropped); and streams the answer back. A heavy worker takes no more connections than
+it has threads, so waiting requests stay in the socket's backlog for whichever heavy worker frees first. When no
+heavy worker is alive, or none takes the connection within :data:`CONNECT_TIMEOUT`, the light worker answers the
 request itself, as it would without the split; when the heavy worker fails after taking the request (killed by
-the timeout, out of memory), the client gets a 503 problem with ``Retry-After``.
+the timeout, out of memory, no answer within twice gunicorn's timeout), the client gets a 503 problem with
+``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy workers first (the light ones alone accept
+connections); ``SIGHUP`` applies a changed split to the new generation of workers.
 
 Measured on this project's 2-core machine (``make loadtest``, shipped settings): while the two heaviest accepted
 requests of a route run and 64 trickling connections are open, single-position requests kept p99 ≤ 16.4 ms on
@@ -34,6 +41,7 @@ the same machine).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -56,17 +64,26 @@ ANSWER_CHUNK = 1 << 20
 #: answer headers that describe the connection to the heavy worker, not the answer (gunicorn writes its own)
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "date", "server"})
 
-#: request fields of the client's connection to the light worker (and any peer field it made up), not passed on
+#: request fields of the client's connection to the light worker (and any peer field it made up), not passed on;
+#: the secure-scheme fields the server trusts are dropped too (:class:`HeavyProxy`): a heavy worker, whose peer is
+#: a Unix socket, would believe them
 _NOT_FORWARDED = frozenset(
     {
         "HTTP_CONNECTION",
         "HTTP_KEEP_ALIVE",
+        "HTTP_PROXY_CONNECTION",
         "HTTP_TRANSFER_ENCODING",
+        "HTTP_TE",
+        "HTTP_TRAILER",
+        "HTTP_UPGRADE",
+        "HTTP_HTTP2_SETTINGS",
         "HTTP_CONTENT_LENGTH",
         "HTTP_EXPECT",
         _PEER_ENVIRON,
     }  # fmt: skip
 )
+#: seconds a light worker waits to hand a request over (a full backlog makes ``connect`` wait)
+CONNECT_TIMEOUT = 1.0
 
 _log = logging.getLogger("gunicorn.error")
 _listener: socket.socket | None = None
@@ -75,9 +92,10 @@ _directory: str | None = None
 light_workers = 0
 
 
-def open_listener(light: int, backlog: int = 128) -> str:
-    """In gunicorn's master, before the fork: the heavy workers' Unix socket, in a new directory only this user
-    can enter; ``light`` of the workers are light. Returns the socket's path."""
+def open_listener(light: int, backlog: int = 128, uid: int | None = None, gid: int | None = None) -> str:
+    """In gunicorn's master, before the fork: the heavy workers' Unix socket, in a new directory only the
+    workers' user (``uid``/``gid``, gunicorn's ``user``/``group``; default this process's) can enter; ``light``
+    of the workers are light. Returns the socket's path."""
     global _listener, _directory, light_workers
     close_listener()
     _directory = tempfile.mkdtemp(prefix="liqrisk-heavy-")
@@ -85,6 +103,9 @@ def open_listener(light: int, backlog: int = 128) -> str:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(backlog)
+    if uid is not None and (uid, gid) != (os.geteuid(), os.getegid()):
+        for name in (_directory, path):
+            os.chown(name, uid, gid if gid is not None else -1)
     _listener, light_workers = sock, light
     return path
 
@@ -135,7 +156,8 @@ class HeavyProxy:
     the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
 
     def __init__(self, app, path: str, paths: frozenset[str], lane_paths: frozenset[str], lane_max_body: int,
-                 body_limits: dict[str, int], available=lambda: True) -> None:  # fmt: skip
+                 body_limits: dict[str, int], available=lambda: True, scheme_fields: frozenset[str] = frozenset(),
+                 answer_timeout: float = 120.0) -> None:  # fmt: skip
         self.app = app
         self.path = path
         self.paths = paths
@@ -143,6 +165,10 @@ class HeavyProxy:
         self.lane_max_body = lane_max_body
         self.body_limits = body_limits
         self.available = available
+        #: environ keys of the secure-scheme fields (gunicorn's ``secure_scheme_headers``), not passed on
+        self.not_forwarded = _NOT_FORWARDED | {"HTTP_" + name.upper().replace("-", "_") for name in scheme_fields}
+        #: seconds to wait for the heavy worker's answer (beyond that: the 503)
+        self.answer_timeout = answer_timeout
         self.retry_after = str(app.config.get("RETRY_AFTER", 1)) if hasattr(app, "config") else "1"
 
     def is_heavy(self, environ: dict) -> bool:
@@ -164,18 +190,24 @@ class HeavyProxy:
             return self.app(environ, start_response)  # refused (400/413) here without reading the body
         if not self.available():
             return self.app(environ, start_response)  # no heavy worker alive: answer it here
+        # the body first: a slow upload holds this thread, not a heavy worker's
         try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            body = _read(environ, int(length) if length else None, limit)
+        except Exception:  # noqa: BLE001 - the client went away mid-body, or sent bad chunks: the app answers
+            body = None
+        if body is None or (length and len(body) != int(length)):
+            return self.app(environ, start_response)  # past the limit (413) or cut short (400), from what was read
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
             sock.connect(self.path)
         except OSError:
             sock.close()
-            return self.app(environ, start_response)  # no heavy worker to take it: answer it here
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)  # no heavy worker takes it: answer it here
         try:
-            body = _read(environ, int(length) if length else None, limit)
-            if body is None:  # a chunked body past the limit: the app answers 413 on what was read
-                sock.close()
-                return self.app(environ, start_response)
-            sock.sendall(_request_head(environ, len(body)))
+            sock.settimeout(self.answer_timeout)
+            sock.sendall(_request_head(environ, len(body), self.not_forwarded))
             sock.sendall(body)
             del body
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
@@ -194,10 +226,12 @@ class _BadAnswer(Exception):
 
 def _read(environ: dict, length: int | None, limit: int | None) -> bytes | None:
     """The request body: ``length`` bytes, or a chunked body read up to one byte past ``limit`` (None when it
-    goes past it; the bytes read are then the app's ``wsgi.input``)."""
+    goes past it). The bytes read become the app's ``wsgi.input``, for when the app answers after all."""
     stream = environ["wsgi.input"]
     if length is not None:
-        return stream.read(length) if length else b""
+        body = stream.read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # for the app, if it answers after all
+        return body
     cap = (limit if limit is not None else 1 << 30) + 1
     chunks, size = [], 0
     while size < cap:
@@ -207,22 +241,24 @@ def _read(environ: dict, length: int | None, limit: int | None) -> bytes | None:
         chunks.append(chunk)
         size += len(chunk)
     body = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(body)
     if size >= cap:
-        import io
-
-        environ["wsgi.input"] = io.BytesIO(body)
         return None
     return body
 
 
-def _request_head(environ: dict, length: int) -> bytes:
-    """The request line and fields to send to a heavy worker: the client's fields (but its framing and any
-    :data:`PEER_HEADER`), the body's ``Content-Length``, ``Connection: close`` and the client's address."""
+def _request_head(environ: dict, length: int, not_forwarded: frozenset[str] = _NOT_FORWARDED) -> bytes:
+    """The request line and fields to send to a heavy worker: the client's fields but those of
+    ``not_forwarded`` (its framing, the connection's own fields, secure-scheme fields, any
+    :data:`PEER_HEADER`), the body's ``Content-Length``, ``Connection: close``, the scheme this server saw
+    (``X-Forwarded-Proto: https`` when it was) and the client's address."""
     target = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1"]
     for key, value in environ.items():
-        if key.startswith("HTTP_") and key not in _NOT_FORWARDED:
+        if key.startswith("HTTP_") and key not in not_forwarded:
             lines.append(f"{key[5:].replace('_', '-')}: {value}")
+    if environ.get("wsgi.url_scheme") == "https":
+        lines.append("X-Forwarded-Proto: https")
     if environ.get("CONTENT_TYPE"):
         lines.append(f"Content-Type: {environ['CONTENT_TYPE']}")
     lines.append(f"Content-Length: {length}")
@@ -250,6 +286,8 @@ def _answer_head(reader) -> tuple[str, list[tuple[str, str]], int | None]:
         lower = name.lower()
         if lower == "content-length":
             length = int(value)
+        elif lower == "transfer-encoding":
+            raise _BadAnswer  # the app's answers all have a Content-Length; this one would be passed on chunked
         if lower not in _HOP_HEADERS:
             headers.append((name, value))
     return status, headers, length

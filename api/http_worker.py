@@ -34,9 +34,9 @@ long as the average one, and the p99 latency of the whole service is that proces
   2,500–2,800 single-position answers per second on this project's 2-core machine (``wrk``, 32 connections). An
   answer the socket does not take at once is finished by a pool thread, and so is closing a connection (a graceful
   close waits for the client), so a client that stops reading holds a thread, not the main loop; and when a pool
-  thread holds the lane, the parsed request is left on the lane instead of waited for, and one pool thread
-  answers the requests left, in turn, once the holder lets go (:meth:`api.light_lane.FifoLock.acquire_or_leave`;
-  with one thread woken per request instead, the lane stayed busy at full load and throughput fell by a third).
+  thread holds the lane, the parsed request takes its place in the lane's queue instead of being waited for, and
+  the lane's drain thread answers it in its turn (:meth:`api.light_lane.FifoLock.acquire_or_leave`; with one pool
+  thread woken per request instead, the lane stayed busy at full load and throughput fell by a third).
   It is off with
   ``LIQRISK_FAST_PATH=0``, without the lane, and whenever this server's configuration asks gunicorn for more than
   it skips (:func:`fast_path`). With it on, a thread gives a connection back to the poller right after an answer
@@ -59,7 +59,6 @@ import multiprocessing
 import os
 import select
 from concurrent import futures
-from functools import partial
 
 import numpy as np
 from gunicorn.http import wsgi
@@ -113,6 +112,15 @@ def assign_role(workers: dict, wanted: int) -> int:
     return HEAVY if light >= heavy_workers.light_workers else LIGHT
 
 
+def shed_heavy_first(workers: dict) -> None:
+    """In gunicorn's master, when its worker count falls (``TTOU``, ``nworkers_changed``): gunicorn stops the
+    oldest workers, so the heavy ones are made the oldest; light workers (which alone accept connections) go
+    last."""
+    for worker in workers.values():
+        if getattr(worker, "liqrisk_role", LIGHT) == HEAVY and worker.age > 0:
+            worker.age -= 1 << 40
+
+
 def release_slot(pid: int) -> None:
     """Free the row of an exited worker (called by the master's ``child_exit`` hook)."""
     rows = np.flatnonzero(_TABLE[:, 0] == pid)
@@ -121,7 +129,7 @@ def release_slot(pid: int) -> None:
 
 def heavy_alive() -> bool:
     """Whether some heavy worker is alive (its row is in the table): else a light worker answers heavy requests
-    itself rather than queue them on a socket nobody accepts from (gunicorn's ``TTOU`` may stop them all)."""
+    itself rather than queue them on a socket nobody accepts from (``TTOU`` stops heavy workers first)."""
     return bool(((_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)).any())
 
 
@@ -158,6 +166,8 @@ class BalancedThreadWorker(ThreadWorker):
         self._slot = claim_slot(os.getpid(), self.role)
         if self.role == HEAVY:
             self.sockets = [heavy_workers.listener()]  # only light workers' hand-offs, never the public socket
+            # take no more than it has threads for: the rest wait in the socket's backlog, for either heavy worker
+            self.worker_connections = self.cfg.threads
         super().init_process()
 
     def _publish(self) -> None:
@@ -203,9 +213,7 @@ class BalancedThreadWorker(ThreadWorker):
         if self._fast is not None:
             self._base_environ = {**wsgi.base_environ(self.cfg), "wsgi.multithread": True}
             self._http_date = http_fast.HttpDate()
-            lane = self._fast[3]
-            lane.run_left = self._answer_left
-            lane.start_drain = partial(self._start_drain, lane)
+            self._fast[3].run_left = self._answer_left
         proxy = heavy_proxy(self._app, self.cfg)
         if proxy is not None:
             self.wsgi = proxy
@@ -238,7 +246,7 @@ class BalancedThreadWorker(ThreadWorker):
     def _answer_here(self, conn) -> bool:
         """Read what ``conn`` has sent (without waiting); if it is a complete, plain request for a light-lane
         path (:func:`api.http_fast.parse`), answer it: on this thread when the lane is free (then put the
-        connection back in the poller, or close it), else on a pool thread, in turn, once the lane's holder lets go
+        connection back in the poller, or close it), else in its turn by the lane's drain thread
         (:meth:`_answer_left`); this thread never waits. False (nothing consumed, the bytes stay buffered for
         gunicorn's parser) for anything else."""
         if not conn.initialized or conn.is_http2 or not isinstance(conn.server, tuple):
@@ -274,7 +282,7 @@ class BalancedThreadWorker(ThreadWorker):
         allowed = self._keep_alive_allowed()  # counts the request for max_requests, whatever the client asks
         keep_alive = request.keep_alive and allowed
         if not lane.acquire_or_leave((conn, environ, keep_alive)):
-            return True  # a pool thread holds the lane: this one is answered in turn (FifoLock.drain)
+            return True  # a pool thread holds the lane: answered in its turn by the lane's drain thread
         try:
             answer, keep_alive = self._answer(environ, keep_alive)
         finally:
@@ -290,25 +298,31 @@ class BalancedThreadWorker(ThreadWorker):
             self.log.exception("Error handling request %s", environ["RAW_URI"])
             return _ERROR_500, False
 
-    def _start_drain(self, lane: FifoLock) -> None:
-        """The lane's :meth:`FifoLock.drain` on a pool thread (here, once the pool is shut down)."""
-        try:
-            self.tpool.submit(lane.drain)
-        except RuntimeError:
-            lane.drain()
-
     def _answer_left(self, item: tuple) -> None:
-        """On a pool thread, holding the lane: a request the main thread left (:meth:`FifoLock.acquire_or_leave`);
-        answer it, send the whole answer, then let the main thread put the connection back in the poller
-        (gthread's ``finish_request``); a connection not kept alive is closed on another pool thread (a graceful
-        close waits for the client, neither on the lane nor on the main thread)."""
+        """On the lane's drain thread, holding the lane: a request the main thread left
+        (:meth:`FifoLock.acquire_or_leave`). Answer it and send what the socket takes at once; a pool thread
+        sends the rest (a client that stops reading holds that thread, not the lane). Then the main thread puts
+        the connection back in the poller (gthread's ``finish_request``), or it is closed on a pool thread (a
+        graceful close waits for the client)."""
         conn, environ, keep_alive = item
+        answer, keep_alive = self._answer(environ, keep_alive)
         try:
-            answer, keep_alive = self._answer(environ, keep_alive)
-            conn.sock.setblocking(True)
-            conn.sock.sendall(answer)
-        except Exception:  # the client went away: close the connection
-            keep_alive = False
+            sent = conn.sock.send(answer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent, keep_alive = len(answer), False
+        if sent < len(answer):
+            rest = memoryview(answer)[sent:]
+
+            def send_rest() -> bool:
+                conn.sock.setblocking(True)
+                conn.sock.sendall(rest)
+                return keep_alive
+
+            future = self.tpool.submit(send_rest)
+            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return
         if keep_alive:
             done: futures.Future = futures.Future()
             done.set_result(True)
@@ -435,4 +449,6 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         app.config["LIGHT_LANE_MAX_BODY"],
         {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()},
         heavy_alive,
+        frozenset(cfg.secure_scheme_headers),
+        answer_timeout=max(cfg.timeout, 60) * 2,
     )

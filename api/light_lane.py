@@ -40,77 +40,87 @@ class FifoLock:
     """A lock handed to its waiters in the order they asked (``threading.Lock`` gives no order): a releasing
     holder passes it directly to the oldest waiter.
 
-    A thread that must not wait can leave work instead (:meth:`acquire_or_leave`). A releasing holder with no
-    waiter but work left keeps the lock for :meth:`drain`, which ``start_drain`` runs on another thread: it runs
-    what was left, ``run_left(item)``, one item after the other (waiters first), until nothing is, then lets go.
-    The work runs in turn, one thread woken per run of items rather than per item, and the releasing holder goes
-    on at once."""
+    A thread that must not wait can leave work instead (:meth:`acquire_or_leave`); it takes its place in the same
+    queue as the waiting threads. When the lock's turn comes to left work, the lock is handed to a thread of its
+    own (:meth:`drain`, started with the first work left) that runs ``run_left(item)`` for each item in turn until
+    the queue's head is a waiting thread (it gets the lock) or the queue is empty (the lock is free). So work and
+    waiters are served first come, first served, one thread woken per run of items rather than per item, and the
+    drain never waits behind anything that waits for the lock."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._waiters: deque[threading.Lock] = deque()
+        self._queue: deque[tuple[bool, object]] = deque()  # (is a waiter, its lock or the item left)
         self._held = False
-        self._left: deque = deque()
-        #: runs an item left by :meth:`acquire_or_leave` (set by its user; it must not raise)
+        self._wake = threading.Semaphore(0)
+        self._drain_thread: threading.Thread | None = None
+        #: runs an item left by :meth:`acquire_or_leave` (set by its user; what it raises is ignored)
         self.run_left = None
-        #: runs :meth:`drain` on another thread (set by its user)
-        self.start_drain = None
 
     def acquire(self) -> None:
         with self._guard:
-            if not self._held:
+            if not self._held and not self._queue:
                 self._held = True
                 return
             turn = threading.Lock()
             turn.acquire()
-            self._waiters.append(turn)
+            self._queue.append((True, turn))
         turn.acquire()  # released by the holder before us: the lock is ours from then on
 
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it and nobody waits for it; never waits."""
         with self._guard:
-            if self._held or self._waiters:
+            if self._held or self._queue:
                 return False
             self._held = True
             return True
 
     def acquire_or_leave(self, item) -> bool:
-        """Take the lock if nobody holds it and nobody waits for it (True); else leave ``item`` for a holder to
-        run (False). Never waits."""
+        """Take the lock if nobody holds it and nobody waits for it (True); else leave ``item`` in the queue, to
+        be run by :meth:`drain` in its turn (False). Never waits."""
         with self._guard:
-            if not self._held and not self._waiters:
+            if not self._held and not self._queue:
                 self._held = True
                 return True
-            self._left.append(item)
+            self._queue.append((False, item))
+            if self._drain_thread is None:
+                self._drain_thread = threading.Thread(target=self._drain_loop, name="liqrisk-lane-drain", daemon=True)
+                self._drain_thread.start()
             return False
 
     def release(self) -> None:
         with self._guard:
-            if self._waiters:
-                self._waiters.popleft().release()
-                return
-            if not self._left:
-                self._held = False
-                return
-        self.start_drain()  # still held, now on behalf of the drain
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        """With the guard held: hand the lock to the queue's head (a waiter, or the drain), or free it."""
+        if not self._queue:
+            self._held = False
+        elif self._queue[0][0]:
+            self._queue.popleft()[1].release()
+        else:
+            self._wake.release()  # still held, now on behalf of the drain
 
     def drain(self) -> None:
-        """Holding the lock (handed over by :meth:`release`): run the items left, until a waiter takes the lock
-        or nothing is left."""
+        """Holding the lock (handed over for left work): run the items at the queue's head, then pass it on."""
         while True:
             with self._guard:
-                if self._waiters:
-                    self._waiters.popleft().release()
+                if not self._queue or self._queue[0][0]:
+                    self._pass_on()
                     return
-                if not self._left:
-                    self._held = False
-                    return
-                item = self._left.popleft()
-            self.run_left(item)
+                item = self._queue.popleft()[1]
+            try:
+                self.run_left(item)
+            except Exception:  # noqa: BLE001 - the lock must pass on whatever the work does
+                pass
+
+    def _drain_loop(self) -> None:
+        while True:
+            self._wake.acquire()
+            self.drain()
 
     def waiting(self) -> int:
         """How many threads wait for the lock."""
-        return len(self._waiters)
+        return sum(1 for is_waiter, _ in self._queue if is_waiter)
 
     __enter__ = acquire
 

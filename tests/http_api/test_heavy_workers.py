@@ -35,7 +35,9 @@ def app():
 
 
 def _proxy(app, path: str) -> heavy_workers.HeavyProxy:
-    cfg = SimpleNamespace(is_ssl=False, proxy_protocol=False)
+    cfg = SimpleNamespace(
+        is_ssl=False, proxy_protocol=False, timeout=30, secure_scheme_headers={"X-FORWARDED-PROTO": "https"}
+    )
     saved = heavy_workers._listener
     heavy_workers._listener = SimpleNamespace(getsockname=lambda: path)
     try:
@@ -172,8 +174,9 @@ def test_what_is_sent_and_what_comes_back(app, tmp_path) -> None:
         proxy = _proxy(app, fake.path)
         body = json.dumps(BATCH).encode()
         environ = _environ(
-            "/v1/liquidation-price/batch", body, chunked=True, x_liqrisk_peer="6.6.6.6 1", x_request_id="r-1"
-        )
+            "/v1/liquidation-price/batch", body, chunked=True, x_liqrisk_peer="6.6.6.6 1", x_request_id="r-1",
+            x_forwarded_proto="https", upgrade="h2c", te="trailers",
+        )  # fmt: skip
         status, headers, out = _call(proxy, environ)
     finally:
         fake.close()
@@ -189,6 +192,32 @@ def test_what_is_sent_and_what_comes_back(app, tmp_path) -> None:
     assert not any(f.startswith("transfer-encoding") for f in fields)
     assert [f for f in fields if f.startswith("x-liqrisk-peer")] == ["x-liqrisk-peer: 192.0.2.7 50123"]
     assert "x-request-id: r-1" in fields and "content-type: application/json" in fields
+    # the client's scheme claim, upgrade and TE are not passed on: a heavy worker trusts its Unix-socket peer
+    assert not any(f.startswith(("x-forwarded-proto", "upgrade", "te:")) for f in fields)
+
+
+def test_an_https_request_is_passed_on_as_https(app, tmp_path) -> None:
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    try:
+        environ = _environ("/v1/liquidation-price/batch", b"{}")
+        environ["wsgi.url_scheme"] = "https"
+        assert _call(_proxy(app, fake.path), environ)[2] == b"{}"
+    finally:
+        fake.close()
+    assert b"\r\nX-Forwarded-Proto: https\r\n" in fake.requests[0]
+
+
+def test_a_chunked_answer_or_a_cut_short_body_is_not_passed_on(app, tmp_path) -> None:
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    try:
+        proxy = _proxy(app, fake.path)
+        assert _call(proxy, _environ("/v1/liquidation-price/batch", b"{}"))[0].startswith("503")
+        short = _environ("/v1/liquidation-price/batch", b"{}")
+        short["CONTENT_LENGTH"] = "10"  # the client sent 2 of 10 bytes, then went away
+        assert _call(proxy, short)[0].startswith("400")
+    finally:
+        fake.close()
+    assert len(fake.requests) == 1  # the cut-short body was answered by the light worker itself
 
 
 def test_a_heavy_worker_that_stops_mid_request_is_a_503_problem(app, tmp_path) -> None:
@@ -253,6 +282,12 @@ def test_roles_through_start_crash_and_reload(monkeypatch) -> None:
     # a reload starts a new generation of four beside the old one, then gunicorn stops the four oldest
     new = [spawn() for _ in range(4)]
     assert sorted(new) == [light, light, heavy, heavy]
+    # fewer workers (TTOU): gunicorn stops the oldest, and the heavy ones are made the oldest
+    for old in sorted(workers, key=lambda pid: workers[pid].age)[:-4]:
+        del workers[old]  # gunicorn stopped the old generation
+    http_worker.shed_heavy_first(workers)
+    oldest = sorted(workers.values(), key=lambda w: w.age)
+    assert [w.liqrisk_role for w in oldest] == [heavy, heavy, light, light]
     monkeypatch.setattr(heavy_workers, "_listener", None)
     assert http_worker.assign_role(workers, 4) == light  # no heavy socket: every worker is light
 

@@ -41,29 +41,36 @@ def test_the_lock_is_handed_over_in_arrival_order() -> None:
         assert lock.waiting() == 0
 
 
-def test_work_left_while_the_lock_is_held_runs_in_turn_after_the_waiters() -> None:
+def test_work_left_and_waiters_are_served_first_come_first_served() -> None:
     lock = light_lane.FifoLock()
     order: list[str] = []
-    drains: list[threading.Thread] = []
+    ran = threading.Event()
 
-    def start_drain():
-        drains.append(threading.Thread(target=lock.drain))
-        drains[-1].start()
+    def run_left(item: str) -> None:
+        if item == "boom":
+            raise RuntimeError("the lock passes on anyway")
+        order.append(item)
+        if item == "d":
+            ran.set()
 
-    lock.run_left, lock.start_drain = order.append, start_drain
+    lock.run_left = run_left
     assert lock.acquire_or_leave("never")  # free: taken, nothing left
-    order.clear()
-    assert not lock.acquire_or_leave("a") and not lock.acquire_or_leave("b")  # held: left, never waits
-    waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter"), lock.release()))
-    waiter.start()
+    assert not lock.acquire_or_leave("a") and not lock.acquire_or_leave("boom")  # held: left, never waits
+    first = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter 1"), lock.release()))
+    first.start()
     _wait_until(lambda: lock.waiting() == 1)
-    lock.release()  # the waiter first; its release hands the rest to a drain
-    waiter.join(10)
-    for t in drains:
-        t.join(10)
-    assert order == ["waiter", "a", "b"] and len(drains) == 1
-    assert lock.try_acquire()  # free again
+    assert not lock.acquire_or_leave("b")
+    second = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter 2"), lock.release()))
+    second.start()
+    _wait_until(lambda: lock.waiting() == 2)
+    assert not lock.acquire_or_leave("c") and not lock.acquire_or_leave("d")
     lock.release()
+    for t in (first, second):
+        t.join(10)
+    assert ran.wait(10)
+    _wait_until(lock.try_acquire)  # free again once the drain has passed it on
+    lock.release()
+    assert order == ["a", "waiter 1", "b", "waiter 2", "c", "d"]
 
 
 @pytest.fixture
