@@ -40,7 +40,8 @@ def portfolio_liquidation(
         LP = (WB − TMM1 + UPNL1 + Σcum − Σ s·Q·EP) / (Σ Q·MMR − Σ s·Q)
 
     summed over the symbol's legs; generalised to every ruleset by ``a``/``b`` as in :mod:`core.liquidation`'s
-    docstring. Tiers are re-read at the liquidation price until stable (Binance rule).
+    docstring. Tiers are re-read at the liquidation price until stable (Binance rule); a symbol with no price at
+    its mark price's tiers is tried at other tiers too (:func:`_other_tiers`), as the single-position kernel does.
 
     Parameters
     ----------
@@ -95,6 +96,10 @@ def portfolio_liquidation(
         if not warnings:
             warnings.append(dict(zip(("code", "message"), WARNINGS[_kernels.W_TIER_CHANGED], strict=True)))
         mmr_l, amt_l = mmr_new, amt_new
+    if rules.retier and np.any(np.isnan(lp)):
+        lp, found = _other_tiers(lp, inv, s, q, ep, mk, mmr_o, amt_o, book, entry_basis, fee, mmr_l, amt_l, rest)
+        if found and not warnings:
+            warnings.append(dict(zip(("code", "message"), WARNINGS[_kernels.W_TIER_CHANGED], strict=True)))
     if np.any(np.isnan(lp)):
         warnings.append(dict(zip(("code", "message"), WARNINGS[_kernels.W_NO_LIQUIDATION], strict=True)))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -116,6 +121,46 @@ def portfolio_liquidation(
         "margin_ratio": float(ratio),
         "warnings": warnings,
     }
+
+
+#: trial prices for :func:`_other_tiers`: the mark price times 2^-k and 2^k, nearest first
+_TRIAL_FACTORS = np.array([f for k in range(1, 41) for f in (0.5**k, 2.0**k)])
+
+
+def _other_tiers(lp, inv, s, q, ep, mk, mmr_o, amt_o, book, entry_basis, fee, mmr_l, amt_l, rest):
+    """Symbols with no liquidation price at the tiers of their mark price may still have one at another tier:
+    a long near 1x leverage has none with its entry tier's maintenance amount, but reaches the first tier's
+    margin far below (Binance re-reads the tier at the liquidation price). Each such symbol is solved again
+    with its legs' tiers at trial prices (the mark price halved or doubled, nearest first); the first
+    solution whose own price gives back the tiers it was solved with is taken. Returns the prices per symbol
+    and whether any changed."""
+    lp = lp.copy()
+    missing = np.isnan(lp)
+    found = False
+    for factor in _TRIAL_FACTORS:
+        legs = missing[inv]
+        if not legs.any():
+            break
+        try:
+            mmr_t, amt_t, _ = _tier_params(book, q, mmr_o, amt_o, mk * factor)
+        except InputError:  # past a partial table's last cap: no tier to try there
+            continue
+        mmr_try, amt_try = np.where(legs, mmr_t, mmr_l), np.where(legs, amt_t, amt_l)
+        trial = shared_prices_nb(inv, s, q, ep, entry_basis, fee, mmr_try, amt_try, rest)
+        solved = missing & ~np.isnan(trial) & (trial > 0)
+        if not solved.any():
+            continue
+        try:
+            mmr_c, amt_c, _ = _tier_params(book, q, mmr_o, amt_o, np.where(solved[inv], trial[inv], mk))
+        except InputError:
+            continue
+        same = (mmr_c == mmr_try) & (amt_c == amt_try)
+        consistent = np.bincount(inv, weights=(~same).astype(float), minlength=len(lp)) == 0
+        take = solved & consistent
+        lp[take] = trial[take]
+        missing &= ~take
+        found = found or bool(take.any())
+    return lp, found
 
 
 def _legs(positions: Any, position_mode: str) -> tuple[np.ndarray, ...]:

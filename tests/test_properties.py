@@ -217,3 +217,17 @@ def test_portfolio_single_position_equals_cross_liquidation(data, side) -> None:
     )
     a, b = single["liquidation_price"], float(port["liquidation_price"][0])
     assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9)
+
+
+def test_portfolio_finds_the_liquidation_a_lower_tier_gives() -> None:
+    """A cross long near 1x (hypothesis found it): at its entry tier's maintenance amount the margin never runs
+    out, but at the first tier, far below, it does; the single-position solve and the portfolio agree on it."""
+    ep, q = 120_000.0, 25.0
+    wallet = q * ep * 0.99609375
+    single = core.liquidation_price(side="long", entry_price=ep, quantity=q, margin_mode="cross", wallet_balance=wallet)
+    port = core.portfolio_liquidation(
+        wallet_balance=wallet, positions=[dict(symbol="BTCUSDT", side="long", entry_price=ep, quantity=q)]
+    )
+    assert single["liquidation_price"] == pytest.approx(470.63253012048193, rel=1e-12)
+    assert float(port["liquidation_price"][0]) == pytest.approx(single["liquidation_price"], rel=1e-9)
+    assert [w["code"] for w in port["warnings"]] == ["tier_changed"]
