@@ -306,22 +306,8 @@ class BalancedThreadWorker(ThreadWorker):
         graceful close waits for the client)."""
         conn, environ, keep_alive = item
         answer, keep_alive = self._answer(environ, keep_alive)
-        try:
-            sent = conn.sock.send(answer)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent, keep_alive = len(answer), False
-        if sent < len(answer):
-            rest = memoryview(answer)[sent:]
-
-            def send_rest() -> bool:
-                conn.sock.setblocking(True)
-                conn.sock.sendall(rest)
-                return keep_alive
-
-            future = self.tpool.submit(send_rest)
-            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+        keep_alive = self._send_now(conn, answer, keep_alive)
+        if keep_alive is None:
             return
         if keep_alive:
             done: futures.Future = futures.Future()
@@ -367,26 +353,35 @@ class BalancedThreadWorker(ThreadWorker):
         status, headers = started
         return http_fast.response(status, headers, b"".join(chunks), keep_alive, self._http_date())
 
-    def _send(self, conn, answer: bytes, keep_alive: bool) -> None:
-        """Send ``answer`` without waiting; what the socket does not take at once is sent by a pool thread.
-        Then the connection goes back to the poller, or is closed (gthread's ``finish_request``)."""
+    def _send_now(self, conn, answer: bytes, keep_alive: bool) -> bool | None:
+        """Send what the socket of ``conn`` takes of ``answer`` without waiting. None when a pool thread sends
+        the rest (then the main thread finishes the connection, gthread's ``finish_request``); else whether to
+        keep the connection (False when the send failed)."""
         sock = conn.sock
         try:
             sent = sock.send(answer)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
-            sent, keep_alive = len(answer), False
-        if sent < len(answer):
-            rest = memoryview(answer)[sent:]
+            return False
+        if sent == len(answer):
+            return keep_alive
+        rest = memoryview(answer)[sent:]
 
-            def send_rest() -> bool:
-                sock.setblocking(True)
-                sock.sendall(rest)
-                return keep_alive
+        def send_rest() -> bool:
+            sock.setblocking(True)
+            sock.sendall(rest)
+            return keep_alive
 
-            future = self.tpool.submit(send_rest)
-            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+        future = self.tpool.submit(send_rest)
+        future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+        return None
+
+    def _send(self, conn, answer: bytes, keep_alive: bool) -> None:
+        """Send ``answer`` without waiting; what the socket does not take at once is sent by a pool thread.
+        Then the connection goes back to the poller, or is closed (gthread's ``finish_request``)."""
+        keep_alive = self._send_now(conn, answer, keep_alive)
+        if keep_alive is None:
             return
         if not keep_alive:  # a graceful close waits up to 2 s for the client's FIN: not on this thread
             self.nr_conns -= 1
