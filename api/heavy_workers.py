@@ -52,7 +52,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 from flask import Flask
 
-from .light_lane import CALCULATOR_BLUEPRINTS
+from .light_lane import CALCULATOR_BLUEPRINTS, body_size
 
 #: request header that carries the client's address from a light worker to a heavy one
 PEER_HEADER = "X-Liqrisk-Peer"
@@ -172,14 +172,10 @@ class HeavyProxy:
         self.retry_after = str(app.config.get("RETRY_AFTER", 1)) if hasattr(app, "config") else "1"
 
     def is_heavy(self, environ: dict) -> bool:
-        """A ``POST`` to one of :attr:`paths` that the light lane would not take."""
-        path = environ.get("PATH_INFO")
-        if environ.get("REQUEST_METHOD") != "POST" or path not in self.paths:
+        """A ``POST`` to one of :attr:`paths` that the light lane would not take (:func:`api.light_lane.body_size`)."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in self.paths:
             return False
-        if path not in self.lane_paths or environ.get("HTTP_TRANSFER_ENCODING"):
-            return True
-        length = environ.get("CONTENT_LENGTH") or "0"
-        return not length.isdigit() or int(length) > self.lane_max_body
+        return body_size(environ, self.lane_paths, self.lane_max_body) is None
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         if not self.is_heavy(environ):

@@ -436,11 +436,13 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         return None
     paths = heavy_workers.heavy_paths(app)
     endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule in paths}
+    lane = getattr(app, "wsgi_app", None)  # the lane's paths, or (lane off) the ones it would take
+    light = lane.paths if isinstance(lane, LightLane) else light_lane.lane_paths(app)
     return heavy_workers.HeavyProxy(
         app,
         sock.getsockname(),
         paths,
-        light_lane.lane_paths(app),
+        light,
         app.config["LIGHT_LANE_MAX_BODY"],
         {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()},
         heavy_alive,

@@ -66,14 +66,6 @@ class FifoLock:
             self._queue.append((True, turn))
         turn.acquire()  # released by the holder before us: the lock is ours from then on
 
-    def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it and nobody waits for it; never waits."""
-        with self._guard:
-            if self._held or self._queue:
-                return False
-            self._held = True
-            return True
-
     def acquire_or_leave(self, item) -> bool:
         """Take the lock if nobody holds it and nobody waits for it (True); else leave ``item`` in the queue, to
         be run by :meth:`drain` in its turn (False). Never waits."""
@@ -122,6 +114,10 @@ class FifoLock:
         """How many threads wait for the lock."""
         return sum(1 for is_waiter, _ in self._queue if is_waiter)
 
+    def idle(self) -> bool:
+        """Nobody holds the lock, nobody waits for it and no work is left on it."""
+        return not self._held and not self._queue
+
     __enter__ = acquire
 
     def __exit__(self, *exc) -> None:
@@ -139,6 +135,18 @@ def lane_paths(app: Flask) -> frozenset[str]:
     return frozenset(paths)
 
 
+def body_size(environ: dict, paths: frozenset[str], max_body: int) -> int | None:
+    """The body's length in bytes if the lane takes this request (a path of ``paths``, not chunked, a
+    Content-Length of at most ``max_body`` bytes or none); None if it runs beside the lane. The one rule of what
+    is light: :class:`LightLane` takes these, :class:`api.heavy_workers.HeavyProxy` passes on the others."""
+    if environ.get("PATH_INFO") not in paths or environ.get("HTTP_TRANSFER_ENCODING"):
+        return None
+    length = environ.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > max_body:
+        return None
+    return int(length)
+
+
 def lane_wanted(config) -> bool:
     """The lane's setting, off when rate-limit counters are kept in a shared store (a network round trip on
     every request)."""
@@ -147,9 +155,8 @@ def lane_wanted(config) -> bool:
 
 
 class LightLane:
-    """WSGI middleware: requests for ``paths`` with a Content-Length body of at most ``max_body`` bytes (or
-    none) read their body, then run ``app`` and collect its answer holding one :class:`FifoLock` of the
-    process; all other requests go straight to ``app``."""
+    """WSGI middleware: requests the lane takes (:func:`body_size`) read their body, then run ``app`` and collect
+    its answer holding one :class:`FifoLock` of the process; all other requests go straight to ``app``."""
 
     def __init__(self, app, paths: frozenset[str], max_body: int) -> None:
         self.app = app
@@ -160,11 +167,8 @@ class LightLane:
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         if environ.get(LANE_HELD):  # the fast path holds the lane for this request, its body read
             return self.app(environ, start_response)
-        if environ.get("PATH_INFO") not in self.paths or environ.get("HTTP_TRANSFER_ENCODING"):
-            return self.app(environ, start_response)
-        length = environ.get("CONTENT_LENGTH") or "0"
-        size = int(length) if length.isdigit() else self.max_body + 1
-        if size > self.max_body:
+        size = body_size(environ, self.paths, self.max_body)
+        if size is None:
             return self.app(environ, start_response)
         if size:
             try:

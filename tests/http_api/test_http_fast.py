@@ -527,19 +527,24 @@ def test_the_fast_path_is_off_without_the_lane_or_with_what_gunicorn_does_per_re
 
 
 def test_the_main_thread_never_waits_for_the_lane() -> None:
-    """The fast path takes the lane only if it is free (no holder, no one waiting), and the lane then lets the
-    request through without taking it again."""
+    """The fast path takes the lane only if it is free (no holder, no one waiting), else leaves its request on
+    it without waiting (run in its turn); a request it holds the lane for goes through without taking it again."""
     from api.light_lane import LANE_HELD, FifoLock, LightLane
 
     lock = FifoLock()
-    assert lock.try_acquire() and not lock.try_acquire()
+    left = []
+    lock.run_left = left.append
+    assert lock.acquire_or_leave("first") and not lock.idle()  # free: taken, nothing left
     waiter = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
     waiter.start()
     while not lock.waiting():
         time.sleep(0.001)
-    lock.release()  # handed to the waiter, which releases it
+    assert not lock.acquire_or_leave("second")  # held and waited for: left, without waiting
+    lock.release()  # handed to the waiter, which releases it; then the drain runs what was left
     waiter.join(5)
-    assert lock.try_acquire()
+    while not lock.idle():
+        time.sleep(0.001)
+    assert left == ["second"] and lock.acquire_or_leave("third") and left == ["second"]
     seen = []
 
     def app(environ, start_response):

@@ -68,8 +68,7 @@ def test_work_left_and_waiters_are_served_first_come_first_served() -> None:
     for t in (first, second):
         t.join(10)
     assert ran.wait(10)
-    _wait_until(lock.try_acquire)  # free again once the drain has passed it on
-    lock.release()
+    _wait_until(lock.idle)  # free again once the drain has passed it on
     assert order == ["a", "waiter 1", "b", "waiter 2", "c", "d"]
 
 
