@@ -1,8 +1,9 @@
 """Load test (``make loadtest``): start gunicorn on loopback with the repository's config and shipped settings
 (rate limiting off: the test measures the engine, not the limiter), the JSON access log written to a real
 file, and drive it with wrk: throughput and latency for ``/healthz`` and a single-position liquidation
-request, the cold start (launch to first answered request), end-to-end batch times, a soak (default 60 s at
-64 connections) mixing single, batch and risk requests with every worker's RSS before and after, then
+request, the cold start (launch to first answered request; ``cold_start_again_s``: four more starts after the
+rest), end-to-end batch times, a soak (default 60 s at 64 connections) mixing single, batch and risk requests
+with every worker's RSS before and after, then
 
 * ``worst_cases``: the most expensive accepted request of each heavy route, each on a fresh one-worker
   server: status, seconds and the worker's peak RSS (VmHWM);
@@ -101,6 +102,17 @@ def start_server(
         except OSError:
             time.sleep(0.02)
     raise RuntimeError("server did not start")
+
+
+def cold_starts(workers: int | None, heavy_workers: int | None, times: int = 4) -> list[float]:
+    """Seconds from launch to the first answered liquidation request of ``times`` more starts of the same
+    server, each after the one before has stopped (the first start, ``cold_start_s``, is the load test's own)."""
+    seconds = []
+    for _ in range(times):
+        proc, cold = start_server(free_port(), workers, "cold_start.log", heavy_workers)
+        stop_server(proc)
+        seconds.append(round(cold, 3))
+    return seconds
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -508,6 +520,9 @@ def main() -> None:
         stop_server(proc)
     if not args.no_heavy:
         results["worst_cases"] = worst_cases(heavy)
+    results["cold_start_again_s"] = cold_starts(
+        args.workers, heavy_workers=None if args.heavy_workers < 0 else args.heavy_workers
+    )
     log = LOG_DIR / "access.log"
     lines = [x for x in log.read_text(errors="replace").splitlines() if x.startswith('{"ts"')]
     results["access_log"] = {"file": str(log), "json_lines": len(lines), "bytes": log.stat().st_size}
