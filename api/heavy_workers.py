@@ -18,18 +18,19 @@ A request is heavy (:func:`heavy_paths`, :meth:`HeavyProxy.is_heavy`) when it is
 backtest route that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`,
 and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the whole
 body first, so a slow upload holds its thread, not a heavy worker's (a ``Content-Length`` above the route's limit
-is answered 413 there without reading it; a chunked body past it, or one cut short, is answered by the light
-worker from what was read). It then opens a new connection to the heavy socket and sends the request: the
-client's fields without the connection's own (``Connection``, ``TE``, ``Upgrade``, ...) and without the
-secure-scheme fields (a heavy worker would trust them from its Unix-socket peer; ``X-Forwarded-Proto: https`` is
-sent when the light worker itself was reached over TLS), with the client's address in :data:`PEER_HEADER` (the
-client's own such field is dropped); and streams the answer back. A heavy worker takes no more connections than
-it has threads, so waiting requests stay in the socket's backlog for whichever heavy worker frees first. When no
-heavy worker is alive, or none takes the connection within :data:`CONNECT_TIMEOUT`, the light worker answers the
-request itself, as it would without the split; when the heavy worker fails after taking the request (killed by
-the timeout, out of memory, no answer within twice gunicorn's timeout), the client gets a 503 problem with
-``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy workers first (the light ones alone accept
-connections); ``SIGHUP`` applies a changed split to the new generation of workers.
+is answered 413 there without reading it, and a request without a valid API key, when keys are set, 401; a chunked
+body past the limit, or one cut short, is answered by the light worker from what was read). It then opens a new
+connection to the heavy socket and sends the request: the client's fields without the connection's own
+(``Connection``, ``TE``, ``Upgrade``, ...) and without the secure-scheme fields (a heavy worker would trust them
+from its Unix-socket peer; ``X-Forwarded-Proto: https`` is sent when the light worker itself was reached over TLS),
+with the client's address in :data:`PEER_HEADER` (the client's own such field is dropped); and streams the answer
+back. A heavy worker takes no more connections than it has threads, so waiting requests stay in the socket's
+backlog for whichever heavy worker frees first. When no heavy worker is alive, or none takes the connection within
+:data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the split; when the heavy
+worker fails after taking the request (killed by the timeout, out of memory, no answer within twice gunicorn's
+timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy
+workers first (the light ones alone accept connections); ``SIGHUP`` applies a changed split to the new generation
+of workers.
 
 Measured on this project's 2-core machine (``make loadtest``, shipped settings): while the two heaviest accepted
 requests of a route run and 64 trickling connections are open, single-position requests kept p99 ≤ 16.4 ms on
@@ -158,7 +159,7 @@ class HeavyProxy:
 
     def __init__(self, app, path: str, paths: frozenset[str], lane_paths: frozenset[str], lane_max_body: int,
                  body_limits: dict[str, int], available=lambda: True, scheme_fields: frozenset[str] = frozenset(),
-                 answer_timeout: float = 120.0) -> None:  # fmt: skip
+                 answer_timeout: float = 120.0, admits=lambda environ: True) -> None:  # fmt: skip
         self.app = app
         self.path = path
         self.paths = paths
@@ -171,6 +172,9 @@ class HeavyProxy:
         #: seconds to wait for the heavy worker's answer (beyond that: the 503)
         self.answer_timeout = answer_timeout
         self.retry_after = str(app.config.get("RETRY_AFTER", 1)) if hasattr(app, "config") else "1"
+        #: whether a request passes the API-key check (:func:`api.security.admits`); one that does not is
+        #: answered (401) here, before its body is read
+        self.admits = admits
 
     def is_heavy(self, environ: dict) -> bool:
         """A ``POST`` to one of :attr:`paths` that the light lane would not take (:func:`api.light_lane.body_size`)."""
@@ -185,6 +189,8 @@ class HeavyProxy:
         length = environ.get("CONTENT_LENGTH") or ""
         if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
             return self.app(environ, start_response)  # refused (400/413) here without reading the body
+        if not self.admits(environ):
+            return self.app(environ, start_response)  # no valid API key: the 401 here, the body never buffered
         if not self.available():
             return self.app(environ, start_response)  # no heavy worker alive: answer it here
         # the body first: a slow upload holds this thread, not a heavy worker's

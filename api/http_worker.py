@@ -53,6 +53,7 @@ fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import multiprocessing
@@ -67,7 +68,7 @@ from gunicorn.http.message import MAX_HEADERS as _MAX_HEADERS
 from gunicorn.http.message import MAX_REQUEST_LINE as _MAX_REQUEST_LINE
 from gunicorn.workers.gthread import ThreadWorker
 
-from . import heavy_workers, http_fast, light_lane, limits
+from . import heavy_workers, http_fast, light_lane, limits, security
 from .light_lane import LANE_HELD, FifoLock, LightLane
 
 #: most worker processes the balance table holds (more workers share the last slot's accounting: none)
@@ -448,4 +449,5 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         heavy_alive,
         frozenset(cfg.secure_scheme_headers),
         answer_timeout=max(cfg.timeout, 60) * 2,
+        admits=functools.partial(security.admits, app),
     )

@@ -46,14 +46,28 @@ def _digests(keys: tuple[str, ...]) -> list[bytes]:
     return out
 
 
-def presented_key() -> str | None:
-    key = request.headers.get("X-API-Key")
-    if key:
-        return key
-    auth = request.headers.get("Authorization", "")
+def key_in(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The API key a request presents: its ``X-API-Key`` field, else the token of ``Authorization: Bearer``."""
+    if x_api_key:
+        return x_api_key
+    auth = authorization or ""
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return None
+
+
+def presented_key() -> str | None:
+    return key_in(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+
+
+def admits(app: Flask, environ: dict) -> bool:
+    """Whether a request (its WSGI environ) passes the key check of a route that needs a key: no keys are set,
+    or it presents a valid one. The light worker asks before it reads a heavy request's body
+    (:class:`api.heavy_workers.HeavyProxy`), so a client without a key never has it buffered."""
+    if not app.extensions.get("liqrisk_key_digests"):
+        return True
+    key = key_in(environ.get("HTTP_X_API_KEY"), environ.get("HTTP_AUTHORIZATION"))
+    return key is not None and key_is_valid(app, key)
 
 
 def key_is_valid(app: Flask, key: str) -> bool:

@@ -248,6 +248,27 @@ def test_bodies_over_the_limit_are_refused_by_the_light_worker(app, tmp_path) ->
     assert fake.requests == []
 
 
+def test_without_a_valid_api_key_the_light_worker_answers_401_before_reading_the_body(tmp_path) -> None:
+    class Keyed(TestConfig):
+        API_KEYS = ("k-1",)
+
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    try:
+        proxy = _proxy(create_app(Keyed), fake.path)
+        body = json.dumps(BATCH).encode()
+        for headers in ({}, {"x_api_key": "wrong"}, {"authorization": "Bearer wrong"}):
+            environ = _environ("/v1/liquidation-price/batch", body, **headers)
+            status, out_headers, _ = _call(proxy, environ)
+            assert status.startswith("401") and "WWW-Authenticate" in out_headers
+            assert environ["wsgi.input"].tell() == 0  # the body was never read
+        assert fake.requests == []
+        for headers in ({"x_api_key": "k-1"}, {"authorization": "Bearer k-1"}):
+            assert _call(proxy, _environ("/v1/liquidation-price/batch", body, **headers))[2] == b"{}"
+    finally:
+        fake.close()
+    assert len(fake.requests) == 2 and all(b"k-1" in sent for sent in fake.requests)
+
+
 def test_the_peer_field_becomes_the_client_address() -> None:
     seen = {}
 
