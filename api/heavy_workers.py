@@ -14,7 +14,7 @@ moving, but at full load it also makes every short request wait for the core beh
   what light workers pass them, with the whole application (limits, rate limits, time budget, access log and
   metrics), and gunicorn's master starts, times out and replaces them like any worker.
 
-A request is heavy (:func:`heavy_paths`, :meth:`HeavyProxy.is_heavy`) when it is a ``POST`` to a calculator or
+A request is heavy (:func:`heavy_paths`, :class:`HeavyRule`) when it is a ``POST`` to a calculator or
 backtest route that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`,
 and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the whole
 body first, so a slow upload holds its thread, not a heavy worker's (a ``Content-Length`` above the route's limit
@@ -43,6 +43,7 @@ the same machine). The hand-off itself (``tests/bench/test_bench_handoff.py``) c
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -54,6 +55,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 from flask import Flask
 
+from . import limits, security
 from .light_lane import CALCULATOR_BLUEPRINTS, body_size
 
 #: request header that carries the client's address from a light worker to a heavy one
@@ -153,53 +155,77 @@ class TrustPeer:
         return self.app(environ, start_response)
 
 
+class HeavyRule:
+    """Which requests are heavy, and what is checked before their body is read: a ``POST`` to one of ``paths``
+    that the light lane would not take (:func:`api.light_lane.body_size` with ``light_paths`` and
+    ``light_max_body``), whose ``Content-Length`` is within its route's limit (``body_limits``: path -> bytes) and
+    which passes the API-key check (``admits``, :func:`api.security.admits`). Shared by the hand-off to the heavy
+    workers (:class:`HeavyProxy`) and the heavy lane in each process (:class:`api.heavy_lane.HeavyLane`)."""
+
+    def __init__(self, paths: frozenset[str], light_paths: frozenset[str], light_max_body: int,
+                 body_limits: dict[str, int], admits=lambda environ: True) -> None:  # fmt: skip
+        self.paths = paths
+        self.light_paths = light_paths
+        self.light_max_body = light_max_body
+        self.body_limits = body_limits
+        self.admits = admits
+
+    @classmethod
+    def of(cls, app: Flask, paths: frozenset[str], light_paths: frozenset[str]) -> HeavyRule:
+        """The rule of ``app`` for ``paths`` (its routes' body limits, its API keys)."""
+        endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule in paths}
+        body_limits = {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()}
+        admits = functools.partial(security.admits, app)
+        return cls(paths, light_paths, app.config["LIGHT_LANE_MAX_BODY"], body_limits, admits)
+
+    def is_heavy(self, environ: dict) -> bool:
+        """A ``POST`` to one of :attr:`paths` that the light lane would not take."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in self.paths:
+            return False
+        return body_size(environ, self.light_paths, self.light_max_body) is None
+
+    def read_body(self, environ: dict) -> bytes | None:
+        """For a heavy request: its whole body, read now (so a slow upload holds the reading thread and nothing
+        else); None when the app is to answer the request as it stands: a ``Content-Length`` that is not a
+        number or is over the route's limit (400/413, not read), no valid API key (401, not read), a chunked body
+        past the limit (413) or a body cut short (400), from what was read (the app's ``wsgi.input``)."""
+        limit = self.body_limits.get(environ["PATH_INFO"])
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
+            return None
+        if not self.admits(environ):
+            return None
+        try:
+            body = _read(environ, int(length) if length else None, limit)
+        except Exception:  # noqa: BLE001 - the client went away mid-body, or sent bad chunks: the app answers
+            return None
+        if body is None or (length and len(body) != int(length)):
+            return None
+        return body
+
+
 class HeavyProxy:
-    """WSGI middleware of a light worker: heavy requests (:meth:`is_heavy`) are sent to a heavy worker through
+    """WSGI middleware of a light worker: heavy requests (:class:`HeavyRule`) are sent to a heavy worker through
     the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
 
-    def __init__(self, app, path: str, paths: frozenset[str], lane_paths: frozenset[str], lane_max_body: int,
-                 body_limits: dict[str, int], available=lambda: True, scheme_fields: frozenset[str] = frozenset(),
-                 answer_timeout: float = 120.0, admits=lambda environ: True) -> None:  # fmt: skip
+    def __init__(self, app, path: str, rule: HeavyRule, available=lambda: True,
+                 scheme_fields: frozenset[str] = frozenset(), answer_timeout: float = 120.0) -> None:  # fmt: skip
         self.app = app
         self.path = path
-        self.paths = paths
-        self.lane_paths = lane_paths
-        self.lane_max_body = lane_max_body
-        self.body_limits = body_limits
+        self.rule = rule
         self.available = available
         #: environ keys of the secure-scheme fields (gunicorn's ``secure_scheme_headers``), not passed on
         self.not_forwarded = _NOT_FORWARDED | {"HTTP_" + name.upper().replace("-", "_") for name in scheme_fields}
         #: seconds to wait for the heavy worker's answer (beyond that: the 503)
         self.answer_timeout = answer_timeout
         self.retry_after = str(app.config.get("RETRY_AFTER", 1)) if hasattr(app, "config") else "1"
-        #: whether a request passes the API-key check (:func:`api.security.admits`); one that does not is
-        #: answered (401) here, before its body is read
-        self.admits = admits
-
-    def is_heavy(self, environ: dict) -> bool:
-        """A ``POST`` to one of :attr:`paths` that the light lane would not take (:func:`api.light_lane.body_size`)."""
-        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in self.paths:
-            return False
-        return body_size(environ, self.lane_paths, self.lane_max_body) is None
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
-        if not self.is_heavy(environ):
-            return self.app(environ, start_response)
-        limit = self.body_limits.get(environ["PATH_INFO"])
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
-            return self.app(environ, start_response)  # refused (400/413) here without reading the body
-        if not self.admits(environ):
-            return self.app(environ, start_response)  # no valid API key: the 401 here, the body never buffered
-        if not self.available():
-            return self.app(environ, start_response)  # no heavy worker alive: answer it here
-        # the body first: a slow upload holds this thread, not a heavy worker's
-        try:
-            body = _read(environ, int(length) if length else None, limit)
-        except Exception:  # noqa: BLE001 - the client went away mid-body, or sent bad chunks: the app answers
-            body = None
-        if body is None or (length and len(body) != int(length)):
-            return self.app(environ, start_response)  # past the limit (413) or cut short (400), from what was read
+        if not self.rule.is_heavy(environ) or not self.available():
+            return self.app(environ, start_response)  # light, or no heavy worker alive: answered here
+        body = self.rule.read_body(environ)  # the body first: a slow upload holds this thread, not a heavy worker's
+        if body is None:
+            return self.app(environ, start_response)  # refused (400/401/413) or cut short: answered here
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(CONNECT_TIMEOUT)

@@ -53,7 +53,6 @@ fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker
 
 from __future__ import annotations
 
-import functools
 import math
 import mmap
 import multiprocessing
@@ -68,7 +67,7 @@ from gunicorn.http.message import MAX_HEADERS as _MAX_HEADERS
 from gunicorn.http.message import MAX_REQUEST_LINE as _MAX_REQUEST_LINE
 from gunicorn.workers.gthread import ThreadWorker
 
-from . import heavy_workers, http_fast, light_lane, limits, security
+from . import heavy_workers, http_fast, light_lane
 from .light_lane import LANE_HELD, FifoLock, LightLane
 
 #: most worker processes the balance table holds (more workers share the last slot's accounting: none)
@@ -435,19 +434,13 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
     sock = heavy_workers.listener()
     if sock is None or not hasattr(app, "url_map") or cfg.is_ssl or cfg.proxy_protocol not in (None, False, "off"):
         return None
-    paths = heavy_workers.heavy_paths(app)
-    endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule in paths}
     lane = getattr(app, "wsgi_app", None)  # the lane's paths, or (lane off) the ones it would take
     light = lane.paths if isinstance(lane, LightLane) else light_lane.lane_paths(app)
     return heavy_workers.HeavyProxy(
         app,
         sock.getsockname(),
-        paths,
-        light,
-        app.config["LIGHT_LANE_MAX_BODY"],
-        {path: limits.body_limit(app, endpoint) for path, endpoint in endpoints.items()},
+        heavy_workers.HeavyRule.of(app, heavy_workers.heavy_paths(app), light),
         heavy_alive,
         frozenset(cfg.secure_scheme_headers),
         answer_timeout=max(cfg.timeout, 60) * 2,
-        admits=functools.partial(security.admits, app),
     )

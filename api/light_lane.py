@@ -56,15 +56,27 @@ class FifoLock:
         #: runs an item left by :meth:`acquire_or_leave` (set by its user; what it raises is ignored)
         self.run_left = None
 
-    def acquire(self) -> None:
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait for the lock in turn (at most ``timeout`` seconds when given); True once it is ours, False when
+        the time ran out first (the place in the queue is given up)."""
         with self._guard:
             if not self._held and not self._queue:
                 self._held = True
-                return
+                return True
             turn = threading.Lock()
             turn.acquire()
-            self._queue.append((True, turn))
-        turn.acquire()  # released by the holder before us: the lock is ours from then on
+            entry = (True, turn)
+            self._queue.append(entry)
+        if turn.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            return True  # released by the holder before us: the lock is ours from then on
+        with self._guard:
+            for i, queued in enumerate(self._queue):
+                if queued is entry:
+                    del self._queue[i]
+                    return False
+        # handed over as the time ran out (the holder took the entry out and released ``turn``): ours after all
+        turn.acquire()
+        return True
 
     def acquire_or_leave(self, item) -> bool:
         """Take the lock if nobody holds it and nobody waits for it (True); else leave ``item`` in the queue, to

@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from api.heavy_workers import HeavyProxy
+from api.heavy_workers import HeavyProxy, HeavyRule
 
 PATH = "/v1/liquidation-price/batch"
 #: a 500,000-row batch in columns is about 20 MB of JSON; its answer (liquidation prices only) about 10 MB
@@ -58,7 +58,7 @@ def handoff(request):
     def not_here(environ, start_response):
         raise AssertionError("the light worker answered a request it should have handed over")
 
-    proxy = HeavyProxy(not_here, path, frozenset({PATH}), frozenset(), 65_536, {PATH: 64 << 20})
+    proxy = HeavyProxy(not_here, path, HeavyRule(frozenset({PATH}), frozenset(), 65_536, {PATH: 64 << 20}))
     yield proxy, b" " * body_size, answer_size
     server.kill()
     server.join()

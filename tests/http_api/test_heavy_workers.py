@@ -133,15 +133,15 @@ class FakeHeavy:
 def test_which_requests_are_heavy(app) -> None:
     proxy = _proxy(app, "/nonexistent")
     small = json.dumps(LIQ).encode()
-    assert not proxy.is_heavy(_environ("/v1/liquidation-price", small))  # the light lane's
-    assert proxy.is_heavy(_environ("/v1/liquidation-price", b" " * (app.config["LIGHT_LANE_MAX_BODY"] + 1)))
-    assert proxy.is_heavy(_environ("/v1/liquidation-price", small, chunked=True))
-    assert proxy.is_heavy(_environ("/v1/liquidation-price/batch", b"{}"))
-    assert proxy.is_heavy(_environ("/v1/risk/liquidation-probability", b"{}"))
-    assert proxy.is_heavy(_environ("/v1/backtests", b"{}"))
-    assert not proxy.is_heavy(_environ("/v1/liquidation-price/batch", b"", method="GET"))
-    assert not proxy.is_heavy(_environ("/healthz", b"", method="GET"))
-    assert not proxy.is_heavy(_environ("/nowhere", b"{}"))
+    assert not proxy.rule.is_heavy(_environ("/v1/liquidation-price", small))  # the light lane's
+    assert proxy.rule.is_heavy(_environ("/v1/liquidation-price", b" " * (app.config["LIGHT_LANE_MAX_BODY"] + 1)))
+    assert proxy.rule.is_heavy(_environ("/v1/liquidation-price", small, chunked=True))
+    assert proxy.rule.is_heavy(_environ("/v1/liquidation-price/batch", b"{}"))
+    assert proxy.rule.is_heavy(_environ("/v1/risk/liquidation-probability", b"{}"))
+    assert proxy.rule.is_heavy(_environ("/v1/backtests", b"{}"))
+    assert not proxy.rule.is_heavy(_environ("/v1/liquidation-price/batch", b"", method="GET"))
+    assert not proxy.rule.is_heavy(_environ("/healthz", b"", method="GET"))
+    assert not proxy.rule.is_heavy(_environ("/nowhere", b"{}"))
 
 
 def test_without_a_heavy_worker_the_light_worker_answers(app, tmp_path) -> None:
