@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, light_lane, limits, observability, security
+from . import errors, heavy_lane, light_lane, limits, observability, security
 from .config import Config, TestConfig
 
 __all__ = ["create_app", "Config", "TestConfig"]
@@ -61,8 +61,9 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    paths = light_lane.lane_paths(app)
+    heavy_lane.install(app, paths)  # inside the light lane, which the fast path looks for outermost
     if light_lane.lane_wanted(app.config):
-        paths = light_lane.lane_paths(app)
         app.wsgi_app = light_lane.LightLane(app.wsgi_app, paths, app.config["LIGHT_LANE_MAX_BODY"])  # type: ignore[method-assign]
     return app
 

@@ -62,6 +62,10 @@ class Config:
     #: short calculator requests run one at a time per worker process, in arrival order (api/light_lane.py)
     LIGHT_LANE = _bool("LIQRISK_LIGHT_LANE", True)
     LIGHT_LANE_MAX_BODY = _int("LIQRISK_LIGHT_LANE_MAX_BODY", 64 * 1024)
+    #: heavy requests run one at a time per worker process, in arrival order (api/heavy_lane.py); one that has not
+    #: had its turn within HEAVY_QUEUE_WAIT seconds is not started (503, Retry-After)
+    HEAVY_LANE = _bool("LIQRISK_HEAVY_LANE", True)
+    HEAVY_QUEUE_WAIT = _float("LIQRISK_HEAVY_QUEUE_WAIT", 5.0)
     #: cost limits of the synchronous routes, sized so that the most expensive accepted request takes at most
     #: about 2 s and 512 MB on two cores (422 beyond, naming the field and the limit):
     #: Monte Carlo probability (model student_t): paths x steps, steps = horizon_hours x 60 / monitoring_minutes
@@ -118,6 +122,7 @@ class Config:
 class TestConfig(Config):
     TESTING = True
     REQUEST_BUDGET = 30.0  # the tests share a busy machine; test_budget.py sets a tiny one
+    HEAVY_QUEUE_WAIT = 30.0
     MAX_BATCH_ROWS = 1_000
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024
     BACKTEST_MAX_BARS = 20_000

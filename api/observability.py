@@ -44,6 +44,11 @@ HEAVY_WORKER_FAILED = Counter(
     "Heavy requests whose heavy worker stopped before answering (503; api/heavy_workers.py)",
     ["route"],
 )
+HEAVY_LANE_BUSY = Counter(
+    "liqrisk_heavy_lane_busy_total",
+    "Heavy requests not started: no turn in the heavy lane within LIQRISK_HEAVY_QUEUE_WAIT (503; api/heavy_lane.py)",
+    ["route"],
+)
 BATCH_ROWS = Histogram("liqrisk_batch_rows", "Positions per batch request", ["route"],
                        buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000))  # fmt: skip
 BACKTEST_SECONDS = Histogram("liqrisk_backtest_duration_seconds", "Run time of one backtest",
