@@ -45,7 +45,8 @@ long as the average one, and the p99 latency of the whole service is that proces
 * **Two roles.** With heavy workers configured (:mod:`api.heavy_workers`), the master gives each new worker a
   role before it forks (:func:`assign_role`): a light worker accepts from the public socket and passes heavy
   requests on (:func:`heavy_proxy`); a heavy worker accepts only from the private Unix socket. The balance above
-  is among the light workers.
+  is among the light workers; the heavy workers keep one of their own, stricter (:func:`fair_share`), as each of
+  their connections is a heavy request that waits for its turn.
 
 Everything else (timeouts, slow-client deferral, graceful stop, ``max_requests``) is ``gthread``'s own; the
 fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker._keep_alive_allowed`).
@@ -133,14 +134,20 @@ def heavy_alive() -> bool:
     return bool(((_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)).any())
 
 
-def fair_share() -> int:
-    """The most connections one worker may hold: the even share of all held connections, rounded up, plus
-    :data:`ACCEPT_SLACK`."""
-    live = (_TABLE[:, 0] != 0) & (_TABLE[:, 2] == LIGHT)
+def fair_share(role: int = LIGHT) -> int:
+    """The most connections one worker of ``role`` may hold. A light worker: the even share of all connections
+    the light workers hold, rounded up, plus :data:`ACCEPT_SLACK`. A heavy worker, whose every connection is a
+    heavy request (seconds of work, taken in turn: :mod:`api.heavy_lane`): the even share of the heavy workers'
+    connections counting the one to accept, rounded up, so no heavy worker holds two more requests than another
+    (the one holding the fewest always has room)."""
+    live = (_TABLE[:, 0] != 0) & (_TABLE[:, 2] == role)
     workers = int(live.sum())
     if workers == 0:
         return ACCEPT_SLACK
-    return math.ceil(int(_TABLE[live, 1].sum()) / workers) + ACCEPT_SLACK
+    held = int(_TABLE[live, 1].sum())
+    if role == HEAVY:
+        return math.ceil((held + 1) / workers)
+    return math.ceil(held / workers) + ACCEPT_SLACK
 
 
 def _alive(pid: int) -> bool:
@@ -175,8 +182,8 @@ class BalancedThreadWorker(ThreadWorker):
             _TABLE[self._slot, 1] = self.nr_conns
 
     def _room(self) -> bool:
-        """Whether one more connection keeps this worker within its share (a heavy worker's are not shared)."""
-        return self._slot is None or self.role == HEAVY or self.nr_conns + 1 <= fair_share()
+        """Whether one more connection keeps this worker within its share (:func:`fair_share`)."""
+        return self._slot is None or self.nr_conns + 1 <= fair_share(self.role)
 
     def set_accept_enabled(self, enabled):
         """gunicorn's own rule (fewer connections than ``worker_connections``), and room within the share."""

@@ -9,6 +9,8 @@ with every worker's RSS before and after, then
   server: status, seconds and the worker's peak RSS (VmHWM);
 * ``liquidation_price_paced``: the single liquidation at about 50 % and 75 % of its saturated rate (latency
   at a stated load);
+* ``heavy_flood``: 16 of the most expensive accepted batches at once on a fresh server with the shipped
+  workers: answered (200) and not started (503, the heavy lane's wait), first and last answer, peak RSS;
 * ``head_of_line``: per heavy route, while its two heaviest accepted requests run at once and 64 trickling
   connections are open, a stream of single liquidation requests (p50/p99/max, on new connections as separate
   clients make them, and on kept-alive ones) and ``/healthz`` every 100 ms (max).
@@ -368,6 +370,48 @@ def worst_cases(heavy: dict[str, tuple[str, bytes]]) -> dict:
     return out
 
 
+def heavy_flood(heavy: dict[str, tuple[str, bytes]], count: int = 16) -> dict:
+    """``count`` of the most expensive accepted batches (columns) sent at once, each on its own connection, to a
+    fresh server with the shipped workers: how many were answered 200 and how many 503 (not started: no turn in
+    the heavy lane within ``LIQRISK_HEAVY_QUEUE_WAIT``), the seconds to the first and last answer, the largest
+    worker peak RSS, and ``/healthz``'s time just after."""
+    path, body = heavy["batch"]
+    port = free_port()
+    proc, _ = start_server(port, None, "heavy-flood.log")
+    answers: list[tuple[int, float]] = []
+
+    def one() -> None:
+        try:
+            status, seconds, _ = post_raw(port, path, body)
+        except OSError:
+            status, seconds = 0, float("nan")
+        answers.append((status, seconds))
+
+    try:
+        threads = [threading.Thread(target=one) for _ in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            healthz = (resp.status, round((time.perf_counter() - t0) * 1e3, 1))
+        statuses = [status for status, _ in answers]
+        return {
+            "requests": count,
+            "body_mb": round(len(body) / 1e6, 1),
+            "status_200": statuses.count(200),
+            "status_503": statuses.count(503),
+            "other": [s for s in statuses if s not in (200, 503)],
+            "first_s": round(min(s for _, s in answers), 2),
+            "last_s": round(max(s for _, s in answers), 2),
+            "peak_rss_mb": peak_rss_mb(proc.pid),
+            "healthz_after_ms": healthz[1],
+        }
+    finally:
+        stop_server(proc)
+
+
 def trickle(port: int, count: int) -> list[socket.socket]:
     """``count`` connections that send a request's headers and one byte of its body, then stall."""
     body = json.dumps(LIQ_BODY).encode()
@@ -520,6 +564,7 @@ def main() -> None:
         stop_server(proc)
     if not args.no_heavy:
         results["worst_cases"] = worst_cases(heavy)
+        results["heavy_flood"] = heavy_flood(heavy)
     results["cold_start_again_s"] = cold_starts(
         args.workers, heavy_workers=None if args.heavy_workers < 0 else args.heavy_workers
     )

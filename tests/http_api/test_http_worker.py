@@ -167,3 +167,13 @@ def test_the_share_rule(table) -> None:
     assert http_worker.fair_share() == 9 + http_worker.ACCEPT_SLACK
     table[1] = (os.getppid(), 40, http_worker.HEAVY)  # a heavy worker's connections are not in the share
     assert http_worker.fair_share() == 9 + http_worker.ACCEPT_SLACK
+    # heavy workers: the even share of their requests, counting the one to accept
+    table[2] = (2**22 + 1, 0, http_worker.HEAVY)
+    table[1, 1], table[2, 1] = 0, 0
+    assert http_worker.fair_share(http_worker.HEAVY) == 1  # nobody holds one: each may take the first
+    table[1, 1] = 1
+    assert http_worker.fair_share(http_worker.HEAVY) == 1  # the other takes the next
+    table[2, 1] = 1
+    assert http_worker.fair_share(http_worker.HEAVY) == 2
+    table[1, 1] = 2
+    assert http_worker.fair_share(http_worker.HEAVY) == 2  # 2 and 1: only the one holding 1 has room
