@@ -53,6 +53,8 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(web.bp)
     _load_tiers(app)
     errors.register(app)
+    paths = light_lane.lane_paths(app)
+    heavy_lane.install(app, paths)  # before the rate limits decorate the views: they are checked first
     observability.install(app)  # request id and timer first, so every response (401/413/429 too) has them
     limits.install(app)  # rate limits before the key check, so guessing keys is throttled too
     security.install(app)
@@ -61,8 +63,6 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    paths = light_lane.lane_paths(app)
-    heavy_lane.install(app, paths)  # inside the light lane, which the fast path looks for outermost
     if light_lane.lane_wanted(app.config):
         app.wsgi_app = light_lane.LightLane(app.wsgi_app, paths, app.config["LIGHT_LANE_MAX_BODY"])  # type: ignore[method-assign]
     return app

@@ -1,93 +1,112 @@
 """The heavy lane: inside one worker process, the engine's heavy requests run one at a time, in arrival order.
 
 A heavy request (:class:`api.heavy_workers.HeavyRule`: the batch, Monte Carlo, liquidation map and cascade
-routes, and any calculator request over the light lane's size or sent chunked) is CPU work that holds the
+routes, and any other calculator request over the light lane's size or sent chunked) is CPU work that holds the
 interpreter: two of them in one process take no less time than one after the other, but each holds its parsed
-input and intermediate arrays at the same time. Run side by side, eight of the most expensive accepted batches
-(27 MB each) sent at once to a server of two heavy workers took 4.8-5.4 s each; five of them ran past the
-request budget (503) and a heavy worker peaked at 1.19 GB. Taking turns, each runs alone (≤ 2 s, ≤ 512 MB: the
-cost model of :mod:`api.config`) while the others wait, holding only their bodies.
+input and intermediate arrays at the same time. Side by side, eight of the most expensive accepted batches
+(27 MB each) sent at once to a server of two heavy workers took 4.8-5.4 s each, five of them ran past the request
+budget (503) and a heavy worker peaked at 1.19 GB. Taking turns, all eight were answered (2.2-6.9 s) and each
+ran alone (≤ 2 s, ≤ 512 MB: the cost model of :mod:`api.config`) while the others waited.
 
-* The body is read before the turn is asked for (:meth:`~api.heavy_workers.HeavyRule.read_body`), so a slow
-  upload holds only its own thread; a request refused on its headers (a ``Content-Length`` over the route's
-  limit, no valid API key) or whose body is over the limit or cut short is answered at once, without a turn.
-* A request waits at most ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5) for its turn. One that does not get
-  it in time is answered 503 problem+json with ``Retry-After`` and its request id, before any work is done
-  (counted in ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply,
-  instead of running every one of them late.
-* Not in the lane: the backtest and sweep routes (their work runs on the job workers; a request that waits for
-  its job with ``?wait`` does no work in this process), and everything the light lane takes.
+The turn is taken by the route's view function, after everything that refuses a request before its work: the
+request id, the body limit, the API key and both rate limits (a client over its limit gets its 429 at once, and
+a request shed here still counts against it). Then:
 
-With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker; a light worker's lane serves
-only the heavy requests it answers itself (no heavy worker alive). ``LIQRISK_HEAVY_LANE=0`` turns it off.
+* the body is read whole before the turn is asked for (:meth:`~api.heavy_workers.HeavyRule.read_body`), so a
+  slow upload holds only its own thread; a body over the route's limit or cut short is answered (413/400) at
+  once, without a turn. Parsing it (and a 400/422 for bad JSON or fields) is work, done in the turn;
+* at most ``LIQRISK_HEAVY_QUEUE_MAX`` requests (default 8) wait; one that finds the queue full, or that has not
+  had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5; 0 = no limit), is answered 503
+  problem+json with ``Retry-After`` and its request id, without any work (counted in
+  ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of
+  running every one of them late;
+* a request that had its turn gets its whole time budget from then (:func:`core.budget.restart`).
+
+With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker, and a light worker sheds a heavy
+request itself, before reading its body, when every heavy worker already holds a full queue (the 503 above); a
+light worker's own lane serves only the heavy requests it answers itself (no heavy worker alive). Not in the
+lane: the backtest and sweep routes, whose work runs on the job workers (a request waits for its job with
+``?wait``, which is no work for this process; their bodies are still parsed and checked beside the lane), and
+everything the light lane takes. ``LIQRISK_HEAVY_LANE=0`` turns it off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import time
 
 from flask import Flask, g, request
 
-from .errors import problem
-from .heavy_workers import HeavyRule, heavy_paths
-from .light_lane import FifoLock
+from core import budget
 
-#: environ key set when a heavy request did not get its turn in time (the app answers it 503)
-BUSY = "liqrisk.heavy_lane_busy"
+from .errors import problem
+from .heavy_workers import BUSY, HeavyRule, heavy_paths
+from .light_lane import FifoLock
 
 
 class HeavyLane:
-    """WSGI middleware: heavy requests (``rule``) read their body, then run ``app`` and collect its answer
-    holding one :class:`~api.light_lane.FifoLock` of the process, waiting at most ``wait`` seconds for it; all
-    other requests go straight to ``app``."""
+    """The turn of the heavy requests (``rule``) of one process: a :class:`~api.light_lane.FifoLock`, waited
+    for at most ``wait`` seconds (None: no limit) by at most ``max_waiting`` requests at a time."""
 
-    def __init__(self, app, rule: HeavyRule, wait: float) -> None:
-        self.app = app
+    def __init__(self, rule: HeavyRule, wait: float | None, max_waiting: int, retry_after: str) -> None:
         self.rule = rule
         self.wait = wait
-        self.lane = FifoLock()
+        self.max_waiting = max_waiting
+        self.retry_after = retry_after
+        self.lock = FifoLock()
 
-    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
-        if not self.rule.is_heavy(environ) or self.rule.read_body(environ) is None:
-            return self.app(environ, start_response)  # not heavy, or answered as it stands (400/401/413)
-        if not self.lane.acquire(timeout=self.wait):
-            environ[BUSY] = self.wait
-            return self.app(environ, start_response)  # the 503 (no work done: see install)
-        try:
-            answer = self.app(environ, start_response)
+    def wrap(self, view):
+        """``view`` run in turn for heavy requests (as it is for the others)."""
+
+        @functools.wraps(view)
+        def in_turn(*args, **kwargs):
+            environ = request.environ
+            if environ.get(BUSY):
+                return self.busy(None)  # shed by the light worker: every heavy worker's queue is full
+            if not self.rule.is_heavy(environ) or self.rule.read_body(environ) is None:
+                return view(*args, **kwargs)  # light; or refused (400/413) from what was read, without a turn
+            if self.lock.waiting() >= self.max_waiting:
+                return self.busy(None)
+            started = time.monotonic()
+            if not self.lock.acquire(timeout=self.wait):
+                return self.busy(time.monotonic() - started)
             try:
-                return list(answer)
+                budget.restart()
+                return view(*args, **kwargs)
             finally:
-                if hasattr(answer, "close"):
-                    answer.close()
-        finally:
-            self.lane.release()
+                self.lock.release()
 
+        in_turn.liqrisk_heavy_lane = self  # type: ignore[attr-defined]
+        return in_turn
 
-def install(app: Flask, light_paths: frozenset[str]) -> None:
-    """Wrap ``app.wsgi_app`` in the heavy lane (unless ``HEAVY_LANE`` is off) for the heavy requests of ``app``
-    that the light lane (``light_paths``) does not take, and answer a request that did not get its turn with the
-    503 problem. Called after the request id, limits and key checks are installed, so the 503 has the id and a
-    request without a valid key still gets its 401."""
-    if not app.config["HEAVY_LANE"]:
-        return
-    jobs = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("backtests.")}
-    rule = HeavyRule.of(app, heavy_paths(app) - jobs, light_paths)
-    app.wsgi_app = HeavyLane(app.wsgi_app, rule, app.config["HEAVY_QUEUE_WAIT"])  # type: ignore[method-assign]
-    retry_after = str(app.config["RETRY_AFTER"])
-
-    @app.before_request
-    def _busy():
-        waited = request.environ.get(BUSY)
-        if waited is None:
-            return None
+    def busy(self, waited: float | None):
+        """The 503 problem of a heavy request not started: it waited ``waited`` seconds (None: the queue was
+        full)."""
         from .observability import HEAVY_LANE_BUSY
 
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HEAVY_LANE_BUSY.labels(route).inc()
+        HEAVY_LANE_BUSY.labels(request.url_rule.rule).inc()
+        why = "the queue of them is full" if waited is None else f"it waited {waited:.1f} s for its turn"
         detail = (
-            f"this server is busy with other large requests: yours waited {waited:g} s for its turn and was not "
-            f"started (request id {g.get('request_id', '')}); retry after Retry-After seconds"
+            f"this server is busy with other large requests: yours was not started, as {why} (request id "
+            f"{g.get('request_id', '')}); retry after Retry-After seconds"
         )
         return problem(503, detail, {"body": ["not started: the server is busy with other large requests"]},
-                       headers={"Retry-After": retry_after})  # fmt: skip
+                       headers={"Retry-After": self.retry_after})  # fmt: skip
+
+
+def install(app: Flask, light_paths: frozenset[str]) -> HeavyLane | None:
+    """The heavy lane of ``app`` (unless ``HEAVY_LANE`` is off): the view of every heavy route but the backtest and
+    sweep routes runs in turn for the heavy requests that the light lane (``light_paths``) does not take. Called
+    before the rate limits decorate the views (:func:`api.limits.install`), so that they are checked first."""
+    if not app.config["HEAVY_LANE"]:
+        return None
+    heavy = heavy_paths(app)
+    endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()
+                 if rule.rule in heavy and not rule.endpoint.startswith("backtests.")}  # fmt: skip
+    wait = app.config["HEAVY_QUEUE_WAIT"] or None
+    lane = HeavyLane(HeavyRule.of(app, frozenset(endpoints), light_paths), wait, app.config["HEAVY_QUEUE_MAX"],
+                     str(app.config["RETRY_AFTER"]))  # fmt: skip
+    for endpoint in endpoints.values():
+        app.view_functions[endpoint] = lane.wrap(app.view_functions[endpoint])
+    app.extensions["liqrisk_heavy_lane"] = lane
+    return lane

@@ -14,23 +14,25 @@ moving, but at full load it also makes every short request wait for the core beh
   what light workers pass them, with the whole application (limits, rate limits, time budget, access log and
   metrics), and gunicorn's master starts, times out and replaces them like any worker.
 
-A request is heavy (:func:`heavy_paths`, :class:`HeavyRule`) when it is a ``POST`` to a calculator or
-backtest route that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`,
-and any calculator request with a body above the lane's limit or sent chunked. The light worker reads the whole
-body first, so a slow upload holds its thread, not a heavy worker's (a ``Content-Length`` above the route's limit
-is answered 413 there without reading it, and a request without a valid API key, when keys are set, 401; a chunked
-body past the limit, or one cut short, is answered by the light worker from what was read). It then opens a new
-connection to the heavy socket and sends the request: the client's fields without the connection's own
-(``Connection``, ``TE``, ``Upgrade``, ...) and without the secure-scheme fields (a heavy worker would trust them
-from its Unix-socket peer; ``X-Forwarded-Proto: https`` is sent when the light worker itself was reached over TLS),
-with the client's address in :data:`PEER_HEADER` (the client's own such field is dropped); and streams the answer
-back. A heavy worker takes no more connections than it has threads, so waiting requests stay in the socket's
-backlog for whichever heavy worker frees first. When no heavy worker is alive, or none takes the connection within
-:data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the split; when the heavy
-worker fails after taking the request (killed by the timeout, out of memory, no answer within twice gunicorn's
-timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy
-workers first (the light ones alone accept connections); ``SIGHUP`` applies a changed split to the new generation
-of workers.
+A request is heavy (:func:`heavy_paths`, :class:`HeavyRule`) when it is a ``POST`` to a calculator or backtest route
+that the light lane (:mod:`api.light_lane`) does not take: the routes of :data:`api.limits.HEAVY`, and any
+calculator request with a body above the lane's limit or sent chunked. The light worker reads the whole body first,
+so a slow upload holds its thread, not a heavy worker's (a ``Content-Length`` above the route's limit is answered
+413 there without reading it, and a request without a valid API key, when keys are set, 401; a chunked body past the
+limit, or one cut short, is answered by the light worker from what was read). It then opens a new connection to the
+heavy socket and sends the request: the client's fields without the connection's own (``Connection``, ``TE``,
+``Upgrade``, ...) and without the secure-scheme fields (a heavy worker would trust them from its Unix-socket peer;
+``X-Forwarded-Proto: https`` is sent when the light worker itself was reached over TLS), with the client's address
+in :data:`PEER_HEADER` (the client's own such field is dropped); and streams the answer back. Each heavy worker runs
+its heavy requests one at a time (:mod:`api.heavy_lane`) and takes no more connections than it has threads, nor more
+than one above another heavy worker (:func:`api.http_worker.fair_share`), so waiting requests stay in the socket's
+backlog for whichever heavy worker frees first; when every heavy worker already holds a full queue, the light worker
+sheds the request itself, unread (:data:`BUSY`: the heavy lane's 503). When no heavy worker is alive, or none takes
+the connection within :data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the
+split; when the heavy worker fails after taking the request (killed by the timeout, out of memory, no answer within
+twice gunicorn's timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's
+``TTOU`` stops heavy workers first (the light ones alone accept connections); ``SIGHUP`` applies a changed split to
+the new generation of workers.
 
 Measured on this project's 2-core machine (``make loadtest``, shipped settings): while the two heaviest accepted
 requests of a route run and 64 trickling connections are open, single-position requests kept p99 ≤ 16.4 ms on
@@ -86,6 +88,9 @@ _NOT_FORWARDED = frozenset(
         _PEER_ENVIRON,
     }  # fmt: skip
 )
+#: environ key of a heavy request a light worker sheds itself (every heavy worker's queue is full); the app's
+#: heavy lane answers it 503 (:mod:`api.heavy_lane`)
+BUSY = "liqrisk.heavy_lane_busy"
 #: seconds a light worker waits to hand a request over (a full backlog makes ``connect`` wait)
 CONNECT_TIMEOUT = 1.0
 
@@ -209,11 +214,15 @@ class HeavyProxy:
     the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
 
     def __init__(self, app, path: str, rule: HeavyRule, available=lambda: True,
-                 scheme_fields: frozenset[str] = frozenset(), answer_timeout: float = 120.0) -> None:  # fmt: skip
+                 scheme_fields: frozenset[str] = frozenset(), answer_timeout: float = 120.0,
+                 room=lambda: True) -> None:  # fmt: skip
         self.app = app
         self.path = path
         self.rule = rule
         self.available = available
+        #: whether some heavy worker's queue has room (:func:`api.http_worker.heavy_room`); else the request is
+        #: shed here, unread (:data:`BUSY`: the app answers the heavy lane's 503)
+        self.room = room
         #: environ keys of the secure-scheme fields (gunicorn's ``secure_scheme_headers``), not passed on
         self.not_forwarded = _NOT_FORWARDED | {"HTTP_" + name.upper().replace("-", "_") for name in scheme_fields}
         #: seconds to wait for the heavy worker's answer (beyond that: the 503)
@@ -223,6 +232,9 @@ class HeavyProxy:
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         if not self.rule.is_heavy(environ) or not self.available():
             return self.app(environ, start_response)  # light, or no heavy worker alive: answered here
+        if not self.room():
+            environ[BUSY] = True
+            return self.app(environ, start_response)  # every heavy worker's queue is full: the 503, unread
         body = self.rule.read_body(environ)  # the body first: a slow upload holds this thread, not a heavy worker's
         if body is None:
             return self.app(environ, start_response)  # refused (400/401/413) or cut short: answered here
@@ -238,6 +250,7 @@ class HeavyProxy:
             sock.settimeout(self.answer_timeout)
             sock.sendall(_request_head(environ, len(body), self.not_forwarded))
             sock.sendall(body)
+            environ["wsgi.input"] = io.BytesIO()  # the body is freed while the heavy worker answers
             del body
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
             status, headers, length_out = _answer_head(reader)

@@ -54,6 +54,7 @@ fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import multiprocessing
@@ -85,8 +86,8 @@ FAST_PATH = os.environ.get("LIQRISK_FAST_PATH", "1") not in ("0", "false", "Fals
 _SHARED = mmap.mmap(-1, MAX_WORKERS * 24)
 _TABLE = np.frombuffer(_SHARED, dtype=np.int64).reshape(MAX_WORKERS, 3)
 _CLAIM = multiprocessing.Lock()
-#: roles in the table's third column
-LIGHT, HEAVY = 0, 1
+#: roles in the table's third column (LEAVING: a worker that has stopped accepting, draining before it exits)
+LIGHT, HEAVY, LEAVING = 0, 1, 2
 
 
 def claim_slot(pid: int, role: int = LIGHT) -> int | None:
@@ -129,9 +130,18 @@ def release_slot(pid: int) -> None:
 
 
 def heavy_alive() -> bool:
-    """Whether some heavy worker is alive (its row is in the table): else a light worker answers heavy requests
-    itself rather than queue them on a socket nobody accepts from (``TTOU`` stops heavy workers first)."""
+    """Whether some heavy worker is alive and accepting (its row is in the table, not leaving): else a light
+    worker answers heavy requests itself rather than queue them on a socket nobody accepts from (``TTOU`` stops
+    heavy workers first)."""
     return bool(((_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)).any())
+
+
+def heavy_room(max_waiting: int) -> bool:
+    """Whether some heavy worker has room in its heavy lane's queue (:mod:`api.heavy_lane`): it holds at most
+    ``max_waiting`` requests (one running, the others waiting), so one more can wait. When none has, a light
+    worker sheds the request itself, before reading its body."""
+    heavy = (_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)
+    return bool((_TABLE[heavy, 1] <= max_waiting).any())
 
 
 def fair_share(role: int = LIGHT) -> int:
@@ -166,7 +176,21 @@ class BalancedThreadWorker(ThreadWorker):
 
     _slot: int | None = None
     _fast: tuple | None = None
+    _alive = True
     role = LIGHT
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        """gunicorn's flag; when it falls (graceful stop, ``max_requests``) the worker's row says so at once
+        (:data:`LEAVING`), so the other workers' shares and the light workers' hand-offs leave it out while it
+        finishes its last requests."""
+        self._alive = value
+        if not value and self._slot is not None:
+            _TABLE[self._slot, 2] = LEAVING
 
     def init_process(self):
         self.role = getattr(self, "liqrisk_role", LIGHT)  # set by the master (assign_role in pre_fork)
@@ -434,6 +458,10 @@ def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozense
     return lane.paths, limits, refused, lane.lane
 
 
+def _always() -> bool:
+    return True
+
+
 def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
     """The middleware that passes heavy requests to the heavy workers, when there are some
     (:func:`api.heavy_workers.open_listener` ran in the master) and the connection to them is plain HTTP as
@@ -450,4 +478,5 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         heavy_alive,
         frozenset(cfg.secure_scheme_headers),
         answer_timeout=max(cfg.timeout, 60) * 2,
+        room=functools.partial(heavy_room, app.config["HEAVY_QUEUE_MAX"]) if app.config["HEAVY_LANE"] else _always,
     )

@@ -42,14 +42,18 @@ SERIES_PREFIXES = ("risk.", "market.", "liquidation.portfolio")
 
 
 def body_limit(app: Flask, endpoint: str | None) -> int:
+    """The largest body in bytes ``endpoint`` accepts (413 beyond): its route's limit, never above
+    ``MAX_CONTENT_LENGTH``."""
     cfg = app.config
     if endpoint == "liquidation.liquidation_price_batch":
-        return cfg["MAX_CONTENT_LENGTH"]
-    if endpoint in ("backtests.backtests", "backtests.sweeps"):
-        return cfg["MAX_BODY_BACKTEST"]
-    if endpoint and endpoint.startswith(SERIES_PREFIXES):
-        return cfg["MAX_BODY_SERIES"]
-    return cfg["MAX_BODY_DEFAULT"]
+        limit = cfg["MAX_CONTENT_LENGTH"]
+    elif endpoint in ("backtests.backtests", "backtests.sweeps"):
+        limit = cfg["MAX_BODY_BACKTEST"]
+    elif endpoint and endpoint.startswith(SERIES_PREFIXES):
+        limit = cfg["MAX_BODY_SERIES"]
+    else:
+        limit = cfg["MAX_BODY_DEFAULT"]
+    return min(limit, cfg["MAX_CONTENT_LENGTH"])
 
 
 def client_key() -> str:
@@ -62,7 +66,6 @@ def client_key() -> str:
 
 
 def install(app: Flask) -> Limiter:
-    cap = app.config["MAX_CONTENT_LENGTH"]
     seconds = app.config["REQUEST_BUDGET"] or None
     #: per endpoint: (body limit, time budget), worked out on its first request
     per_endpoint: dict[str | None, tuple[int, float | None]] = {}
@@ -75,7 +78,7 @@ def install(app: Flask) -> Limiter:
         if limits is None:
             # the budget is checked by the engine's long loops; backtests keep their own BACKTEST_TIMEOUT
             own = (endpoint or "").startswith("backtests.")
-            limits = per_endpoint[endpoint] = (min(body_limit(app, endpoint), cap), None if own else seconds)
+            limits = per_endpoint[endpoint] = (body_limit(app, endpoint), None if own else seconds)
         req.max_content_length = limits[0]
         budget.start(limits[1])
 

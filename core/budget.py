@@ -30,6 +30,13 @@ def start(seconds: float | None) -> contextvars.Token:
     return _deadline.set(None if seconds is None else (time.monotonic() + seconds, seconds))
 
 
+def restart() -> None:
+    """Start the current budget again from now, whole (a request that waited for its turn before any work)."""
+    current = _deadline.get()
+    if current is not None:
+        _deadline.set((time.monotonic() + current[1], current[1]))
+
+
 def stop(token: contextvars.Token) -> None:
     _deadline.reset(token)
 

@@ -1,6 +1,8 @@
 """The heavy lane (:mod:`api.heavy_lane`): heavy requests take turns in arrival order, each read whole before it
-asks for one; one that gets no turn in time is a 503 problem, counted, with no work done; requests refused on
-their headers, light requests and job submissions never wait for it; ``FifoLock.acquire`` with a timeout."""
+asks for one; a full queue or no turn in time is a 503 problem, counted, with no work done; what refuses a
+request before its work (body limit, rate limit) comes first; light requests and job submissions never wait for
+it; a request that waited gets its whole time budget; the turn is given back whatever the view does; and
+``FifoLock.acquire`` with a timeout, including a hand-over as the time runs out."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import json
 import threading
 import time
 
-import pytest
+from flask import Flask, request
+from werkzeug.test import EnvironBuilder
 
 from api import TestConfig, create_app, heavy_lane, light_lane
-from api.heavy_workers import HeavyRule
+from api.heavy_workers import BUSY, HeavyRule
+from core import budget
 
 BATCH = {"positions": {"side": ["long", "short"], "entry_price": [100000, 50000], "quantity": [1, 2],
                        "leverage": [10, 20]}}  # fmt: skip
@@ -26,139 +30,214 @@ def _wait_until(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def _lane(app) -> heavy_lane.HeavyLane:
-    """The app's heavy lane, inside its light lane."""
-    wsgi = app.wsgi_app
-    while not isinstance(wsgi, heavy_lane.HeavyLane):
-        wsgi = wsgi.app
-    return wsgi
-
-
-def _environ(path: str = "/h", body: bytes = b"{}", stream=None) -> dict:
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": stream if stream is not None else io.BytesIO(body),
-    }
-
-
 class Recorder:
-    """A WSGI app that notes when each request starts and ends, and how many run at once."""
+    """A view that notes each body it serves and how many run at once (optionally raising, or noting the time
+    budget left when it starts)."""
 
     def __init__(self, seconds: float = 0.02) -> None:
         self.seconds = seconds
         self.events: list[str] = []
         self.running = self.most = 0
         self.guard = threading.Lock()
+        self.budget_left: list[float] = []
 
-    def __call__(self, environ, start_response):
-        body = environ["wsgi.input"].read()
+    def view(self):
+        body = request.get_data(as_text=True)
+        if body == "raise":
+            raise RuntimeError("the view failed")
+        deadline = budget._deadline.get()
+        if deadline is not None:
+            self.budget_left.append(deadline[0] - time.monotonic())
         with self.guard:
             self.running += 1
             self.most = max(self.most, self.running)
-            self.events.append("start " + body.decode())
+            self.events.append(body)
         time.sleep(self.seconds)
         with self.guard:
             self.running -= 1
-        start_response("200 OK", [])
-        return [body]
+        return body
 
 
-def _heavy(app, wait: float = 10.0) -> heavy_lane.HeavyLane:
-    return heavy_lane.HeavyLane(app, HeavyRule(frozenset({"/h"}), frozenset(), 100, {"/h": 1000}), wait)
+def _app(wait: float | None = 10.0, max_waiting: int = 8, seconds: float = 0.02, budget_s: float | None = None):
+    """A small app whose ``/h`` runs in a heavy lane (body limit 1,000 bytes) and ``/light`` does not."""
+    app = Flask(__name__)
+    rec = Recorder(seconds)
+    lane = heavy_lane.HeavyLane(HeavyRule(frozenset({"/h"}), frozenset(), 100, {"/h": 1000}), wait, max_waiting, "3")
+    app.add_url_rule("/h", "h", lane.wrap(rec.view), methods=["GET", "POST"])
+    app.add_url_rule("/light", "light", lane.wrap(rec.view), methods=["POST"])
+    if budget_s is not None:
+        app.before_request(lambda: budget.start(budget_s) and None)
+    return app, lane, rec
+
+
+def _post(app, body: str, out: list | None = None, **kwargs):
+    resp = app.test_client().post("/h", data=body, **kwargs)
+    if out is not None:
+        out.append(resp)
+    return resp
 
 
 def test_heavy_requests_take_turns_in_arrival_order() -> None:
-    inner = Recorder()
-    lane = _heavy(inner)
-    lane.lane.acquire()  # held, so that the requests queue in the order they are started
+    app, lane, rec = _app()
+    lane.lock.acquire()  # held, so that the requests queue in the order they are started
     threads = []
     for i in range(4):
-        t = threading.Thread(target=lambda i=i: list(lane(_environ(body=b"%d" % i), lambda *a: None)))
+        t = threading.Thread(target=_post, args=(app, str(i)))
         t.start()
         threads.append(t)
-        _wait_until(lambda n=i + 1: lane.lane.waiting() == n)
-    lane.lane.release()
+        _wait_until(lambda n=i + 1: lane.lock.waiting() == n)
+    lane.lock.release()
     for t in threads:
         t.join(10)
-    assert inner.events == ["start 0", "start 1", "start 2", "start 3"] and inner.most == 1
+    assert rec.events == ["0", "1", "2", "3"] and rec.most == 1 and lane.lock.idle()
 
 
 def test_a_slow_upload_does_not_hold_the_lane() -> None:
-    inner = Recorder(0.0)
-    lane = _heavy(inner)
+    app, lane, rec = _app(seconds=0.0)
     arrived = threading.Event()
 
     class Trickle(io.RawIOBase):
-        def read(self, n=-1):
-            arrived.wait(10)  # the client's bytes have not come yet
-            return b"{}"
+        def readable(self):
+            return True
 
-    slow = threading.Thread(target=lambda: list(lane(_environ(stream=Trickle()), lambda *a: None)))
+        def readinto(self, buffer):
+            arrived.wait(10)  # the client's bytes have not come yet
+            buffer[:2] = b"{}"
+            return 2
+
+    environ = EnvironBuilder(path="/h", method="POST").get_environ()
+    environ.update({"wsgi.input": Trickle(), "CONTENT_LENGTH": "2"})
+    slow = threading.Thread(target=lambda: list(app(environ, lambda *a: None)))
     slow.start()
     time.sleep(0.05)
-    assert list(lane(_environ(body=b"quick"), lambda *a: None)) == [b"quick"]  # not queued behind the upload
-    assert lane.lane.idle()
+    assert _post(app, "quick").get_data() == b"quick"  # not queued behind the upload
+    assert lane.lock.idle()
     arrived.set()
     slow.join(10)
-    assert inner.events == ["start quick", "start {}"]
+    assert rec.events == ["quick", "{}"]
 
 
 def test_only_heavy_requests_take_the_lane() -> None:
-    inner = Recorder(0.0)
-    lane = _heavy(inner, wait=0.05)
-    lane.lane.acquire()
-    try:
-        get = _environ()
-        get["REQUEST_METHOD"] = "GET"
-        assert list(lane(get, lambda *a: None)) == [b"{}"]  # not a POST
-        assert list(lane(_environ("/elsewhere"), lambda *a: None)) == [b"{}"]  # not a heavy path
-        over = _environ(body=b"x" * 2000)  # over the route's limit: the app refuses it as it stands
-        assert list(lane(over, lambda *a: None)) == [b"x" * 2000] and heavy_lane.BUSY not in over
-    finally:
-        lane.lane.release()
-
-
-def test_no_turn_in_time_is_a_503_problem_with_no_work_done() -> None:
-    app = create_app(type("Cfg", (TestConfig,), {"HEAVY_QUEUE_WAIT": 0.05, "RETRY_AFTER": 3}))
+    app, lane, rec = _app(wait=0.05)
     client = app.test_client()
-    lane = _lane(app).lane
-    lane.acquire()  # another heavy request is running
+    lane.lock.acquire()  # another heavy request runs
     try:
-        resp = client.post("/v1/liquidation-price/batch", json=BATCH, headers={"X-Request-ID": "busy-1"})
+        assert client.get("/h").status_code == 200  # not a POST
+        assert client.post("/light", data="small").get_data() == b"small"  # not a heavy path
+        assert _post(app, "x" * 2000).status_code == 200  # over the route's limit: the view refuses it at once
+        assert rec.events == ["", "small", "x" * 2000]
+    finally:
+        lane.lock.release()
+
+
+def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
+    app, lane, rec = _app(wait=0.2, max_waiting=1)
+    lane.lock.acquire()
+    try:
+        waiting: list = []
+        first = threading.Thread(target=_post, args=(app, "first", waiting))
+        first.start()
+        _wait_until(lambda: lane.lock.waiting() == 1)
+        full = _post(app, "second")  # the queue is full: shed at once
+        first.join(10)  # and the first one's wait ran out
+    finally:
+        lane.lock.release()
+    for resp, why in ((full, "the queue of them is full"), (waiting[0], "for its turn")):
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "3"
+        assert why in resp.get_json()["detail"]
+    assert rec.events == [] and lane.lock.idle()  # neither was started
+    shed = app.test_client().post("/h", data="third", environ_overrides={BUSY: True})  # shed by a light worker
+    assert shed.status_code == 503 and rec.events == []
+
+
+def test_a_request_that_waited_gets_its_whole_budget() -> None:
+    app, lane, rec = _app(budget_s=100.0, seconds=0.0)
+    lane.lock.acquire()
+    t = threading.Thread(target=_post, args=(app, "late"))
+    t.start()
+    _wait_until(lambda: lane.lock.waiting() == 1)
+    time.sleep(0.5)  # half a second of the budget spent waiting
+    lane.lock.release()
+    t.join(10)
+    assert rec.events == ["late"] and rec.budget_left[0] > 99.8  # restarted when its turn came
+
+
+def test_the_turn_is_given_back_when_the_view_raises() -> None:
+    app, lane, rec = _app()
+    assert _post(app, "raise").status_code == 500
+    assert lane.lock.idle() and _post(app, "after").get_data() == b"after"
+
+
+def test_a_client_over_its_rate_limit_gets_its_429_at_once() -> None:
+    settings = {"HEAVY_QUEUE_WAIT": 0.05, "RATE_LIMIT_ENABLED": True, "RATE_LIMIT_HEAVY": "1/hour"}
+    app = create_app(type("Cfg", (TestConfig,), settings))
+    client = app.test_client()
+    lane = app.extensions["liqrisk_heavy_lane"]
+    assert client.post("/v1/liquidation-price/batch", json=BATCH).get_json()["count"] == 2  # the hour's one
+    lane.lock.acquire()  # another heavy request is running
+    try:
+        assert client.post("/v1/liquidation-price/batch", json=BATCH).status_code == 429  # not a 503 after the wait
+    finally:
+        lane.lock.release()
+
+
+def test_the_app_answers_a_503_problem_and_does_not_hold_back_what_it_refuses_anyway() -> None:
+    settings = {"HEAVY_QUEUE_WAIT": 0.05, "RETRY_AFTER": 3, "MAX_CONTENT_LENGTH": 1 << 20}
+    app = create_app(type("Cfg", (TestConfig,), settings))
+    client = app.test_client()
+    lane = app.extensions["liqrisk_heavy_lane"]
+    prob = {"side": "long", "mark_price": 100, "liquidation_price": 90, "volatility": 0.5, "horizon_hours": 1}
+    lane.lock.acquire()  # another heavy request is running
+    try:
+        resp = client.post("/v1/risk/liquidation-probability", json=prob, headers={"X-Request-ID": "busy-1"})
         assert resp.status_code == 503 and resp.content_type == "application/problem+json"
         problem = resp.get_json()
         assert resp.headers["Retry-After"] == "3" and "busy-1" in problem["detail"]
         assert problem["errors"] == {"body": ["not started: the server is busy with other large requests"]}
-        # light requests, and heavy ones refused on their headers, do not wait for the lane
+        # light requests, and heavy ones over MAX_CONTENT_LENGTH (below the route's own limit), do not wait
         assert client.post("/v1/liquidation-price", json=LIQ).status_code == 200
-        big = client.post("/v1/liquidation-price/batch", data=b" " * (app.config["MAX_CONTENT_LENGTH"] + 1),
-                          content_type="application/json")  # fmt: skip
+        big = client.post("/v1/market/liquidation-summary", data=b" " * (2 << 20), content_type="application/json")
         assert big.status_code == 413
     finally:
-        lane.release()
-    assert client.post("/v1/liquidation-price/batch", json=BATCH).get_json()["count"] == 2
+        lane.lock.release()
+    assert client.post("/v1/risk/liquidation-probability", json=prob).status_code == 200
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'liqrisk_heavy_lane_busy_total{route="/v1/liquidation-price/batch"}' in metrics
+    assert 'liqrisk_heavy_lane_busy_total{route="/v1/risk/liquidation-probability"}' in metrics
 
 
-def test_job_submissions_and_light_requests_are_not_heavy_lane_requests() -> None:
+def test_job_submissions_and_light_requests_are_not_in_the_lane() -> None:
     app = create_app(TestConfig)
-    rule = _lane(app).rule
+    rule = app.extensions["liqrisk_heavy_lane"].rule
     body = json.dumps(LIQ).encode()
-    assert not rule.is_heavy({**_environ("/v1/backtests", body)})  # the job workers do that work
-    assert not rule.is_heavy({**_environ("/v1/sweeps", body)})
-    assert not rule.is_heavy({**_environ("/v1/liquidation-price", body)})  # the light lane's
-    assert rule.is_heavy({**_environ("/v1/liquidation-price/batch", body)})
-    assert rule.is_heavy({**_environ("/v1/market/cascade", body)})
-    assert rule.is_heavy({**_environ("/v1/liquidation-price", body + b" " * app.config["LIGHT_LANE_MAX_BODY"])})
+
+    def environ(path: str, data: bytes = body) -> dict:
+        return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "CONTENT_LENGTH": str(len(data))}
+
+    assert not rule.is_heavy(environ("/v1/backtests"))  # the job workers do that work
+    assert not rule.is_heavy(environ("/v1/sweeps"))
+    assert not rule.is_heavy(environ("/v1/liquidation-price"))  # the light lane's
+    assert rule.is_heavy(environ("/v1/liquidation-price/batch"))
+    assert rule.is_heavy(environ("/v1/market/cascade"))
+    assert rule.is_heavy(environ("/v1/liquidation-price", body + b" " * app.config["LIGHT_LANE_MAX_BODY"]))
+
+
+def _lanes_of(view) -> list:
+    """The heavy lanes in ``view``'s chain of decorators."""
+    lanes = []
+    while view is not None:
+        if hasattr(view, "liqrisk_heavy_lane"):
+            lanes.append(view.liqrisk_heavy_lane)
+        view = getattr(view, "__wrapped__", None)
+    return lanes
 
 
 def test_off_when_the_setting_is() -> None:
-    app = create_app(type("Cfg", (TestConfig,), {"HEAVY_LANE": False}))
-    with pytest.raises(AttributeError):
-        _lane(app)
+    on = create_app(TestConfig)
+    assert on.extensions["liqrisk_heavy_lane"] in _lanes_of(on.view_functions["liquidation.liquidation_price_batch"])
+    assert _lanes_of(on.view_functions["backtests.backtests"]) == []
+    off = create_app(type("Cfg", (TestConfig,), {"HEAVY_LANE": False}))
+    assert "liqrisk_heavy_lane" not in off.extensions
+    assert _lanes_of(off.view_functions["liquidation.liquidation_price_batch"]) == []
 
 
 def test_a_waiter_that_times_out_gives_up_its_place() -> None:
@@ -178,3 +257,31 @@ def test_a_waiter_that_times_out_gives_up_its_place() -> None:
     assert order == ["False", "late"] and lock.idle()
     assert lock.acquire(timeout=0) and not lock.idle()
     lock.release()
+
+
+def test_a_hand_over_as_the_time_runs_out_keeps_the_lock(monkeypatch) -> None:
+    """The holder passes the lock on just as the waiter's time runs out: the waiter has it, and says so."""
+    lock = light_lane.FifoLock()
+    lock.acquire()
+    real_lock = threading.Lock
+
+    class Racing:
+        """The waiter's turn: its timed wait ends (False) just after the holder has released the lock to it."""
+
+        def __init__(self) -> None:
+            self.inner = real_lock()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if timeout >= 0:
+                lock.release()  # the holder passes it on (takes the waiter's entry, releases this turn) ...
+                return False  # ... as the waiter's time runs out
+            return self.inner.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            self.inner.release()
+
+    monkeypatch.setattr(light_lane.threading, "Lock", Racing)
+    assert lock.acquire(timeout=1.0) and lock.waiting() == 0 and not lock.idle()  # ours
+    monkeypatch.setattr(light_lane.threading, "Lock", real_lock)
+    lock.release()
+    assert lock.idle()

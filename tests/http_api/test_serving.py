@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(f"server exited: {_output(proc)}")
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
@@ -51,10 +52,24 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
 
 
 def _serve(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """The server of ``argv`` on a free loopback port; its output goes to a temporary file (a pipe nobody reads
+    while it runs would fill and stop it), read back by :func:`_output`."""
     port = _free_port()
     env = {**os.environ, **env, "LIQRISK_BIND": f"127.0.0.1:{port}"}
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.liqrisk_log = log  # type: ignore[attr-defined]
     return proc, f"http://127.0.0.1:{port}"
+
+
+def _output(proc: subprocess.Popen) -> str:
+    """What a server started by :func:`_serve` has written so far."""
+    log = getattr(proc, "liqrisk_log", None)
+    if log is None:
+        return proc.stdout.read() if proc.stdout else ""
+    log.flush()
+    log.seek(0)
+    return log.read()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -104,7 +119,7 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
             assert _sample(text, ok.replace("200", "422")) == 1
     finally:
         _stop(proc)
-    output = proc.stdout.read()
+    output = _output(proc)
     # the master loads the core kernels only: backtests run in the job workers, never in the API processes
     assert "liqrisk: kernels ready" in output.split('{"ts"')[0]
     assert "backtester ready" not in output
