@@ -15,16 +15,18 @@ a request shed here still counts against it). Then:
 * the body is read whole before the turn is asked for (:meth:`~api.heavy_workers.HeavyRule.read_body`), so a
   slow upload holds only its own thread; a body over the route's limit or cut short is answered (413/400) at
   once, without a turn. Parsing it (and a 400/422 for bad JSON or fields) is work, done in the turn;
-* at most ``LIQRISK_HEAVY_QUEUE_MAX`` requests (default 8) wait; one that finds the queue full, or that has not
-  had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5; 0 = no limit), is answered 503
-  problem+json with ``Retry-After`` and its request id, without any work (counted in
-  ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of
-  running every one of them late;
+* the bodies of the requests waiting add up to at most ``LIQRISK_HEAVY_QUEUE_BYTES`` (default 128 MiB: four of
+  the largest batches; one request may always wait when nobody else does), so a flood of large bodies holds a
+  bounded amount of memory while a queue of small requests is never cut short. One that would go past it, or
+  that has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5; 0 = no limit), is answered
+  503 problem+json with ``Retry-After`` and its request id, without any work (counted in
+  ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of running
+  every one of them late;
 * a request that had its turn gets its whole time budget from then (:func:`core.budget.restart`).
 
-With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker, and a light worker sheds a heavy
-request itself, before reading its body, when every heavy worker already holds a full queue (the 503 above); a
-light worker's own lane serves only the heavy requests it answers itself (no heavy worker alive). Not in the
+With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker (a light worker holds the body
+of each request it has handed over until the answer comes, so its memory is bounded by the same queue); a light
+worker's own lane serves only the heavy requests it answers itself (no heavy worker alive). Not in the
 lane: the backtest and sweep routes, whose work runs on the job workers (a request waits for its job with
 ``?wait``, which is no work for this process; their bodies are still parsed and checked beside the lane), and
 everything the light lane takes. ``LIQRISK_HEAVY_LANE=0`` turns it off.
@@ -33,6 +35,7 @@ everything the light lane takes. ``LIQRISK_HEAVY_LANE=0`` turns it off.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 from flask import Flask, g, request
@@ -40,20 +43,36 @@ from flask import Flask, g, request
 from core import budget
 
 from .errors import problem
-from .heavy_workers import BUSY, HeavyRule, heavy_paths
+from .heavy_workers import HeavyRule, heavy_paths
 from .light_lane import FifoLock
 
 
 class HeavyLane:
     """The turn of the heavy requests (``rule``) of one process: a :class:`~api.light_lane.FifoLock`, waited
-    for at most ``wait`` seconds (None: no limit) by at most ``max_waiting`` requests at a time."""
+    for at most ``wait`` seconds (None: no limit) by requests whose bodies add up to at most ``max_bytes`` (one
+    request may always wait when nobody else does)."""
 
-    def __init__(self, rule: HeavyRule, wait: float | None, max_waiting: int, retry_after: str) -> None:
+    def __init__(self, rule: HeavyRule, wait: float | None, max_bytes: int, retry_after: str) -> None:
         self.rule = rule
         self.wait = wait
-        self.max_waiting = max_waiting
+        self.max_bytes = max_bytes
         self.retry_after = retry_after
         self.lock = FifoLock()
+        self._count = threading.Lock()
+        #: bytes of the bodies of the requests waiting for their turn
+        self.waiting_bytes = 0
+
+    def _queue(self, size: int) -> bool:
+        """Count a body of ``size`` bytes among the waiting ones, if it fits (False: the queue is full)."""
+        with self._count:
+            if self.waiting_bytes and self.waiting_bytes + size > self.max_bytes:
+                return False
+            self.waiting_bytes += size
+            return True
+
+    def _unqueue(self, size: int) -> None:
+        with self._count:
+            self.waiting_bytes -= size
 
     def wrap(self, view):
         """``view`` run in turn for heavy requests (as it is for the others)."""
@@ -61,14 +80,21 @@ class HeavyLane:
         @functools.wraps(view)
         def in_turn(*args, **kwargs):
             environ = request.environ
-            if environ.get(BUSY):
-                return self.busy(None)  # shed by the light worker: every heavy worker's queue is full
-            if not self.rule.is_heavy(environ) or self.rule.read_body(environ) is None:
-                return view(*args, **kwargs)  # light; or refused (400/413) from what was read, without a turn
-            if self.lock.waiting() >= self.max_waiting:
+            if not self.rule.is_heavy(environ):
+                return view(*args, **kwargs)  # light
+            body = self.rule.read_body(environ)
+            if body is None:
+                return view(*args, **kwargs)  # refused (400/413) from what was read, without a turn
+            size = len(body)
+            del body  # the app's wsgi.input holds it
+            if not self._queue(size):
                 return self.busy(None)
             started = time.monotonic()
-            if not self.lock.acquire(timeout=self.wait):
+            try:
+                turn = self.lock.acquire(timeout=self.wait)
+            finally:
+                self._unqueue(size)
+            if not turn:
                 return self.busy(time.monotonic() - started)
             try:
                 budget.restart()
@@ -104,7 +130,7 @@ def install(app: Flask, light_paths: frozenset[str]) -> HeavyLane | None:
     endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()
                  if rule.rule in heavy and not rule.endpoint.startswith("backtests.")}  # fmt: skip
     wait = app.config["HEAVY_QUEUE_WAIT"] or None
-    lane = HeavyLane(HeavyRule.of(app, frozenset(endpoints), light_paths), wait, app.config["HEAVY_QUEUE_MAX"],
+    lane = HeavyLane(HeavyRule.of(app, frozenset(endpoints), light_paths), wait, app.config["HEAVY_QUEUE_BYTES"],
                      str(app.config["RETRY_AFTER"]))  # fmt: skip
     for endpoint in endpoints.values():
         app.view_functions[endpoint] = lane.wrap(app.view_functions[endpoint])

@@ -26,13 +26,12 @@ heavy socket and sends the request: the client's fields without the connection's
 in :data:`PEER_HEADER` (the client's own such field is dropped); and streams the answer back. Each heavy worker runs
 its heavy requests one at a time (:mod:`api.heavy_lane`) and takes no more connections than it has threads, nor more
 than one above another heavy worker (:func:`api.http_worker.fair_share`), so waiting requests stay in the socket's
-backlog for whichever heavy worker frees first; when every heavy worker already holds a full queue, the light worker
-sheds the request itself, unread (:data:`BUSY`: the heavy lane's 503). When no heavy worker is alive, or none takes
-the connection within :data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the
-split; when the heavy worker fails after taking the request (killed by the timeout, out of memory, no answer within
-twice gunicorn's timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's
-``TTOU`` stops heavy workers first (the light ones alone accept connections); ``SIGHUP`` applies a changed split to
-the new generation of workers.
+backlog for whichever heavy worker frees first. When no heavy worker is alive, or none takes the connection within
+:data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the split; when the heavy
+worker fails after taking the request (killed by the timeout, out of memory, no answer within twice gunicorn's
+timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy
+workers first (the light ones alone accept connections); ``SIGHUP`` applies a changed split to the new generation of
+workers.
 
 Measured on this project's 2-core machine (``make loadtest``, shipped settings): while the two heaviest accepted
 requests of a route run and 64 trickling connections are open, single-position requests kept p99 ≤ 16.4 ms on
@@ -88,9 +87,6 @@ _NOT_FORWARDED = frozenset(
         _PEER_ENVIRON,
     }  # fmt: skip
 )
-#: environ key of a heavy request a light worker sheds itself (every heavy worker's queue is full); the app's
-#: heavy lane answers it 503 (:mod:`api.heavy_lane`)
-BUSY = "liqrisk.heavy_lane_busy"
 #: seconds a light worker waits to hand a request over (a full backlog makes ``connect`` wait)
 CONNECT_TIMEOUT = 1.0
 
@@ -214,15 +210,11 @@ class HeavyProxy:
     the socket at ``path`` and their answers streamed back; everything else goes to ``app``."""
 
     def __init__(self, app, path: str, rule: HeavyRule, available=lambda: True,
-                 scheme_fields: frozenset[str] = frozenset(), answer_timeout: float = 120.0,
-                 room=lambda: True) -> None:  # fmt: skip
+                 scheme_fields: frozenset[str] = frozenset(), answer_timeout: float = 120.0) -> None:  # fmt: skip
         self.app = app
         self.path = path
         self.rule = rule
         self.available = available
-        #: whether some heavy worker's queue has room (:func:`api.http_worker.heavy_room`); else the request is
-        #: shed here, unread (:data:`BUSY`: the app answers the heavy lane's 503)
-        self.room = room
         #: environ keys of the secure-scheme fields (gunicorn's ``secure_scheme_headers``), not passed on
         self.not_forwarded = _NOT_FORWARDED | {"HTTP_" + name.upper().replace("-", "_") for name in scheme_fields}
         #: seconds to wait for the heavy worker's answer (beyond that: the 503)
@@ -232,9 +224,6 @@ class HeavyProxy:
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         if not self.rule.is_heavy(environ) or not self.available():
             return self.app(environ, start_response)  # light, or no heavy worker alive: answered here
-        if not self.room():
-            environ[BUSY] = True
-            return self.app(environ, start_response)  # every heavy worker's queue is full: the 503, unread
         body = self.rule.read_body(environ)  # the body first: a slow upload holds this thread, not a heavy worker's
         if body is None:
             return self.app(environ, start_response)  # refused (400/401/413) or cut short: answered here

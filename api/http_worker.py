@@ -54,7 +54,6 @@ fast path applies gthread's keep-alive rules itself (:meth:`BalancedThreadWorker
 
 from __future__ import annotations
 
-import functools
 import math
 import mmap
 import multiprocessing
@@ -134,14 +133,6 @@ def heavy_alive() -> bool:
     worker answers heavy requests itself rather than queue them on a socket nobody accepts from (``TTOU`` stops
     heavy workers first)."""
     return bool(((_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)).any())
-
-
-def heavy_room(max_waiting: int) -> bool:
-    """Whether some heavy worker has room in its heavy lane's queue (:mod:`api.heavy_lane`): it holds at most
-    ``max_waiting`` requests (one running, the others waiting), so one more can wait. When none has, a light
-    worker sheds the request itself, before reading its body."""
-    heavy = (_TABLE[:, 0] != 0) & (_TABLE[:, 2] == HEAVY)
-    return bool((_TABLE[heavy, 1] <= max_waiting).any())
 
 
 def fair_share(role: int = LIGHT) -> int:
@@ -458,10 +449,6 @@ def fast_path(app, cfg, log) -> tuple[frozenset[str], http_fast.Limits, frozense
     return lane.paths, limits, refused, lane.lane
 
 
-def _always() -> bool:
-    return True
-
-
 def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
     """The middleware that passes heavy requests to the heavy workers, when there are some
     (:func:`api.heavy_workers.open_listener` ran in the master) and the connection to them is plain HTTP as
@@ -478,5 +465,4 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
         heavy_alive,
         frozenset(cfg.secure_scheme_headers),
         answer_timeout=max(cfg.timeout, 60) * 2,
-        room=functools.partial(heavy_room, app.config["HEAVY_QUEUE_MAX"]) if app.config["HEAVY_LANE"] else _always,
     )

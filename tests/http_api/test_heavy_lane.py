@@ -15,7 +15,7 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 from api import TestConfig, create_app, heavy_lane, light_lane
-from api.heavy_workers import BUSY, HeavyRule
+from api.heavy_workers import HeavyRule
 from core import budget
 
 BATCH = {"positions": {"side": ["long", "short"], "entry_price": [100000, 50000], "quantity": [1, 2],
@@ -58,11 +58,11 @@ class Recorder:
         return body
 
 
-def _app(wait: float | None = 10.0, max_waiting: int = 8, seconds: float = 0.02, budget_s: float | None = None):
+def _app(wait: float | None = 10.0, max_bytes: int = 1 << 20, seconds: float = 0.02, budget_s: float | None = None):
     """A small app whose ``/h`` runs in a heavy lane (body limit 1,000 bytes) and ``/light`` does not."""
     app = Flask(__name__)
     rec = Recorder(seconds)
-    lane = heavy_lane.HeavyLane(HeavyRule(frozenset({"/h"}), frozenset(), 100, {"/h": 1000}), wait, max_waiting, "3")
+    lane = heavy_lane.HeavyLane(HeavyRule(frozenset({"/h"}), frozenset(), 100, {"/h": 1000}), wait, max_bytes, "3")
     app.add_url_rule("/h", "h", lane.wrap(rec.view), methods=["GET", "POST"])
     app.add_url_rule("/light", "light", lane.wrap(rec.view), methods=["POST"])
     if budget_s is not None:
@@ -131,23 +131,36 @@ def test_only_heavy_requests_take_the_lane() -> None:
 
 
 def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
-    app, lane, rec = _app(wait=0.2, max_waiting=1)
-    lane.lock.acquire()
+    app, lane, rec = _app(wait=0.3, max_bytes=600)
+    lane.lock.acquire()  # another heavy request runs
     try:
         waiting: list = []
-        first = threading.Thread(target=_post, args=(app, "first", waiting))
-        first.start()
-        _wait_until(lambda: lane.lock.waiting() == 1)
-        full = _post(app, "second")  # the queue is full: shed at once
-        first.join(10)  # and the first one's wait ran out
+        threads = [threading.Thread(target=_post, args=(app, body, waiting)) for body in ("a" * 500, "b" * 100)]
+        for i, t in enumerate(threads):
+            t.start()
+            _wait_until(lambda n=i + 1: lane.lock.waiting() == n)
+        assert lane.waiting_bytes == 600
+        full = _post(app, "c")  # one byte more than the queue holds: shed at once
+        for t in threads:
+            t.join(10)  # and the waiting ones' time ran out
     finally:
         lane.lock.release()
-    for resp, why in ((full, "the queue of them is full"), (waiting[0], "for its turn")):
+    for resp, why in ((full, "the queue of them is full"), *((r, "for its turn") for r in waiting)):
         assert resp.status_code == 503 and resp.headers["Retry-After"] == "3"
         assert why in resp.get_json()["detail"]
-    assert rec.events == [] and lane.lock.idle()  # neither was started
-    shed = app.test_client().post("/h", data="third", environ_overrides={BUSY: True})  # shed by a light worker
-    assert shed.status_code == 503 and rec.events == []
+    assert rec.events == [] and lane.lock.idle() and lane.waiting_bytes == 0  # none was started
+
+
+def test_one_request_may_wait_whatever_its_size() -> None:
+    app, lane, rec = _app(max_bytes=10, seconds=0.0)
+    lane.lock.acquire()
+    t = threading.Thread(target=_post, args=(app, "x" * 900))
+    t.start()
+    _wait_until(lambda: lane.lock.waiting() == 1)
+    assert lane.waiting_bytes == 900  # over max_bytes, but nobody else waited
+    lane.lock.release()
+    t.join(10)
+    assert rec.events == ["x" * 900] and lane.waiting_bytes == 0
 
 
 def test_a_request_that_waited_gets_its_whole_budget() -> None:
