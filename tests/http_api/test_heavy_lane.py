@@ -17,17 +17,10 @@ from werkzeug.test import EnvironBuilder
 from api import TestConfig, create_app, heavy_lane, light_lane
 from api.heavy_workers import HeavyRule
 from core import budget
+from tests.http_api.test_light_lane import LIQ, _wait_until
 
 BATCH = {"positions": {"side": ["long", "short"], "entry_price": [100000, 50000], "quantity": [1, 2],
                        "leverage": [10, 20]}}  # fmt: skip
-LIQ = {"side": "long", "entry_price": 100000, "quantity": 0.5, "leverage": 20}
-
-
-def _wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
 
 
 class Recorder:
