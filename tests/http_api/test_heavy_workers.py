@@ -386,3 +386,52 @@ def test_gunicorn_splits_the_work(tmp_path) -> None:
         assert {light3, heavy3}.isdisjoint({light, heavy2})
     finally:
         _stop(proc)
+
+
+def test_gunicorn_heavy_worker_takes_heavy_requests_in_turn_and_sheds_the_rest(tmp_path) -> None:
+    """Four Monte Carlo requests at once (each ~0.3 s of work) to one heavy worker whose lane waits at most
+    0.1 s: they run one at a time, so some are answered and the others shed with the lane's 503 problem, which
+    the light worker passes on as it came (no heavy-worker failure: the heavy worker read each body before it
+    answered)."""
+    log = tmp_path / "server.log"
+    port = _free_port()
+    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
+           "LIQRISK_RATE_LIMIT_ENABLED": "0", "LIQRISK_HEAVY_QUEUE_WAIT": "0.1"}  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    heavy = {"side": "long", "mark_price": 100_000, "liquidation_price": 90_000, "volatility": 0.8,
+             "model": "student_t", "paths": 200_000, "horizon_hours": 25, "monitoring_minutes": 60}  # fmt: skip
+    answers: list[tuple[int, dict]] = []
+
+    def one() -> None:
+        try:
+            answers.append(_post(base, "/v1/risk/liquidation-probability", heavy))
+        except urllib.error.HTTPError as err:
+            answers.append((err.code, json.loads(err.read())))
+
+    try:
+        _wait(base + "/healthz", proc)
+        deadline = time.monotonic() + 30
+        while "liqrisk: heavy worker" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the heavy worker is up (until then the light worker would answer itself)
+        assert _post(base, "/v1/liquidation-price", LIQ)[0] == 200
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    finally:
+        _stop(proc)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses[0] == 200 and statuses[-1] == 503, statuses
+    for status, answer in answers:
+        if status == 503:
+            assert "for its turn" in answer["detail"] and answer["errors"] == {
+                "body": ["not started: the server is busy with other large requests"]
+            }
+    assert "liqrisk_heavy_worker_failures_total{" not in metrics
+    light = {x["pid"] for x in _lines(log) if x["path"] == "/v1/liquidation-price"}
+    heavy_pids = {x["pid"] for x in _lines(log) if x["path"] == "/v1/risk/liquidation-probability"}
+    assert len(heavy_pids) == 1 and heavy_pids.isdisjoint(light)  # all four answered by the heavy worker
