@@ -16,17 +16,18 @@ a request shed here still counts against it). Then:
   slow upload holds only its own thread; a body over the route's limit or cut short is answered (413/400) at
   once, without a turn. Parsing it (and a 400/422 for bad JSON or fields) is work, done in the turn;
 * the bodies of the requests waiting add up to at most ``LIQRISK_HEAVY_QUEUE_BYTES`` (default 128 MiB: four of
-  the largest batches; one request may always wait when nobody else does), so a flood of large bodies holds a
-  bounded amount of memory while a queue of small requests is never cut short. One that would go past it, or
-  that has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5; 0 = no limit), is answered
-  503 problem+json with ``Retry-After`` and its request id, without any work (counted in
+  the 27 MB most expensive batches; one request may always wait when nobody else does; 0 = one waits at most),
+  so a flood of large bodies holds a bounded amount of memory while a queue of small requests is never cut short
+  (a body is counted once it has been read: a worker also holds the bodies it is reading, at most one per thread).
+  One that would go past it, or that has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5;
+  0 = no limit, but a light worker waits at most twice gunicorn's timeout for a heavy worker's answer), is
+  answered 503 problem+json with ``Retry-After`` and its request id, without any work (counted in
   ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of running
   every one of them late;
 * a request that had its turn gets its whole time budget from then (:func:`core.budget.restart`).
 
-With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker (a light worker holds the body
-of each request it has handed over until the answer comes, so its memory is bounded by the same queue); a light
-worker's own lane serves only the heavy requests it answers itself (no heavy worker alive). Not in the
+With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker; a light worker's own lane serves
+only the heavy requests it answers itself (no heavy worker alive, or none took the connection in time). Not in the
 lane: the backtest and sweep routes, whose work runs on the job workers (a request waits for its job with
 ``?wait``, which is no work for this process; their bodies are still parsed and checked beside the lane), and
 everything the light lane takes. ``LIQRISK_HEAVY_LANE=0`` turns it off.
@@ -59,19 +60,21 @@ class HeavyLane:
         self.retry_after = retry_after
         self.lock = FifoLock()
         self._count = threading.Lock()
-        #: bytes of the bodies of the requests waiting for their turn
-        self.waiting_bytes = 0
+        #: how many requests wait for their turn, and the bytes of their bodies
+        self.waiting = self.waiting_bytes = 0
 
     def _queue(self, size: int) -> bool:
         """Count a body of ``size`` bytes among the waiting ones, if it fits (False: the queue is full)."""
         with self._count:
-            if self.waiting_bytes and self.waiting_bytes + size > self.max_bytes:
+            if self.waiting and self.waiting_bytes + size > self.max_bytes:
                 return False
+            self.waiting += 1
             self.waiting_bytes += size
             return True
 
     def _unqueue(self, size: int) -> None:
         with self._count:
+            self.waiting -= 1
             self.waiting_bytes -= size
 
     def wrap(self, view):
@@ -87,15 +90,16 @@ class HeavyLane:
                 return view(*args, **kwargs)  # refused (400/413) from what was read, without a turn
             size = len(body)
             del body  # the app's wsgi.input holds it
-            if not self._queue(size):
-                return self.busy(None)
-            started = time.monotonic()
-            try:
-                turn = self.lock.acquire(timeout=self.wait)
-            finally:
-                self._unqueue(size)
-            if not turn:
-                return self.busy(time.monotonic() - started)
+            if not self.lock.acquire(timeout=0):  # not free: wait in the queue, if there is room in it
+                if not self._queue(size):
+                    return self.busy(None)
+                started = time.monotonic()
+                try:
+                    turn = self.lock.acquire(timeout=self.wait)
+                finally:
+                    self._unqueue(size)
+                if not turn:
+                    return self.busy(time.monotonic() - started)
             try:
                 budget.restart()
                 return view(*args, **kwargs)

@@ -24,9 +24,11 @@ heavy socket and sends the request: the client's fields without the connection's
 ``Upgrade``, ...) and without the secure-scheme fields (a heavy worker would trust them from its Unix-socket peer;
 ``X-Forwarded-Proto: https`` is sent when the light worker itself was reached over TLS), with the client's address
 in :data:`PEER_HEADER` (the client's own such field is dropped); and streams the answer back. Each heavy worker runs
-its heavy requests one at a time (:mod:`api.heavy_lane`) and takes no more connections than it has threads, nor more
-than one above another heavy worker (:func:`api.http_worker.fair_share`), so waiting requests stay in the socket's
-backlog for whichever heavy worker frees first. When no heavy worker is alive, or none takes the connection within
+its calculator requests one at a time, in its heavy lane (:mod:`api.heavy_lane`; backtest and sweep submissions
+beside it), and takes no more connections than it has threads, nor more than one above another heavy worker
+(:func:`api.http_worker.fair_share`), so requests wait in the lane of the heavy worker with the fewest, and beyond
+that in the socket's backlog. When the heavy worker answers before reading the whole body (a 429) and closes, the
+light worker still passes its answer on. When no heavy worker is alive, or none takes the connection within
 :data:`CONNECT_TIMEOUT`, the light worker answers the request itself, as it would without the split; when the heavy
 worker fails after taking the request (killed by the timeout, out of memory, no answer within twice gunicorn's
 timeout), the client gets a 503 problem with ``Retry-After`` and its request id. gunicorn's ``TTOU`` stops heavy
@@ -237,8 +239,13 @@ class HeavyProxy:
             return self.app(environ, start_response)  # no heavy worker takes it: answer it here
         try:
             sock.settimeout(self.answer_timeout)
-            sock.sendall(_request_head(environ, len(body), self.not_forwarded))
-            sock.sendall(body)
+            try:
+                sock.sendall(_request_head(environ, len(body), self.not_forwarded))
+                sock.sendall(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # the heavy worker answered before it read the whole body (a 429, say) and closed: on a Unix
+                # socket its answer is still there to read (none, if it died: then the 503 below)
+                pass
             environ["wsgi.input"] = io.BytesIO()  # the body is freed while the heavy worker answers
             del body
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)

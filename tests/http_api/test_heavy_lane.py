@@ -87,13 +87,14 @@ def test_heavy_requests_take_turns_in_arrival_order() -> None:
 
 def test_a_slow_upload_does_not_hold_the_lane() -> None:
     app, lane, rec = _app(seconds=0.0)
-    arrived = threading.Event()
+    arrived, reading = threading.Event(), threading.Event()
 
     class Trickle(io.RawIOBase):
         def readable(self):
             return True
 
         def readinto(self, buffer):
+            reading.set()
             arrived.wait(10)  # the client's bytes have not come yet
             buffer[:2] = b"{}"
             return 2
@@ -102,7 +103,7 @@ def test_a_slow_upload_does_not_hold_the_lane() -> None:
     environ.update({"wsgi.input": Trickle(), "CONTENT_LENGTH": "2"})
     slow = threading.Thread(target=lambda: list(app(environ, lambda *a: None)))
     slow.start()
-    time.sleep(0.05)
+    assert reading.wait(10)  # the slow request is reading its body
     assert _post(app, "quick").get_data() == b"quick"  # not queued behind the upload
     assert lane.lock.idle()
     arrived.set()
@@ -124,7 +125,7 @@ def test_only_heavy_requests_take_the_lane() -> None:
 
 
 def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
-    app, lane, rec = _app(wait=0.3, max_bytes=600)
+    app, lane, rec = _app(wait=2.0, max_bytes=600)
     lane.lock.acquire()  # another heavy request runs
     try:
         waiting: list = []

@@ -90,11 +90,15 @@ def _call(wsgi_app, environ: dict) -> tuple[str, dict[str, str], bytes]:
 
 class FakeHeavy:
     """A Unix socket server standing in for a heavy worker: it records each request it reads and writes
-    ``answer`` (or closes without answering when ``answer`` is None)."""
+    ``answer`` (or closes without answering when ``answer`` is None); with ``read_body=False`` it answers after
+    the head and closes without reading the body, as gunicorn does after an early answer such as a 429;
+    ``before_answer`` runs just before it answers."""
 
-    def __init__(self, tmp_path, answer: bytes | None):
+    def __init__(self, tmp_path, answer: bytes | None, read_body: bool = True, before_answer=None):
         self.path = str(tmp_path / "heavy.sock")
         self.answer = answer
+        self.read_body = read_body
+        self.before_answer = before_answer
         self.requests: list[bytes] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(self.path)
@@ -120,9 +124,11 @@ class FakeHeavy:
                         if line.lower().startswith(b"content-length")
                     )
                 )
-                while len(rest) < length:
+                while self.read_body and len(rest) < length:
                     rest += conn.recv(65536)
                 self.requests.append(head + b"\r\n\r\n" + rest)
+                if self.before_answer is not None:
+                    self.before_answer()
                 if self.answer is not None:
                     conn.sendall(self.answer)
 
@@ -270,13 +276,35 @@ def test_without_a_valid_api_key_the_light_worker_answers_401_before_reading_the
 
 
 def test_the_light_worker_lets_go_of_a_body_once_sent(app, tmp_path) -> None:
-    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    environ = _environ("/v1/liquidation-price/batch", json.dumps(BATCH).encode())
+    emptied = []
+
+    def check() -> None:  # in the heavy worker, before it answers: the light worker no longer holds the body
+        deadline = time.monotonic() + 10
+        while environ["wsgi.input"].getvalue() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        emptied.append(environ["wsgi.input"].getvalue() == b"")
+
+    fake = FakeHeavy(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", before_answer=check)
     try:
-        environ = _environ("/v1/liquidation-price/batch", json.dumps(BATCH).encode())
         assert _call(_proxy(app, fake.path), environ)[2] == b"{}"
-        assert environ["wsgi.input"].read() == b""  # not held while the heavy worker answered
     finally:
         fake.close()
+    assert emptied == [True]
+
+
+def test_an_early_answer_before_the_body_is_read_is_passed_on(app, tmp_path) -> None:
+    """The heavy worker answers on the head alone (a rate limit's 429) and closes with the body unread: the light
+    worker's send fails, and it passes the answer on, not a 503."""
+    answer = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/problem+json\r\nContent-Length: 2\r\n"
+              b"Retry-After: 60\r\nConnection: close\r\n\r\n{}")  # fmt: skip
+    fake = FakeHeavy(tmp_path, answer, read_body=False)
+    try:
+        big = json.dumps(BATCH).encode() + b" " * (3 << 20)  # far more than the socket's buffers hold
+        status, headers, out = _call(_proxy(app, fake.path), _environ("/v1/liquidation-price/batch", big))
+    finally:
+        fake.close()
+    assert status == "429 Too Many Requests" and headers["Retry-After"] == "60" and out == b"{}"
 
 
 def test_the_peer_field_becomes_the_client_address() -> None:
@@ -388,11 +416,11 @@ def test_gunicorn_splits_the_work(tmp_path) -> None:
         _stop(proc)
 
 
-def test_gunicorn_heavy_worker_takes_heavy_requests_in_turn_and_sheds_the_rest(tmp_path) -> None:
+def test_gunicorn_heavy_worker_sheds_what_waits_too_long_for_its_turn(tmp_path) -> None:
     """Four Monte Carlo requests at once (each ~0.3 s of work) to one heavy worker whose lane waits at most
-    0.1 s: they run one at a time, so some are answered and the others shed with the lane's 503 problem, which
-    the light worker passes on as it came (no heavy-worker failure: the heavy worker read each body before it
-    answered)."""
+    0.1 s: some are answered and the ones that waited for their turn are shed with the lane's 503 problem, which
+    the light worker passes on as it came (no heavy-worker failure). That they ran one at a time is
+    test_heavy_lane.py's."""
     log = tmp_path / "server.log"
     port = _free_port()
     env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
@@ -435,3 +463,35 @@ def test_gunicorn_heavy_worker_takes_heavy_requests_in_turn_and_sheds_the_rest(t
     light = {x["pid"] for x in _lines(log) if x["path"] == "/v1/liquidation-price"}
     heavy_pids = {x["pid"] for x in _lines(log) if x["path"] == "/v1/risk/liquidation-probability"}
     assert len(heavy_pids) == 1 and heavy_pids.isdisjoint(light)  # all four answered by the heavy worker
+
+
+def test_gunicorn_a_large_heavy_request_over_its_rate_limit_gets_its_429(tmp_path) -> None:
+    """The heavy worker refuses a client over its heavy-route limit on the head alone and closes with the body
+    unread: the light worker, still sending, passes that 429 on (not a heavy-worker 503)."""
+    log = tmp_path / "server.log"
+    port = _free_port()
+    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
+           "LIQRISK_RATE_LIMIT_ENABLED": "1", "LIQRISK_RATE_LIMIT_HEAVY": "1/minute"}  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    body = json.dumps(BATCH).encode() + b" " * (4 << 20)
+    statuses = []
+    try:
+        _wait(base + "/healthz", proc)
+        deadline = time.monotonic() + 30
+        while "liqrisk: heavy worker" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(2):
+            req = urllib.request.Request(base + "/v1/liquidation-price/batch", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    statuses.append(resp.status)
+            except urllib.error.HTTPError as err:
+                statuses.append(err.code)
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    finally:
+        _stop(proc)
+    assert statuses == [200, 429]
+    assert "liqrisk_heavy_worker_failures_total{" not in metrics

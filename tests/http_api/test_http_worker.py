@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -185,9 +186,14 @@ def test_the_share_rule(table) -> None:
 
 
 def test_a_worker_that_stops_accepting_says_so_in_its_row(table) -> None:
-    worker = http_worker.BalancedThreadWorker.__new__(http_worker.BalancedThreadWorker)
-    worker._slot = http_worker.claim_slot(os.getpid(), http_worker.HEAVY)
-    worker.alive = True
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("threads", 2)
+    # gunicorn's own constructor sets ``alive`` before the worker has a row
+    worker = http_worker.BalancedThreadWorker(1, os.getpid(), [], None, 30, cfg, SimpleNamespace())
+    assert worker.alive and worker._slot is None
+    worker._slot = http_worker.claim_slot(os.getpid(), http_worker.HEAVY)  # what init_process does
     assert table[worker._slot, 2] == http_worker.HEAVY
     worker.alive = False  # what gunicorn's graceful stop and max_requests do
     assert table[worker._slot, 2] == http_worker.LEAVING and not worker.alive
