@@ -363,14 +363,20 @@ def _lines(log) -> list[dict]:
     return [json.loads(x) for x in log.read_text(errors="replace").splitlines() if x.startswith('{"ts"')]
 
 
-def test_gunicorn_splits_the_work(tmp_path) -> None:
+def _split_server(tmp_path, **settings: str) -> tuple[subprocess.Popen, str, object]:
+    """gunicorn with one light and one heavy worker and ``settings`` (``LIQRISK_*``) on a free loopback port:
+    (process, base URL, its log file)."""
     log = tmp_path / "server.log"
     port = _free_port()
     env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
-           "LIQRISK_RATE_LIMIT_ENABLED": "0"}  # fmt: skip
+           **settings}  # fmt: skip
     with open(log, "ab") as out:
         proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+def test_gunicorn_splits_the_work(tmp_path) -> None:
+    proc, base, log = _split_server(tmp_path, LIQRISK_RATE_LIMIT_ENABLED="0")
     try:
         _wait(base + "/healthz", proc)
 
@@ -421,13 +427,7 @@ def test_gunicorn_heavy_worker_sheds_what_waits_too_long_for_its_turn(tmp_path) 
     0.1 s: some are answered and the ones that waited for their turn are shed with the lane's 503 problem, which
     the light worker passes on as it came (no heavy-worker failure). That they ran one at a time is
     test_heavy_lane.py's."""
-    log = tmp_path / "server.log"
-    port = _free_port()
-    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
-           "LIQRISK_RATE_LIMIT_ENABLED": "0", "LIQRISK_HEAVY_QUEUE_WAIT": "0.1"}  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base, log = _split_server(tmp_path, LIQRISK_RATE_LIMIT_ENABLED="0", LIQRISK_HEAVY_QUEUE_WAIT="0.1")
     heavy = {"side": "long", "mark_price": 100_000, "liquidation_price": 90_000, "volatility": 0.8,
              "model": "student_t", "paths": 200_000, "horizon_hours": 25, "monitoring_minutes": 60}  # fmt: skip
     answers: list[tuple[int, dict]] = []
@@ -468,13 +468,7 @@ def test_gunicorn_heavy_worker_sheds_what_waits_too_long_for_its_turn(tmp_path) 
 def test_gunicorn_a_large_heavy_request_over_its_rate_limit_gets_its_429(tmp_path) -> None:
     """The heavy worker refuses a client over its heavy-route limit on the head alone and closes with the body
     unread: the light worker, still sending, passes that 429 on (not a heavy-worker 503)."""
-    log = tmp_path / "server.log"
-    port = _free_port()
-    env = {**os.environ, "LIQRISK_BIND": f"127.0.0.1:{port}", "LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "1",
-           "LIQRISK_RATE_LIMIT_ENABLED": "1", "LIQRISK_RATE_LIMIT_HEAVY": "1/minute"}  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base, log = _split_server(tmp_path, LIQRISK_RATE_LIMIT_ENABLED="1", LIQRISK_RATE_LIMIT_HEAVY="1/minute")
     body = json.dumps(BATCH).encode() + b" " * (4 << 20)
     statuses = []
     try:
