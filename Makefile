@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 api core backtest scripts >/dev/null
 	$(BIN)/python -m core.warmup
 	$(BIN)/python -m backtest.warmup
 	touch $(STAMP)

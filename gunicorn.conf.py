@@ -55,6 +55,86 @@ errorlog = "-"
 loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 
 
+#: the files the last start-up read (compiled modules, shared libraries, numba's cache), in the order it needed
+#: them: written by each worker a second after its fork (``_warm_worker``), read ahead at the next start
+#: (``LIQRISK_START_FILES``; empty: off)
+_START_FILES = os.environ.get(
+    "LIQRISK_START_FILES", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".run", "start-files.txt")
+)
+
+
+def _read_ahead(list_path):
+    """Ask the kernel to read the start-up's files into the page cache (``posix_fadvise(POSIX_FADV_WILLNEED)``,
+    https://man7.org/linux/man-pages/man2/posix_fadvise.2.html) while the master imports the app, so that a start
+    after a reboot or a long idle (pages evicted) does not wait on the disk for each file in turn: the reads run
+    beside the imports, which use the CPU. Runs in a thread; the GIL is released in each call. A missing list or
+    file is skipped."""
+    try:
+        with open(list_path, encoding="utf-8") as listing:
+            paths = listing.read().splitlines()
+    except OSError:
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (OSError, ValueError):  # gone, unreadable, or not a path
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _record_start_files(list_path):
+    """Write the files this start-up read, for :func:`_read_ahead` at the next one: each module's compiled file
+    (or extension) in import order, then the other shared libraries mapped into the process (numba's LLVM,
+    OpenBLAS), then the numba cache of the engine's kernels."""
+    seen, paths = set(), []
+
+    def add(path):
+        if path and path not in seen and os.path.isfile(path):
+            seen.add(path)
+            paths.append(path)
+
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "origin", None) not in (None, "frozen", "built-in"):
+            cached = getattr(spec, "cached", None)
+            add(cached if cached and os.path.isfile(cached) else spec.origin)
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    add(fields[5].rstrip("\n"))
+    except OSError:
+        pass
+    core = sys.modules.get("core")
+    if core is not None:
+        caches = {os.path.dirname(core.__file__), os.environ.get("NUMBA_CACHE_DIR", "")}
+        for top in filter(None, caches):
+            for folder, _dirs, names in os.walk(top):
+                for name in sorted(names):
+                    if name.endswith((".nbi", ".nbc")):
+                        add(os.path.join(folder, name))
+    try:
+        os.makedirs(os.path.dirname(list_path), exist_ok=True)
+        part = f"{list_path}.{os.getpid()}"
+        with open(part, "w", encoding="utf-8") as listing:
+            listing.write("\n".join(paths))
+        os.replace(part, list_path)
+    except OSError:
+        pass
+
+
+if _START_FILES:
+    import threading
+
+    threading.Thread(target=_read_ahead, args=(_START_FILES,), name="liqrisk-read-ahead", daemon=True).start()
+
+
 #: kernels still to load after the fork (set by on_starting); a worker loads them in a background thread
 _LATER_KERNELS = False
 #: seconds after its fork a worker starts loading them, so that its first requests do not share the CPU with that
@@ -143,7 +223,10 @@ def post_fork(server, worker):
 def _warm_worker():
     """The kernels the master left to the workers, then the JSON scanner of large bodies
     (:mod:`api.json_pieces`), so that neither is loaded by the first request that needs it; then what they
-    loaded is frozen out of the garbage collector's sight too."""
+    loaded is frozen out of the garbage collector's sight too. Before that, the files the start-up read are noted
+    for the next start (:func:`_record_start_files`; what the worker holds then is what the master loaded)."""
+    if _START_FILES:
+        _record_start_files(_START_FILES)
     if _LATER_KERNELS:
         from core.warmup import warm_up
 

@@ -182,6 +182,40 @@ def test_trickling_clients_hold_threads_not_workers_and_chunked_bodies_are_bound
         _stop(proc)
 
 
+def test_a_server_notes_its_start_up_files_and_reads_them_ahead_at_the_next_start(tmp_path) -> None:
+    """A worker writes the files the master's start-up read (compiled modules, numba's LLVM library, the engine's
+    kernel cache) to ``LIQRISK_START_FILES``; the next start reads that list ahead, and a list naming missing files
+    or holding garbage does not stop it."""
+    listing = tmp_path / "start-files.txt"
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "api:create_app()"]
+    env = {"LIQRISK_WORKERS": "1", "LIQRISK_HEAVY_WORKERS": "0", "LIQRISK_START_FILES": str(listing)}
+    proc, base = _serve(gunicorn, ROOT, env)
+    try:
+        _wait(base + "/healthz", proc)
+        deadline = time.monotonic() + 30
+        while not listing.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        _stop(proc)
+    paths = listing.read_text().splitlines()
+    assert len(paths) == len(set(paths)) > 100 and all(Path(p).is_file() for p in paths)
+    names = [Path(p).name for p in paths]
+    assert "libllvmlite.so" in names and any(n.startswith("calculators.") and n.endswith(".pyc") for n in names)
+    assert any(n.endswith(".nbi") for n in names) and any(n.endswith(".nbc") for n in names)
+    assert not any("/vectorbt/" in p or "/pandas/" in p for p in paths)  # the API never loads the backtester
+    listing.write_text("\n".join([str(tmp_path / "gone.pyc"), str(tmp_path), "\0garbage", *paths[:5]]))
+    proc, base = _serve(gunicorn, ROOT, env)
+    try:
+        _wait(base + "/healthz", proc)
+        status, _ = _post(
+            base + "/v1/liquidation-price", {"side": "long", "entry_price": 1e5, "quantity": 1, "leverage": 5}
+        )
+        assert status == 200
+    finally:
+        _stop(proc)
+    assert "Traceback" not in _output(proc)
+
+
 def _sample(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):
