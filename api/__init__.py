@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, heavy_lane, light_lane, limits, observability, security
+from . import errors, heavy_lane, heavy_workers, light_lane, limits, observability, security
 from .config import Config, TestConfig
 
 __all__ = ["create_app", "Config", "TestConfig"]
@@ -54,7 +54,10 @@ def create_app(config: type[Config] | None = None) -> Flask:
     _load_tiers(app)
     errors.register(app)
     paths = light_lane.lane_paths(app)
-    heavy_lane.install(app, paths)  # before the rate limits decorate the views: they are checked first
+    # which requests are heavy: one rule for the heavy lane here and the hand-off to the heavy workers
+    rule = heavy_workers.HeavyRule.of(app, heavy_workers.heavy_paths(app), paths)
+    app.extensions["liqrisk_heavy_rule"] = rule
+    heavy_lane.install(app, rule)  # before the rate limits decorate the views: they are checked first
     observability.install(app)  # request id and timer first, so every response (401/413/429 too) has them
     limits.install(app)  # rate limits before the key check, so guessing keys is throttled too
     security.install(app)

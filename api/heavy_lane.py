@@ -44,7 +44,7 @@ from flask import Flask, g, request
 from core import budget
 
 from .errors import problem
-from .heavy_workers import HeavyRule, heavy_paths
+from .heavy_workers import HeavyRule
 from .light_lane import FifoLock
 
 
@@ -124,17 +124,19 @@ class HeavyLane:
                        headers={"Retry-After": self.retry_after})  # fmt: skip
 
 
-def install(app: Flask, light_paths: frozenset[str]) -> HeavyLane | None:
-    """The heavy lane of ``app`` (unless ``HEAVY_LANE`` is off): the view of every heavy route but the backtest and
-    sweep routes runs in turn for the heavy requests that the light lane (``light_paths``) does not take. Called
-    before the rate limits decorate the views (:func:`api.limits.install`), so that they are checked first."""
+def install(app: Flask, rule: HeavyRule) -> HeavyLane | None:
+    """The heavy lane of ``app`` (unless ``HEAVY_LANE`` is off): the view of every route of ``rule`` (the app's
+    :class:`~api.heavy_workers.HeavyRule`) but the backtest and sweep routes runs in turn for the requests that
+    the rule finds heavy. Called before the rate limits decorate the views (:func:`api.limits.install`), so that
+    they are checked first."""
     if not app.config["HEAVY_LANE"]:
         return None
-    heavy = heavy_paths(app)
-    endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()
-                 if rule.rule in heavy and not rule.endpoint.startswith("backtests.")}  # fmt: skip
+    endpoints = {}
+    for url_rule in app.url_map.iter_rules():
+        if url_rule.rule in rule.paths and not url_rule.endpoint.startswith("backtests."):
+            endpoints[url_rule.rule] = url_rule.endpoint
     wait = app.config["HEAVY_QUEUE_WAIT"] or None
-    lane = HeavyLane(HeavyRule.of(app, frozenset(endpoints), light_paths), wait, app.config["HEAVY_QUEUE_BYTES"],
+    lane = HeavyLane(rule.only(frozenset(endpoints)), wait, app.config["HEAVY_QUEUE_BYTES"],
                      str(app.config["RETRY_AFTER"]))  # fmt: skip
     for endpoint in endpoints.values():
         app.view_functions[endpoint] = lane.wrap(app.view_functions[endpoint])

@@ -456,12 +456,15 @@ def heavy_proxy(app, cfg) -> heavy_workers.HeavyProxy | None:
     sock = heavy_workers.listener()
     if sock is None or not hasattr(app, "url_map") or cfg.is_ssl or cfg.proxy_protocol not in (None, False, "off"):
         return None
-    lane = getattr(app, "wsgi_app", None)  # the lane's paths, or (lane off) the ones it would take
-    light = lane.paths if isinstance(lane, LightLane) else light_lane.lane_paths(app)
+    rule = app.extensions.get("liqrisk_heavy_rule")  # the app's own (create_app), or one made for it here
+    if rule is None:
+        lane = getattr(app, "wsgi_app", None)  # the lane's paths, or (lane off) the ones it would take
+        light = lane.paths if isinstance(lane, LightLane) else light_lane.lane_paths(app)
+        rule = heavy_workers.HeavyRule.of(app, heavy_workers.heavy_paths(app), light)
     return heavy_workers.HeavyProxy(
         app,
         sock.getsockname(),
-        heavy_workers.HeavyRule.of(app, heavy_workers.heavy_paths(app), light),
+        rule,
         heavy_alive,
         frozenset(cfg.secure_scheme_headers),
         answer_timeout=max(cfg.timeout, 60) * 2,

@@ -227,6 +227,13 @@ def test_job_submissions_and_light_requests_are_not_in_the_lane() -> None:
     assert rule.is_heavy(environ("/v1/market/cascade"))
     assert rule.is_heavy(environ("/v1/liquidation-price", body + b" " * app.config["LIGHT_LANE_MAX_BODY"]))
 
+    # one rule for the app: the lane's is the hand-off's (app.extensions, api.http_worker.heavy_proxy) less the
+    # job routes, with the same body limits and key check
+    app_rule = app.extensions["liqrisk_heavy_rule"]
+    assert rule.paths == app_rule.paths - {"/v1/backtests", "/v1/sweeps"} and rule.admits is app_rule.admits
+    assert rule.body_limits == {path: app_rule.body_limits[path] for path in rule.paths}
+    assert app_rule.is_heavy(environ("/v1/backtests")) and not app_rule.is_heavy(environ("/v1/liquidation-price"))
+
 
 def _lanes_of(view) -> list:
     """The heavy lanes in ``view``'s chain of decorators."""
