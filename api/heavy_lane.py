@@ -19,7 +19,8 @@ a request shed here still counts against it). Then:
   the 27 MB most expensive batches; one request may always wait when nobody else does; 0 = one waits at most),
   so a flood of large bodies holds a bounded amount of memory while a queue of small requests is never cut short
   (a body is counted once it has been read: a worker also holds the bodies it is reading, at most one per thread).
-  One that would go past it, or that has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5;
+  One that would go past it (known from its ``Content-Length`` before its body is read, when it has one), or that
+  has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5;
   0 = no limit, but a light worker waits at most twice gunicorn's timeout for a heavy worker's answer), is
   answered 503 problem+json with ``Retry-After`` and its request id, without any work (counted in
   ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of running
@@ -44,7 +45,7 @@ from flask import Flask, g, request
 from core import budget
 
 from .errors import problem
-from .heavy_workers import HeavyRule
+from .heavy_workers import HANDED_OFF, HeavyRule
 from .light_lane import FifoLock
 
 
@@ -72,6 +73,11 @@ class HeavyLane:
             self.waiting_bytes += size
             return True
 
+    def _fits(self, size: int) -> bool:
+        """A body of ``size`` bytes would fit among the waiting ones now (what :meth:`_queue` will check)."""
+        with self._count:
+            return not self.waiting or self.waiting_bytes + size <= self.max_bytes
+
     def _unqueue(self, size: int) -> None:
         with self._count:
             self.waiting -= 1
@@ -85,21 +91,11 @@ class HeavyLane:
             environ = request.environ
             if not self.rule.is_heavy(environ):
                 return view(*args, **kwargs)  # light
-            body = self.rule.read_body(environ)
-            if body is None:
-                return view(*args, **kwargs)  # refused (400/413) from what was read, without a turn
-            size = len(body)
-            del body  # the app's wsgi.input holds it
-            if not self.lock.acquire(timeout=0):  # not free: wait in the queue, if there is room in it
-                if not self._queue(size):
-                    return self.busy(None)
-                started = time.monotonic()
-                try:
-                    turn = self.lock.acquire(timeout=self.wait)
-                finally:
-                    self._unqueue(size)
-                if not turn:
-                    return self.busy(time.monotonic() - started)
+            turn = self._turn(environ)
+            if turn is None:
+                return view(*args, **kwargs)  # refused (400/401/413) from what was read, without a turn
+            if turn is not True:
+                return turn  # not started: the 503
             try:
                 budget.restart()
                 return view(*args, **kwargs)
@@ -108,6 +104,42 @@ class HeavyLane:
 
         in_turn.liqrisk_heavy_lane = self  # type: ignore[attr-defined]
         return in_turn
+
+    def _turn(self, environ: dict):
+        """Read the heavy request's body and take the turn (True: held, to be released), or None (the app answers
+        the request as it stands: 400/401/413), or the 503 response. Its body counts among the waiting ones
+        until its turn: from before it is read when a light worker handed it on (``HANDED_OFF``: the sender
+        holds it all, so it arrives at once; a client's own upload might trickle, and holding room in the queue
+        for it would let slow uploads shut the others out), else once it has been read. A body with a
+        ``Content-Length`` that would not fit is shed before it is read."""
+        length = environ.get("CONTENT_LENGTH") or ""
+        queued = 0  # bytes of this request among the waiting ones
+        if length.isdigit() and not self.rule.refuses(environ):
+            if environ.get(HANDED_OFF):
+                if not self._queue(int(length)):
+                    return self.busy(None)
+                queued = int(length)
+            elif not self._fits(int(length)):
+                return self.busy(None)
+        try:
+            body = self.rule.read_body(environ)
+            if body is None:
+                return None
+            size = len(body)
+            del body  # the app's wsgi.input holds it
+            if self.lock.acquire(timeout=0):
+                return True
+            if not queued:  # not free: wait in the queue, if there is room in it
+                if not self._queue(size):
+                    return self.busy(None)
+                queued = size
+            started = time.monotonic()
+            if self.lock.acquire(timeout=self.wait):
+                return True
+            return self.busy(time.monotonic() - started)
+        finally:
+            if queued:
+                self._unqueue(queued)
 
     def busy(self, waited: float | None):
         """The 503 problem of a heavy request not started: it waited ``waited`` seconds (None: the queue was

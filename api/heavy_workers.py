@@ -64,6 +64,8 @@ from .light_lane import CALCULATOR_BLUEPRINTS, body_size
 #: request header that carries the client's address from a light worker to a heavy one
 PEER_HEADER = "X-Liqrisk-Peer"
 _PEER_ENVIRON = "HTTP_" + PEER_HEADER.upper().replace("-", "_")
+#: environ key (set by :class:`TrustPeer`) of a request a light worker handed on: its whole body is already sent
+HANDED_OFF = "liqrisk.handed_off"
 #: blueprints whose static POST routes may be passed to a heavy worker
 HEAVY_BLUEPRINTS = (*CALCULATOR_BLUEPRINTS, "backtests")
 #: bytes per read when streaming a heavy worker's answer back to the client
@@ -144,8 +146,9 @@ def heavy_paths(app: Flask) -> frozenset[str]:
 
 class TrustPeer:
     """WSGI middleware of a heavy worker: the client address a light worker sent in :data:`PEER_HEADER` becomes
-    ``REMOTE_ADDR`` (and ``REMOTE_PORT``), as if the client had connected here. Only light workers can connect to
-    the heavy socket (its directory is private to this user), so the header is trusted."""
+    ``REMOTE_ADDR`` (and ``REMOTE_PORT``), as if the client had connected here, and the request is marked
+    :data:`HANDED_OFF` (for the heavy lane's count of the bodies it holds). Only light workers can connect to the
+    heavy socket (its directory is private to this user), so the header is trusted."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -155,6 +158,7 @@ class TrustPeer:
         if peer:
             host, _, port = peer.rpartition(" ")
             environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = host, port
+            environ[HANDED_OFF] = True
         return self.app(environ, start_response)
 
 
@@ -192,17 +196,24 @@ class HeavyRule:
             return False
         return body_size(environ, self.light_paths, self.light_max_body) is None
 
+    def refuses(self, environ: dict) -> bool:
+        """The app answers this request as it stands, its body unread: a ``Content-Length`` that is not a number
+        or is over the route's limit (400/413), or no valid API key (401)."""
+        limit = self.body_limits.get(environ["PATH_INFO"])
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
+            return True
+        return not self.admits(environ)
+
     def read_body(self, environ: dict) -> bytes | None:
         """For a heavy request: its whole body, read now (so a slow upload holds the reading thread and nothing
         else); None when the app is to answer the request as it stands: a ``Content-Length`` that is not a
         number or is over the route's limit (400/413, not read), no valid API key (401, not read), a chunked body
         past the limit (413) or a body cut short (400), from what was read (the app's ``wsgi.input``)."""
+        if self.refuses(environ):
+            return None
         limit = self.body_limits.get(environ["PATH_INFO"])
         length = environ.get("CONTENT_LENGTH") or ""
-        if length and (not length.isdigit() or (limit is not None and int(length) > limit)):
-            return None
-        if not self.admits(environ):
-            return None
         try:
             body = _read(environ, int(length) if length else None, limit)
         except Exception:  # noqa: BLE001 - the client went away mid-body, or sent bad chunks: the app answers

@@ -351,6 +351,16 @@ def peak_rss_mb(master: int) -> float:
     return round(max(peaks, default=0.0), 1)
 
 
+def settle(proc: subprocess.Popen, workers: int) -> None:
+    """Wait until the server runs all ``workers`` processes, and half a second more: the heavy workers fork last
+    (after the first answer, on a slow start), and a heavy request sent before one is up is answered by the light
+    worker that took it (``api.http_worker.heavy_alive``)."""
+    deadline = time.monotonic() + 30
+    while len(worker_rss_mb(proc.pid)) < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+
 def worst_cases(heavy: dict[str, tuple[str, bytes]]) -> dict:
     """Each heaviest request alone on a fresh server of one light and one heavy worker: status, seconds, the
     largest worker peak RSS (the heavy worker's, which computes; the light one reads the body and streams the
@@ -359,6 +369,7 @@ def worst_cases(heavy: dict[str, tuple[str, bytes]]) -> dict:
     for name, (path, body) in heavy.items():
         port = free_port()
         proc, _ = start_server(port, 1, "worst-cases.log", heavy_workers=1)
+        settle(proc, 2)
         try:
             base_rss = peak_rss_mb(proc.pid)
             status, seconds, size = post_raw(port, path, body)
@@ -378,6 +389,7 @@ def heavy_flood(heavy: dict[str, tuple[str, bytes]], count: int = 16) -> dict:
     path, body = heavy["batch"]
     port = free_port()
     proc, _ = start_server(port, None, "heavy-flood.log")
+    settle(proc, 2 * os.cpu_count())  # the shipped light and heavy workers: one of each per core
     answers: list[tuple[int, float]] = []
     failed: list[str] = []
     probes: list[float] = []

@@ -15,7 +15,7 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 from api import TestConfig, create_app, heavy_lane, light_lane
-from api.heavy_workers import HeavyRule
+from api.heavy_workers import HANDED_OFF, HeavyRule
 from core import budget
 from tests.http_api.test_light_lane import LIQ, _wait_until
 
@@ -135,6 +135,12 @@ def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
             _wait_until(lambda n=i + 1: lane.lock.waiting() == n)
         assert lane.waiting_bytes == 600
         full = _post(app, "c")  # one byte more than the queue holds: shed at once
+        unread = EnvironBuilder(path="/h", method="POST").get_environ()
+        unread.update({"wsgi.input": Unreadable(), "CONTENT_LENGTH": "50"})
+        answer: list = []
+        body = b"".join(app(unread, lambda status, headers: answer.append(status)))
+        assert answer == ["503 SERVICE UNAVAILABLE"] and b"the queue of them is full" in body  # shed unread
+        assert _post(app, "x" * 2000).status_code == 200  # over the route's limit: the view's to refuse, not shed
         for t in threads:
             t.join(10)  # and the waiting ones' time ran out
     finally:
@@ -142,7 +148,64 @@ def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
     for resp, why in ((full, "the queue of them is full"), *((r, "for its turn") for r in waiting)):
         assert resp.status_code == 503 and resp.headers["Retry-After"] == "3"
         assert why in resp.get_json()["detail"]
-    assert rec.events == [] and lane.lock.idle() and lane.waiting_bytes == 0  # none was started
+    assert rec.events == ["x" * 2000] and lane.lock.idle() and lane.waiting_bytes == 0  # no other was started
+
+
+class Unreadable(io.RawIOBase):
+    """A request body that must not be read."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        raise AssertionError("the body was read")
+
+
+def test_a_handed_on_body_counts_among_the_waiting_ones_while_it_is_read() -> None:
+    """A body a light worker handed on holds its room in the queue from before it is read (it arrives at once);
+    a client's own upload only once read (test_a_slow_upload_does_not_hold_the_lane); one that does not fit is
+    shed unread."""
+    app, lane, rec = _app(max_bytes=600, seconds=0.0)
+    reading, arrived = threading.Event(), threading.Event()
+
+    class Arriving(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            reading.set()
+            arrived.wait(10)
+            buffer[:500] = b"a" * 500
+            return 500
+
+    def handed_on(stream, length: int) -> dict:
+        environ = EnvironBuilder(path="/h", method="POST").get_environ()
+        environ.update({"wsgi.input": stream, "CONTENT_LENGTH": str(length), HANDED_OFF: True})
+        return environ
+
+    lane.lock.acquire()  # another heavy request runs
+    try:
+        first = threading.Thread(target=lambda: list(app(handed_on(Arriving(), 500), lambda *a: None)))
+        first.start()
+        assert reading.wait(10)
+        assert lane.waiting_bytes == 500 and lane.lock.waiting() == 0  # counted while it is still being read
+        answer: list = []
+        body = b"".join(app(handed_on(Unreadable(), 200), lambda status, headers: answer.append(status)))
+        assert answer == ["503 SERVICE UNAVAILABLE"] and b"the queue of them is full" in body
+        second: list = []
+        client = threading.Thread(target=_post, args=(app, "b" * 100, second))  # fits: 600 bytes in all
+        client.start()
+        _wait_until(lambda: lane.lock.waiting() == 1)
+        arrived.set()
+        _wait_until(lambda: lane.lock.waiting() == 2)
+        assert lane.waiting_bytes == 600
+    finally:
+        arrived.set()
+        lane.lock.release()
+    first.join(10)
+    client.join(10)
+    assert sorted(rec.events) == ["a" * 500, "b" * 100] and second[0].status_code == 200
+    assert lane.waiting_bytes == 0 and lane.lock.idle()
 
 
 def test_one_request_may_wait_whatever_its_size() -> None:

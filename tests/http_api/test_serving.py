@@ -216,6 +216,46 @@ def test_a_server_notes_its_start_up_files_and_reads_them_ahead_at_the_next_star
     assert "Traceback" not in _output(proc)
 
 
+_ARENAS = """
+import ctypes, os, runpy, sys, tempfile, threading
+os.environ.update(LIQRISK_START_FILES="", PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp())
+if sys.argv[1] == "conf":
+    runpy.run_path("gunicorn.conf.py")
+libc = ctypes.CDLL(None)
+libc.malloc.restype = libc.fopen.restype = ctypes.c_void_p
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+threads = [threading.Thread(target=libc.malloc, args=(1 << 16,)) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+path = os.path.join(tempfile.mkdtemp(), "info.xml")
+out = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+def test_the_server_config_keeps_one_malloc_arena_per_process() -> None:
+    """gunicorn.conf.py limits glibc to one malloc arena (inherited by the workers), so the memory a large request
+    freed on one thread is reused by the next on another; without it each new thread gets an arena."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "malloc_info"):
+        pytest.skip("the C library is not glibc (no malloc_info): the setting does nothing there")
+
+    def heaps(mode: str) -> int:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        run = subprocess.run([sys.executable, "-c", _ARENAS, mode], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout)
+
+    assert heaps("conf") == 1
+    assert heaps("bare") > 1
+
+
 def _sample(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):
