@@ -76,7 +76,7 @@ def _read_ahead(list_path):
         return
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in a file's place does not block
         except (OSError, ValueError):  # gone, unreadable, or not a path
             continue
         try:
