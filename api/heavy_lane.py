@@ -18,7 +18,8 @@ a request shed here still counts against it). Then:
 * the bodies of the requests waiting add up to at most ``LIQRISK_HEAVY_QUEUE_BYTES`` (default 128 MiB: four of
   the 27 MB most expensive batches; one request may always wait when nobody else does; 0 = one waits at most),
   so a flood of large bodies holds a bounded amount of memory while a queue of small requests is never cut short
-  (a body is counted once it has been read: a worker also holds the bodies it is reading, at most one per thread).
+  (a body a light worker handed on is counted from before it is read, as it arrives at once, unless it is to run
+  next; a client's own upload to a worker answering by itself is counted once read, so a slow one holds no room).
   One that would go past it (known from its ``Content-Length`` before its body is read, when it has one), or that
   has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5;
   0 = no limit, but a light worker waits at most twice gunicorn's timeout for a heavy worker's answer), is
@@ -63,6 +64,9 @@ class HeavyLane:
         self._count = threading.Lock()
         #: how many requests wait for their turn, and the bytes of their bodies
         self.waiting = self.waiting_bytes = 0
+        #: a handed-on request being read that found the lane free and nobody waiting: it is to run next, so its
+        #: body is not counted among the waiting ones (at most one at a time)
+        self._next_reading = False
 
     def _queue(self, size: int) -> bool:
         """Count a body of ``size`` bytes among the waiting ones, if it fits (False: the queue is full)."""
@@ -72,6 +76,20 @@ class HeavyLane:
             self.waiting += 1
             self.waiting_bytes += size
             return True
+
+    def _reserve(self, size: int) -> int | None:
+        """For a handed-on body of ``size`` bytes about to be read: None when it does not fit among the waiting
+        ones (to be shed unread); else the bytes it now counts there, 0 when it found the lane free and nobody
+        waiting or reading before it (it is to run next, as a request that took the free lane after its read)."""
+        with self._count:
+            if not self._next_reading and not self.waiting and self.lock.idle():
+                self._next_reading = True
+                return 0
+            if self.waiting and self.waiting_bytes + size > self.max_bytes:
+                return None
+            self.waiting += 1
+            self.waiting_bytes += size
+            return size
 
     def _fits(self, size: int) -> bool:
         """A body of ``size`` bytes would fit among the waiting ones now (what :meth:`_queue` will check)."""
@@ -109,20 +127,25 @@ class HeavyLane:
         """Read the heavy request's body and take the turn (True: held, to be released), or None (the app answers
         the request as it stands: 400/401/413), or the 503 response. Its body counts among the waiting ones
         until its turn: from before it is read when a light worker handed it on (``HANDED_OFF``: the sender
-        holds it all, so it arrives at once; a client's own upload might trickle, and holding room in the queue
-        for it would let slow uploads shut the others out), else once it has been read. A body with a
-        ``Content-Length`` that would not fit is shed before it is read."""
+        holds it all, so it arrives at once) unless it is to run next (:meth:`_reserve`), else once it has been
+        read (a client's own upload might trickle, and holding room in the queue for it would let slow uploads
+        shut the others out). A body whose ``Content-Length`` would not fit among the waiting ones as they stand
+        is shed at once, unread."""
         length = environ.get("CONTENT_LENGTH") or ""
         queued = 0  # bytes of this request among the waiting ones
-        if length.isdigit() and not self.rule.refuses(environ):
+        next_reading = False
+        if length.isdigit():
+            if self.rule.refuses(environ):
+                return None  # the app answers it: 400/401/413
             if environ.get(HANDED_OFF):
-                if not self._queue(int(length)):
+                reserved = self._reserve(int(length))
+                if reserved is None:
                     return self.busy(None)
-                queued = int(length)
+                queued, next_reading = reserved, reserved == 0
             elif not self._fits(int(length)):
                 return self.busy(None)
         try:
-            body = self.rule.read_body(environ)
+            body = self.rule.read_body(environ, checked=bool(length.isdigit()))
             if body is None:
                 return None
             size = len(body)
@@ -140,6 +163,9 @@ class HeavyLane:
         finally:
             if queued:
                 self._unqueue(queued)
+            if next_reading:
+                with self._count:
+                    self._next_reading = False
 
     def busy(self, waited: float | None):
         """The 503 problem of a heavy request not started: it waited ``waited`` seconds (None: the queue was

@@ -205,12 +205,12 @@ class HeavyRule:
             return True
         return not self.admits(environ)
 
-    def read_body(self, environ: dict) -> bytes | None:
+    def read_body(self, environ: dict, checked: bool = False) -> bytes | None:
         """For a heavy request: its whole body, read now (so a slow upload holds the reading thread and nothing
         else); None when the app is to answer the request as it stands: a ``Content-Length`` that is not a
         number or is over the route's limit (400/413, not read), no valid API key (401, not read), a chunked body
         past the limit (413) or a body cut short (400), from what was read (the app's ``wsgi.input``)."""
-        if self.refuses(environ):
+        if not checked and self.refuses(environ):  # checked: the caller has just asked
             return None
         limit = self.body_limits.get(environ["PATH_INFO"])
         length = environ.get("CONTENT_LENGTH") or ""

@@ -183,6 +183,34 @@ def test_a_handed_on_body_counts_among_the_waiting_ones_while_it_is_read() -> No
         environ.update({"wsgi.input": stream, "CONTENT_LENGTH": str(length), HANDED_OFF: True})
         return environ
 
+    # the lane free and nobody waiting: the first is to run next, so it holds no room while it is read, and the
+    # one request that may always wait (max_bytes 0) is still admitted
+    idle_app, idle_lane, idle_rec = _app(max_bytes=0, seconds=0.0)
+    statuses: list = []
+
+    def noted(status, headers):
+        statuses.append(status)
+
+    early = threading.Thread(target=lambda: list(idle_app(handed_on(Arriving(), 500), noted)))
+    early.start()
+    assert reading.wait(10)
+    assert idle_lane.waiting == idle_lane.waiting_bytes == 0 and idle_lane.lock.idle()
+    idle_lane.lock.acquire()  # another request takes the free lane meanwhile
+    try:
+        waiter = threading.Thread(target=lambda: list(idle_app(handed_on(io.BytesIO(b"b" * 100), 100), noted)))
+        waiter.start()
+        _wait_until(lambda: idle_lane.lock.waiting() == 1)  # it may wait: nobody else does
+        arrived.set()
+        early.join(10)  # the first, read, finds the lane taken and the one place in the queue too: shed
+        assert statuses == ["503 SERVICE UNAVAILABLE"]
+    finally:
+        idle_lane.lock.release()
+    waiter.join(10)
+    assert statuses[1:] == ["200 OK"] and idle_rec.events == ["b" * 100] and idle_lane.waiting_bytes == 0
+    assert not idle_lane._next_reading and idle_lane.lock.idle()
+    reading.clear()
+    arrived.clear()
+
     lane.lock.acquire()  # another heavy request runs
     try:
         first = threading.Thread(target=lambda: list(app(handed_on(Arriving(), 500), lambda *a: None)))
