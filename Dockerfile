@@ -23,6 +23,7 @@ COPY api ./api
 COPY backtest ./backtest
 
 RUN pip install --no-cache-dir . \
+    && python -m compileall -q core api backtest \
     && python -m core.warmup \
     && python -m backtest.warmup \
     && chown -R liqrisk:liqrisk /app

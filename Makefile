@@ -22,6 +22,7 @@ install: $(STAMP)
 # the API, one job worker process per core and (unless LIQRISK_BROKER_URL names one) a local Redis, together
 serve: $(STAMP)
 	@[ -n "$$LIQRISK_BROKER_URL" ] || command -v redis-server >/dev/null || scripts/ensure-redis.sh
+	@$(BIN)/python -m compileall -q -j 0 api core backtest scripts >/dev/null  # sources edited since install
 	LIQRISK_BIND=$(HOST):$(PORT) $(BIN)/python scripts/serve.py
 
 test: $(STAMP)

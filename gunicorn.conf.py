@@ -22,6 +22,7 @@ import gc
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import tempfile
 
@@ -55,32 +56,56 @@ errorlog = "-"
 loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 
 
-#: the files the last start-up read (compiled modules, shared libraries, numba's cache), in the order it needed
-#: them: written by each worker a second after its fork (``_warm_worker``), read ahead at the next start
+#: the files the last start-up opened or mapped (compiled modules, shared libraries, numba's cache), in the order
+#: it needed them: written by each worker a second after its fork (``_warm_worker``), read ahead at the next start
 #: (``LIQRISK_START_FILES``; empty: off)
 _START_FILES = os.environ.get(
     "LIQRISK_START_FILES", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".run", "start-files.txt")
 )
+#: the most the read-ahead reads: bytes of the list, of one file and in all (a start-up reads about 300 MB of
+#: files, 179 MB of it numba's LLVM library)
+_READ_AHEAD_LIMITS = (1 << 20, 256 << 20, 1 << 30)
+
+
+def _regular_file(path):
+    """An open descriptor of ``path`` when it is a regular file (not a link, device, FIFO or socket), else None:
+    the list is written by a worker, which may run as a less trusted user than the master that reads it."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except (OSError, ValueError):  # gone, unreadable, or not a path
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)  # something else was put in its place between the two checks
+    return None
 
 
 def _read_ahead(list_path):
-    """Ask the kernel to read the start-up's files into the page cache (``posix_fadvise(POSIX_FADV_WILLNEED)``,
-    https://man7.org/linux/man-pages/man2/posix_fadvise.2.html) while the master imports the app, so that a start
-    after a reboot or a long idle (pages evicted) does not wait on the disk for each file in turn: the reads run
-    beside the imports, which use the CPU. Runs in a thread; the GIL is released in each call. A missing list or
-    file is skipped."""
-    try:
-        with open(list_path, encoding="utf-8") as listing:
-            paths = listing.read().splitlines()
-    except OSError:
+    """Ask the kernel to read the last start-up's files, whole, into the page cache
+    (``posix_fadvise(POSIX_FADV_WILLNEED)``, https://man7.org/linux/man-pages/man2/posix_fadvise.2.html) while the
+    master imports the app, so that a start after a reboot or a long idle (pages evicted) does not wait on the disk
+    for each file in turn: the reads run beside the imports, which use the CPU. Runs in a thread started when
+    gunicorn reads this file (so with ``--daemon`` it dies with gunicorn's first process, and a reload runs it
+    again, on files already in memory); the GIL is released in each call. Only regular files are opened, within
+    :data:`_READ_AHEAD_LIMITS`; a missing list or file is skipped."""
+    list_max, file_max, total_max = _READ_AHEAD_LIMITS
+    fd = _regular_file(list_path)
+    if fd is None:
         return
+    with os.fdopen(fd, "rb") as listing:
+        paths = listing.read(list_max).decode("utf-8", "replace").splitlines()
+    total = 0
     for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in a file's place does not block
-        except (OSError, ValueError):  # gone, unreadable, or not a path
+        fd = _regular_file(path)
+        if fd is None:
             continue
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            size = os.fstat(fd).st_size
+            if size <= file_max and total + size <= total_max:
+                total += size
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
         except OSError:
             pass
         finally:
@@ -139,7 +164,7 @@ def _limit_malloc_arenas(arenas):
     set in the master before any thread starts and inherited by every worker. With glibc's default each of a
     worker's 64 threads may get an arena of its own, and the memory a large request freed in one thread's arena is
     not reused by the next request on another thread: a heavy worker taking turns through 16 of the most
-    expensive batches peaked at 577-717 MB with the default, 468-473 MB with one arena, in the same time
+    expensive batches peaked at 577-717 MB with the default, 458-472 MB with one arena, in the same time
     (single-liquidation throughput within the spread). Where glibc is not the C library, nothing is done."""
     if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
         return
@@ -153,10 +178,12 @@ def _limit_malloc_arenas(arenas):
 
 _limit_malloc_arenas(_MALLOC_ARENAS)
 
+_READ_AHEAD = None
 if _START_FILES:
     import threading
 
-    threading.Thread(target=_read_ahead, args=(_START_FILES,), name="liqrisk-read-ahead", daemon=True).start()
+    _READ_AHEAD = threading.Thread(target=_read_ahead, args=(_START_FILES,), name="liqrisk-read-ahead", daemon=True)
+    _READ_AHEAD.start()
 
 
 #: kernels still to load after the fork (set by on_starting); a worker loads them in a background thread
@@ -228,6 +255,8 @@ def pre_fork(server, worker):
     instead of being copied into each worker."""
     from api.http_worker import assign_role
 
+    if _READ_AHEAD is not None:
+        _READ_AHEAD.join(0.2)  # done long before, unless the disk is very slow: then it goes on beside the fork
     worker.liqrisk_role = assign_role(server.WORKERS, server.num_workers)
     gc.freeze()
 

@@ -356,7 +356,9 @@ def settle(proc: subprocess.Popen, workers: int) -> None:
     (after the first answer, on a slow start), and a heavy request sent before one is up is answered by the light
     worker that took it (``api.http_worker.heavy_alive``)."""
     deadline = time.monotonic() + 30
-    while len(worker_rss_mb(proc.pid)) < workers and time.monotonic() < deadline:
+    while len(worker_rss_mb(proc.pid)) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start its {workers} workers within 30 s")
         time.sleep(0.05)
     time.sleep(0.5)
 
@@ -389,7 +391,8 @@ def heavy_flood(heavy: dict[str, tuple[str, bytes]], count: int = 16) -> dict:
     path, body = heavy["batch"]
     port = free_port()
     proc, _ = start_server(port, None, "heavy-flood.log")
-    settle(proc, 2 * os.cpu_count())  # the shipped light and heavy workers: one of each per core
+    cores = str(os.cpu_count())  # the shipped light and heavy workers: one of each per core
+    settle(proc, int(os.environ.get("LIQRISK_WORKERS", cores)) + int(os.environ.get("LIQRISK_HEAVY_WORKERS", cores)))
     answers: list[tuple[int, float]] = []
     failed: list[str] = []
     probes: list[float] = []

@@ -128,6 +128,20 @@ def test_gunicorn_serves_the_app_on_loopback() -> None:
     assert all(len(x["request_id"]) == 32 for x in lines)
 
 
+def _wait_for_workers(base: str, proc: subprocess.Popen, workers: int, timeout: float = 30.0) -> None:
+    """Until ``/healthz`` has been answered by ``workers`` distinct processes (the JSON access log's ``pid``): a
+    worker forked after the first answer takes no connections before it is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for _ in range(4):
+            urllib.request.urlopen(base + "/healthz", timeout=5).read()
+        lines = [json.loads(line) for line in _output(proc).splitlines() if line.startswith('{"ts"')]
+        if len({x["pid"] for x in lines if x["route"] == "/healthz"}) >= workers:
+            return
+        assert time.monotonic() < deadline, f"fewer than {workers} workers answered within {timeout} s"
+        time.sleep(0.1)
+
+
 def _trickle(port: int, body: bytes, chunked: bool = False) -> socket.socket:
     """A connection that sends a request's headers and the first byte of its body, then stalls."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -167,6 +181,7 @@ def test_trickling_clients_hold_threads_not_workers_and_chunked_bodies_are_bound
     stalled = []
     try:
         _wait(base + "/healthz", proc)
+        _wait_for_workers(base, proc, 2)  # both light workers up: the stalled connections spread over them
         stalled = [_trickle(port, body, chunked=i % 2 == 1) for i in range(64)]
         for _ in range(10):
             with urllib.request.urlopen(base + "/healthz", timeout=30) as resp:
@@ -214,6 +229,46 @@ def test_a_server_notes_its_start_up_files_and_reads_them_ahead_at_the_next_star
     finally:
         _stop(proc)
     assert "Traceback" not in _output(proc)
+
+
+_READ_AHEAD = """
+import json, os, runpy, sys, tempfile
+os.environ.update(LIQRISK_START_FILES="", PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp())
+read_ahead = runpy.run_path("gunicorn.conf.py")["_read_ahead"]
+read_ahead.__globals__["_READ_AHEAD_LIMITS"] = (1 << 20, 1000, 1500)  # bytes: list, one file, in all
+advised = []
+os.posix_fadvise = lambda fd, offset, length, advice: advised.append(os.readlink(f"/proc/self/fd/{fd}"))
+read_ahead(sys.argv[1])
+print(json.dumps(advised))
+"""
+
+
+def test_the_read_ahead_opens_only_regular_files_within_its_limits(tmp_path) -> None:
+    """The start-up list is written by a worker and read by the master: a FIFO (as the list or in it), a device,
+    a link, a directory or a missing path is passed over without blocking; files past the size limits are not
+    read ahead; the rest are, in order."""
+    small, second, big = tmp_path / "a.pyc", tmp_path / "b.pyc", tmp_path / "big.so"
+    small.write_bytes(b"x" * 600)
+    second.write_bytes(b"y" * 600)
+    big.write_bytes(b"z" * 2000)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.pyc"
+    link.symlink_to(small)
+    third = tmp_path / "c.pyc"
+    third.write_bytes(b"w" * 600)
+    listing = tmp_path / "start-files.txt"
+    entries = [fifo, "/dev/null", link, tmp_path, tmp_path / "gone.pyc", "\0", small, big, second, third]
+    listing.write_text("\n".join(map(str, entries)))
+
+    def advised(list_path: Path) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", _READ_AHEAD, str(list_path)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    assert advised(listing) == [str(small), str(second)]  # big: over one file's limit; third: over the total
+    assert advised(fifo) == [] and advised(tmp_path / "none.txt") == []
 
 
 _ARENAS = """
