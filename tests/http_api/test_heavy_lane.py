@@ -89,18 +89,8 @@ def test_a_slow_upload_does_not_hold_the_lane() -> None:
     app, lane, rec = _app(seconds=0.0)
     arrived, reading = threading.Event(), threading.Event()
 
-    class Trickle(io.RawIOBase):
-        def readable(self):
-            return True
-
-        def readinto(self, buffer):
-            reading.set()
-            arrived.wait(10)  # the client's bytes have not come yet
-            buffer[:2] = b"{}"
-            return 2
-
     environ = EnvironBuilder(path="/h", method="POST").get_environ()
-    environ.update({"wsgi.input": Trickle(), "CONTENT_LENGTH": "2"})
+    environ.update({"wsgi.input": HeldBody(b"{}", reading, arrived), "CONTENT_LENGTH": "2"})
     slow = threading.Thread(target=lambda: list(app(environ, lambda *a: None)))
     slow.start()
     assert reading.wait(10)  # the slow request is reading its body
@@ -151,6 +141,23 @@ def test_a_full_queue_or_no_turn_in_time_is_a_503_with_no_work_done() -> None:
     assert rec.events == ["x" * 2000] and lane.lock.idle() and lane.waiting_bytes == 0  # no other was started
 
 
+class HeldBody(io.RawIOBase):
+    """A request body whose bytes (``data``) come only once ``arrived`` is set; ``reading`` is set when they are
+    first asked for (a slow client's upload, or a handed-on body caught mid-read)."""
+
+    def __init__(self, data: bytes, reading: threading.Event, arrived: threading.Event) -> None:
+        self.data, self.reading, self.arrived = data, reading, arrived
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        self.reading.set()
+        self.arrived.wait(10)  # the bytes have not come yet
+        buffer[: len(self.data)] = self.data
+        return len(self.data)
+
+
 class Unreadable(io.RawIOBase):
     """A request body that must not be read."""
 
@@ -168,16 +175,6 @@ def test_a_handed_on_body_counts_among_the_waiting_ones_while_it_is_read() -> No
     app, lane, rec = _app(max_bytes=600, seconds=0.0)
     reading, arrived = threading.Event(), threading.Event()
 
-    class Arriving(io.RawIOBase):
-        def readable(self):
-            return True
-
-        def readinto(self, buffer):
-            reading.set()
-            arrived.wait(10)
-            buffer[:500] = b"a" * 500
-            return 500
-
     def handed_on(stream, length: int) -> dict:
         environ = EnvironBuilder(path="/h", method="POST").get_environ()
         environ.update({"wsgi.input": stream, "CONTENT_LENGTH": str(length), HANDED_OFF: True})
@@ -191,7 +188,9 @@ def test_a_handed_on_body_counts_among_the_waiting_ones_while_it_is_read() -> No
     def noted(status, headers):
         statuses.append(status)
 
-    early = threading.Thread(target=lambda: list(idle_app(handed_on(Arriving(), 500), noted)))
+    early = threading.Thread(
+        target=lambda: list(idle_app(handed_on(HeldBody(b"a" * 500, reading, arrived), 500), noted))
+    )
     early.start()
     assert reading.wait(10)
     assert idle_lane.waiting == idle_lane.waiting_bytes == 0 and idle_lane.lock.idle()
@@ -213,7 +212,9 @@ def test_a_handed_on_body_counts_among_the_waiting_ones_while_it_is_read() -> No
 
     lane.lock.acquire()  # another heavy request runs
     try:
-        first = threading.Thread(target=lambda: list(app(handed_on(Arriving(), 500), lambda *a: None)))
+        first = threading.Thread(
+            target=lambda: list(app(handed_on(HeldBody(b"a" * 500, reading, arrived), 500), lambda *a: None))
+        )
         first.start()
         assert reading.wait(10)
         assert lane.waiting_bytes == 500 and lane.lock.waiting() == 0  # counted while it is still being read
