@@ -68,10 +68,15 @@ class HeavyLane:
         #: body is not counted among the waiting ones (at most one at a time)
         self._next_reading = False
 
+    def _room(self, size: int) -> bool:
+        """A body of ``size`` bytes fits among the waiting ones (one may always wait); the caller holds
+        ``_count``."""
+        return not self.waiting or self.waiting_bytes + size <= self.max_bytes
+
     def _queue(self, size: int) -> bool:
         """Count a body of ``size`` bytes among the waiting ones, if it fits (False: the queue is full)."""
         with self._count:
-            if self.waiting and self.waiting_bytes + size > self.max_bytes:
+            if not self._room(size):
                 return False
             self.waiting += 1
             self.waiting_bytes += size
@@ -85,7 +90,7 @@ class HeavyLane:
             if not self._next_reading and not self.waiting and self.lock.idle():
                 self._next_reading = True
                 return 0
-            if self.waiting and self.waiting_bytes + size > self.max_bytes:
+            if not self._room(size):
                 return None
             self.waiting += 1
             self.waiting_bytes += size
@@ -94,7 +99,7 @@ class HeavyLane:
     def _fits(self, size: int) -> bool:
         """A body of ``size`` bytes would fit among the waiting ones now (what :meth:`_queue` will check)."""
         with self._count:
-            return not self.waiting or self.waiting_bytes + size <= self.max_bytes
+            return self._room(size)
 
     def _unqueue(self, size: int) -> None:
         with self._count:
