@@ -25,6 +25,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -59,6 +60,8 @@ loglevel = os.environ.get("LIQRISK_LOG_LEVEL", "info")
 #: the files the last start-up opened or mapped (compiled modules, shared libraries, numba's cache), in the order
 #: it needed them: written by each worker a second after its fork (``_warm_worker``), read ahead at the next start
 #: (``LIQRISK_START_FILES``; empty: off)
+#: when the master started (read by the workers, which inherit it)
+_STARTED = time.time()
 _START_FILES = os.environ.get(
     "LIQRISK_START_FILES", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".run", "start-files.txt")
 )
@@ -110,6 +113,14 @@ def _read_ahead(list_path):
             pass
         finally:
             os.close(fd)
+
+
+def _written_since(path, when):
+    """Whether the file at ``path`` was written after ``when`` (seconds since the epoch)."""
+    try:
+        return os.stat(path).st_mtime > when
+    except OSError:
+        return False
 
 
 def _record_start_files(list_path):
@@ -277,8 +288,9 @@ def _warm_worker():
     """The kernels the master left to the workers, then the JSON scanner of large bodies
     (:mod:`api.json_pieces`), so that neither is loaded by the first request that needs it; then what they
     loaded is frozen out of the garbage collector's sight too. Before that, the files the start-up read are noted
-    for the next start (:func:`_record_start_files`; what the worker holds then is what the master loaded)."""
-    if _START_FILES:
+    for the next start (:func:`_record_start_files`; what the worker holds then is what the master loaded), by the
+    first worker to get there: the others find the list written since the master started."""
+    if _START_FILES and not _written_since(_START_FILES, _STARTED):
         _record_start_files(_START_FILES)
     if _LATER_KERNELS:
         from core.warmup import warm_up
