@@ -43,27 +43,32 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
-def skip_blas_probe() -> None:
-    """Let numba's first kernel load skip its BLAS probe: loading ``numba.np.arraymath`` imports
-    ``scipy.linalg`` (~0.4 s of a server's start-up) only to learn whether ``np.dot`` and the like could
-    compile. No liqrisk kernel uses BLAS; a process that later compiles one gets numba's "scipy is required"
-    error. Used by the API server (``gunicorn.conf.py``), not by the job workers (vectorbt)."""
-    import sys
+def lean_cache_loads() -> None:
+    """Load cached kernels without first installing numba's compiler registries. Before it loads a function from
+    its on-disk cache, numba refreshes the target context (``Cache.load_overload`` in ``numba/core/caching.py``):
+    it imports and installs every typing template and lowering implementation it has (typed dicts and lists,
+    jitclass, random generators, linear algebra: about 60 modules), ~0.2 s of a server's start-up, none of which a
+    compiled function needs to be loaded or called. Only numba's runtime (NRT) must be initialised, as the object
+    code calls it. A compile still gets everything: numba's compiler refreshes both contexts itself before it types
+    a function (``CompilerBase.__init__`` in ``numba/core/compiler.py``), so a kernel missing from the cache
+    compiles as before. Used by the API server (``gunicorn.conf.py``); where numba's cache has another shape,
+    nothing is changed."""
+    from numba.core import caching
+    from numba.core.runtime import nrt
 
-    if "numba.np.arraymath" in sys.modules:
+    cache = getattr(caching, "Cache", None)
+    if cache is None or getattr(cache.load_overload, "liqrisk_lean", False) or not hasattr(cache, "_load_overload"):
         return
-    import numba.np.linalg as numba_linalg
 
-    probe = numba_linalg.ensure_blas
+    def load_overload(self, sig, target_context):
+        nrt.rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+        return None  # the guard swallowed an I/O error: numba then compiles, as its own method does
 
-    def unavailable() -> None:
-        raise ImportError("BLAS not loaded in the API server")
-
-    numba_linalg.ensure_blas = unavailable
-    try:
-        import numba.np.arraymath  # noqa: F401  (its import-time probe now answers "no BLAS")
-    finally:
-        numba_linalg.ensure_blas = probe
+    load_overload.liqrisk_lean = True
+    load_overload.__doc__ = cache.load_overload.__doc__
+    cache.load_overload = load_overload
 
 
 def first_configurations() -> list[tuple[bool, ...]]:

@@ -109,3 +109,57 @@ def test_warm_up_compiles_the_signatures_the_callers_pass() -> None:
     core.tiers_for("okx", "BTC-USDT-SWAP", notional=np.array([[1.0, 5.0], [2.0, 3.0]]))
     for dispatcher in (solve_nb.tier_indices_nb, solve_nb.shared_prices_nb, solve_nb.held_tiers_nb):
         assert len(dispatcher.signatures) == 1, dispatcher.signatures
+
+
+#: the positions the lean-load test prices, per (exchange, symbol, margin mode)
+_LEAN_POSITIONS = {
+    "side": ["long", "short", "long"],
+    "entry_price": [60000.0, 3000.0, 95000.0],
+    "quantity": [0.5, 4.0, 2.0],
+    "leverage": [10.0, 5.0, 20.0],
+    "wallet_balance": [5000.0, 900.0, 20000.0],
+}
+_LEAN_CASES = [("binance", "BTCUSDT", "isolated"), ("binance", "BTCUSDT", "cross"), ("bybit", "BTCUSDT", "isolated"),
+               ("okx", "BTC-USDT-SWAP", "cross")]  # fmt: skip
+_LEAN_SCRIPT = """
+import json, sys
+import numpy as np
+from numba import njit
+from core import warmup
+warmup.lean_cache_loads()
+warmup.lean_cache_loads()  # a second call changes nothing
+warmup.warm_up(configs=warmup.first_configurations())
+installed = "numba.typed.typeddict" in sys.modules
+import core
+positions, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+arrays = {k: np.array(v) for k, v in positions.items()}
+prices = [core.liquidation_price(exchange=e, symbol=s, margin_mode=m, **arrays)["liquidation_price"].tolist()
+          for e, s, m in cases]
+@njit
+def uses_a_typed_dict(x):
+    d = {1: x.sum()}
+    return d[1]
+print(json.dumps({"installed_before": installed, "prices": prices, "compiled": uses_a_typed_dict(np.arange(4.0))}))
+"""
+
+
+def test_lean_cache_loads_give_the_same_prices_and_still_compile() -> None:
+    """The API server loads cached kernels without numba's compiler registries (:func:`warmup.lean_cache_loads`):
+    the prices equal a normal process's, the registries are not installed by the loads, and a function that
+    is not in the cache still compiles (numba's compiler installs them itself)."""
+    import json
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", _LEAN_SCRIPT, json.dumps(_LEAN_POSITIONS), json.dumps(_LEAN_CASES)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["installed_before"] is False
+    assert got["compiled"] == 6.0
+    arrays = {k: np.array(v) for k, v in _LEAN_POSITIONS.items()}
+    want = [
+        core.liquidation_price(exchange=e, symbol=s, margin_mode=m, **arrays)["liquidation_price"].tolist()
+        for e, s, m in _LEAN_CASES
+    ]
+    assert got["prices"] == want
+    assert all(np.isfinite(p).all() for p in want)
