@@ -64,10 +64,12 @@ class Config:
     LIGHT_LANE_MAX_BODY = _int("LIQRISK_LIGHT_LANE_MAX_BODY", 64 * 1024)
     #: heavy requests run one at a time per worker process, in arrival order (api/heavy_lane.py); one whose body
     #: would take the waiting ones' bodies past HEAVY_QUEUE_BYTES, or that has not had its turn within
-    #: HEAVY_QUEUE_WAIT seconds (0 = no limit), is not started (503, Retry-After)
+    #: HEAVY_QUEUE_WAIT seconds (0 = no limit), is not started (503, Retry-After). 64 MiB: two of the most expensive
+    #: batches wait beside the one running, so a flood keeps a heavy worker within its 512 MB (433-436 MB measured
+    #: with 16 of them at once; 487-500 MB with 128 MiB)
     HEAVY_LANE = _bool("LIQRISK_HEAVY_LANE", True)
     HEAVY_QUEUE_WAIT = _float("LIQRISK_HEAVY_QUEUE_WAIT", 5.0)
-    HEAVY_QUEUE_BYTES = _int("LIQRISK_HEAVY_QUEUE_BYTES", 128 * 1024 * 1024)
+    HEAVY_QUEUE_BYTES = _int("LIQRISK_HEAVY_QUEUE_BYTES", 64 * 1024 * 1024)
     #: cost limits of the synchronous routes, sized so that the most expensive accepted request takes at most
     #: about 2 s and 512 MB on two cores (422 beyond, naming the field and the limit):
     #: Monte Carlo probability (model student_t): paths x steps, steps = horizon_hours x 60 / monitoring_minutes

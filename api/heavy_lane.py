@@ -15,11 +15,12 @@ a request shed here still counts against it). Then:
 * the body is read whole before the turn is asked for (:meth:`~api.heavy_workers.HeavyRule.read_body`), so a
   slow upload holds only its own thread; a body over the route's limit or cut short is answered (413/400) at
   once, without a turn. Parsing it (and a 400/422 for bad JSON or fields) is work, done in the turn;
-* the bodies of the requests waiting add up to at most ``LIQRISK_HEAVY_QUEUE_BYTES`` (default 128 MiB: four of
-  the 27 MB most expensive batches; one request may always wait when nobody else does; 0 = one waits at most),
-  so a flood of large bodies holds a bounded amount of memory while a queue of small requests is never cut short
-  (a body a light worker handed on is counted from before it is read, as it arrives at once, unless it is to run
-  next; a client's own upload to a worker answering by itself is counted once read, so a slow one holds no room).
+* the bodies of the requests waiting add up to at most ``LIQRISK_HEAVY_QUEUE_BYTES`` (default 64 MiB: two of the 27 MB
+  most expensive batches, so that a flood of them keeps a heavy worker within 512 MB; one request may always wait when
+  nobody else does; 0 = one waits at most), so a flood of large bodies holds a bounded amount of memory while a queue
+  of small requests is never cut short (a body a light worker handed on is counted from before it is read, as it
+  arrives at once, unless it is to run next; a client's own upload to a worker answering by itself is counted once
+  read, so a slow one holds no room).
   One that would go past it (known from its ``Content-Length`` before its body is read, when it has one), or that
   has not had its turn within ``LIQRISK_HEAVY_QUEUE_WAIT`` seconds (default 5;
   0 = no limit, but a light worker waits at most twice gunicorn's timeout for a heavy worker's answer), is
