@@ -27,6 +27,9 @@ a request shed here still counts against it). Then:
   answered 503 problem+json with ``Retry-After`` and its request id, without any work (counted in
   ``liqrisk_heavy_lane_busy_total``): a flood of heavy requests is shed, quickly and cheaply, instead of running
   every one of them late;
+* a request that waited and whose client hung up meanwhile (:mod:`api.hangup`; for a handed-on request, the light
+  worker closes its connection when its client hangs up) is not started at its turn: status 499, counted in
+  ``liqrisk_client_gone_total``, so abandoned requests do not take the turns of those still waited for;
 * a request that had its turn gets its whole time budget from then (:func:`core.budget.restart`).
 
 With heavy workers (:mod:`api.heavy_workers`) the lane runs in each heavy worker; a light worker's own lane serves
@@ -46,6 +49,7 @@ from flask import Flask, g, request
 
 from core import budget
 
+from . import hangup
 from .errors import problem
 from .heavy_workers import HANDED_OFF, HeavyRule
 from .light_lane import FifoLock
@@ -119,7 +123,7 @@ class HeavyLane:
             if turn is None:
                 return view(*args, **kwargs)  # refused (400/401/413) from what was read, without a turn
             if turn is not True:
-                return turn  # not started: the 503
+                return turn  # not started: the 503 (or the 499 of a client that hung up while it waited)
             try:
                 budget.restart()
                 return view(*args, **kwargs)
@@ -164,6 +168,9 @@ class HeavyLane:
                 queued = size
             started = time.monotonic()
             if self.lock.acquire(timeout=self.wait):
+                if hangup.gone(hangup.client_socket(environ)):  # it hung up while it waited: nobody would read
+                    self.lock.release()
+                    return self.client_gone()
                 return True
             return self.busy(time.monotonic() - started)
         finally:
@@ -172,6 +179,17 @@ class HeavyLane:
             if next_reading:
                 with self._count:
                     self._next_reading = False
+
+    def client_gone(self):
+        """The answer of a heavy request whose client hung up while it waited for its turn (:mod:`api.hangup`): not
+        started, counted in ``liqrisk_client_gone_total`` and logged with status 499; nobody reads it."""
+        from .observability import CLIENT_GONE
+
+        CLIENT_GONE.labels(request.url_rule.rule).inc()
+        rid = g.get("request_id", "")
+        detail = f"the client closed the connection before this request's turn came (request id {rid})"
+        return problem(hangup.STATUS, detail, {"body": ["not started: the client had gone"]},
+                       title="Client Closed Request")  # fmt: skip
 
     def busy(self, waited: float | None):
         """The 503 problem of a heavy request not started: it waited ``waited`` seconds (None: the queue was

@@ -58,7 +58,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 from flask import Flask
 
-from . import limits, security
+from . import hangup, limits, security
 from .light_lane import CALCULATOR_BLUEPRINTS, body_size
 
 #: request header that carries the client's address from a light worker to a heavy one
@@ -264,6 +264,9 @@ class HeavyProxy:
                 pass
             environ["wsgi.input"] = io.BytesIO()  # the body is freed while the heavy worker answers
             del body
+            if not hangup.wait_for_answer(sock, hangup.client_socket(environ), self.answer_timeout):
+                sock.close()  # the client hung up: the heavy worker finds this connection closed at its turn
+                return _client_gone(start_response)
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
             status, headers, length_out = _answer_head(reader)
         except (OSError, ValueError, _BadAnswer) as exc:
@@ -363,6 +366,14 @@ def _stream(sock: socket.socket, reader, length: int | None) -> Iterator[bytes]:
     finally:
         reader.close()
         sock.close()
+
+
+def _client_gone(start_response) -> list[bytes]:
+    """What a light worker answers (to nobody) for a handed-on request whose client hung up before the heavy worker
+    answered: an empty 499; the heavy worker counts and logs the request, if it had not started it yet
+    (:meth:`api.heavy_lane.HeavyLane.client_gone`)."""
+    start_response(f"{hangup.STATUS} Client Closed Request", [("Content-Length", "0")])
+    return []
 
 
 def _unavailable(environ: dict, start_response, retry_after: str) -> list[bytes]:

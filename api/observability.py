@@ -49,6 +49,11 @@ HEAVY_LANE_BUSY = Counter(
     "Heavy requests not started: no turn in the heavy lane within LIQRISK_HEAVY_QUEUE_WAIT (503; api/heavy_lane.py)",
     ["route"],
 )
+CLIENT_GONE = Counter(
+    "liqrisk_client_gone_total",
+    "Heavy requests not started because their client hung up while they waited (499; api/hangup.py)",
+    ["route"],
+)
 BATCH_ROWS = Histogram("liqrisk_batch_rows", "Positions per batch request", ["route"],
                        buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000))  # fmt: skip
 BACKTEST_SECONDS = Histogram("liqrisk_backtest_duration_seconds", "Run time of one backtest",
