@@ -394,3 +394,21 @@ def test_dockerfile_install_and_start_replayed_outside_docker(tmp_path) -> None:
             assert resp.read().startswith(b"openapi: 3.1")
     finally:
         _stop(proc)
+
+
+_GC = """
+import gc, os, runpy, tempfile, types
+os.environ.update(LIQRISK_START_FILES="", PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp())
+conf = runpy.run_path("gunicorn.conf.py")
+print(gc.isenabled())
+conf["pre_fork"](types.SimpleNamespace(WORKERS={}, num_workers=1), types.SimpleNamespace())
+print(gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_master_imports_without_the_cyclic_collector_and_the_workers_fork_with_it() -> None:
+    """gunicorn.conf.py turns the cyclic garbage collector off while the master imports the app (a shorter
+    start-up) and ``pre_fork`` turns it on again, so every worker collects as usual."""
+    run = subprocess.run([sys.executable, "-c", _GC], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True", "True"]
