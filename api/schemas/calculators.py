@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .base import Base, Number, tiers_field
+from .base import Base, Number, NumberList, tiers_field
 from .from_spec import fields_from_spec
 
 MAX_SERIES = 100_000
@@ -118,8 +118,8 @@ class FundingSchema(
     Base.from_dict(
         {
             **fields_from_spec("side", "quantity", "contract_type", "contract_size", required=("side", "quantity")),
-            "mark_prices": fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES)),
-            "funding_rates": fields.List(Number(), required=True, validate=validate.Length(min=1, max=MAX_SERIES)),
+            "mark_prices": NumberList(required=True, max_length=MAX_SERIES),
+            "funding_rates": NumberList(required=True, max_length=MAX_SERIES),
         },
         name="FundingFields",
     )
