@@ -185,10 +185,11 @@ class HeavyRule:
         admits = functools.partial(security.admits, app)
         return cls(paths, light_paths, app.config["LIGHT_LANE_MAX_BODY"], body_limits, admits)
 
-    def only(self, paths: frozenset[str]) -> HeavyRule:
-        """This rule for ``paths`` (some of :attr:`paths`) alone."""
+    def only(self, paths: frozenset[str], small_light: frozenset[str] = frozenset()) -> HeavyRule:
+        """This rule for ``paths`` (some of :attr:`paths`) alone; requests to ``small_light`` are heavy only when
+        their body is over the light lane's size or chunked."""
         limits_ = {path: self.body_limits[path] for path in paths if path in self.body_limits}
-        return type(self)(paths, self.light_paths, self.light_max_body, limits_, self.admits)
+        return type(self)(paths, self.light_paths | small_light, self.light_max_body, limits_, self.admits)
 
     def is_heavy(self, environ: dict) -> bool:
         """A ``POST`` to one of :attr:`paths` that the light lane would not take."""

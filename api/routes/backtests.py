@@ -4,7 +4,9 @@ Both answer **202** with ``Location: /v1/jobs/{id}`` and the job (:mod:`api.jobs
 200 with the finished job when it ends within N seconds. The work runs in ``liqrisk worker`` processes, never
 here: this module imports only the light strategy fields (:mod:`backtest.params`) and dataset listing
 (:mod:`backtest.datasets`). Uploaded bars (at most ``LIQRISK_BACKTEST_MAX_BARS`` bars and
-``LIQRISK_JOB_MAX_UPLOAD_BYTES``) are stored with the job so a worker on any machine can run it.
+``LIQRISK_JOB_MAX_UPLOAD_BYTES``) are stored with the job so a worker on any machine can run it. A submission
+that uploads bars checks and stores them in its turn of the heavy lane (:mod:`api.heavy_lane`), which it gives
+back before it waits for its job.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from marshmallow import ValidationError
 import core
 
 from ..errors import ApiError, flatten_messages, from_value_error, problem
-from ..jsonio import respond
+from ..heavy_lane import end_turn
+from ..jsonio import body, respond
 from ..limits import client_key
 from ._common import load
 
@@ -54,21 +57,32 @@ def _check_strategy(cfg: dict[str, Any], prefix: str = "strategy") -> None:
             raise from_value_error(exc, prefix) from None
 
 
+def _load(schema) -> dict[str, Any]:
+    """The body loaded by ``schema``; uploaded bars longer than ``LIQRISK_BACKTEST_MAX_BARS`` are refused (413)
+    before their columns are checked."""
+    data = body()
+    bars = data.get("bars")
+    if isinstance(bars, dict):
+        for key, column in bars.items():
+            if isinstance(column, list):
+                _bar_count(f"bars.{key}", len(column))
+    return load(schema, data)
+
+
+def _bar_count(field: str, n: int) -> None:
+    """413 naming ``field`` when ``n`` bars are more than a job takes."""
+    max_bars = current_app.config["BACKTEST_MAX_BARS"]
+    if n > max_bars:
+        raise ApiError(413, f"a job takes at most {max_bars} bars", {field: [f"{n} bars; at most {max_bars}"]})
+
+
 def _source(data: dict[str, Any]) -> bytes | None:
     """The uploaded bars as stored with the job (None for a named dataset); 413 beyond the limits."""
-    max_bars = current_app.config["BACKTEST_MAX_BARS"]
     if "dataset" in data:
         ds = data["dataset"]
-        n = ds.get("bars", 8760) if ds["name"] == "synthetic" else 0
-        if n > max_bars:
-            raise ApiError(
-                413, f"a job takes at most {max_bars} bars", {"dataset.bars": [f"{n} bars; at most {max_bars}"]}
-            )
+        _bar_count("dataset.bars", ds.get("bars", 8760) if ds["name"] == "synthetic" else 0)
         return None
-    n = len(data["bars"]["time"])
-    if n > max_bars:
-        raise ApiError(413, f"a job takes at most {max_bars} bars", {"bars.time": [f"{n} bars; at most {max_bars}"]})
-    raw = orjson.dumps(data["bars"])
+    raw = orjson.dumps(data["bars"], option=orjson.OPT_SERIALIZE_NUMPY)  # the columns are float64 arrays
     limit = current_app.config["JOB_MAX_UPLOAD_BYTES"]
     if len(raw) > limit:
         raise ApiError(413, f"uploaded bars are stored with the job: at most {limit} bytes",
@@ -91,6 +105,7 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
         if exc.status != 429:
             raise
         return problem(429, exc.detail, exc.errors, headers={"Retry-After": "5"})  # a job may have finished by then
+    end_turn()  # queued: waiting for it (?wait) is no work for this process
     if wait > 0 and job["status"] not in jobs.FINAL:
         job = queue.wait(job["id"], wait) or job
     resp = respond(job, 200 if job["status"] in jobs.FINAL and wait > 0 else 202)
@@ -100,7 +115,7 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
 
 @bp.post("/backtests")
 def backtests():
-    data = load(_schemas()[0])
+    data = _load(_schemas()[0])
     _check_strategy(data["strategy"])
     bars = _source(data)
     doc = {k: v for k, v in data.items() if k != "bars"}
@@ -111,7 +126,7 @@ def backtests():
 def sweeps():
     from backtest.queue import sweep_chunks
 
-    data = load(_schemas()[1])
+    data = _load(_schemas()[1])
     _check_strategy(data["strategy"])
     grid = data["grid"]
     combos = math.prod(len(v) for v in grid.values())

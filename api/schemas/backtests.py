@@ -8,6 +8,7 @@ loaders before running."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from flask import current_app, has_app_context
@@ -15,7 +16,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from backtest import datasets, params
 
-from .base import Base, Number, StrictBoolean, Text, exchange_field, one_of
+from .base import Base, Number, NumberList, StrictBoolean, Text, exchange_field, one_of
 
 
 def _bars(lo: int, hi: int) -> fields.Integer:
@@ -99,28 +100,36 @@ class DatasetSchema(Base):
             raise ValidationError(f"not in {data['name']} (it has {have})", "symbol")
 
 
-SERIES = validate.Length(min=10)
+#: the most bars a column may hold as far as the schema goes; the route's own bound is the smaller
+#: ``LIQRISK_BACKTEST_MAX_BARS`` (413 beyond, :mod:`api.routes.backtests`)
+MAX_BARS = 10_000_000
+
+
+def _series(allow_none_items: bool = False, **kwargs: Any) -> NumberList:
+    """A bar column: 10 or more numbers, checked in bulk (:class:`~.base.NumberList`)."""
+    return NumberList(min_length=10, max_length=MAX_BARS, allow_none_items=allow_none_items, **kwargs)
 
 
 class BarsSchema(Base):
-    """Columnar bars: ``time`` in ms since the epoch (UTC, increasing), prices in quote per base unit."""
+    """Columnar bars: ``time`` in ms since the epoch (UTC, increasing), prices in quote per base unit. Each
+    column loads as a float64 array (``null`` in ``funding_rate`` and ``open_interest``: NaN)."""
 
-    time = fields.List(Number(), required=True, validate=SERIES)
-    open = fields.List(Number(), required=True, validate=SERIES)
-    high = fields.List(Number(), required=True, validate=SERIES)
-    low = fields.List(Number(), required=True, validate=SERIES)
-    close = fields.List(Number(), required=True, validate=SERIES)
-    volume = fields.List(Number(), validate=SERIES)
-    mark_open = fields.List(Number(), validate=SERIES)
-    mark_high = fields.List(Number(), validate=SERIES)
-    mark_low = fields.List(Number(), validate=SERIES)
-    mark_close = fields.List(Number(), validate=SERIES)
-    funding_rate = fields.List(Number(allow_none=True), validate=SERIES)
-    open_interest = fields.List(Number(allow_none=True), validate=SERIES)
-    long_liq = fields.List(Number(), validate=SERIES)
-    short_liq = fields.List(Number(), validate=SERIES)
-    taker_buy = fields.List(Number(), validate=SERIES)
-    taker_sell = fields.List(Number(), validate=SERIES)
+    time = _series(required=True)
+    open = _series(required=True)
+    high = _series(required=True)
+    low = _series(required=True)
+    close = _series(required=True)
+    volume = _series()
+    mark_open = _series()
+    mark_high = _series()
+    mark_low = _series()
+    mark_close = _series()
+    funding_rate = _series(allow_none_items=True)
+    open_interest = _series(allow_none_items=True)
+    long_liq = _series()
+    short_liq = _series()
+    taker_buy = _series()
+    taker_sell = _series()
 
     @validates_schema
     def _consistent(self, data, **kwargs):
@@ -129,22 +138,21 @@ class BarsSchema(Base):
         for k, v in data.items():
             if len(v) != n:
                 raise ValidationError(f"{len(v)} values; time has {n}", k)
-        t = np.asarray(data["time"], dtype=float)
+        t = data["time"]
         if not (np.all(t >= 0) and np.all(t <= 4102444800000)):
             raise ValidationError("ms since 1970-01-01 up to 2100", "time")
         bad = np.flatnonzero(np.diff(t) <= 0)
         if bad.size:
             raise ValidationError(f"must increase strictly (index {int(bad[0]) + 1})", "time")
-        arr = {k: np.array([np.nan if x is None else x for x in v], dtype=float) for k, v in data.items()}
         for k in ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "mark_close"):
-            if k in arr and not np.all(arr[k] > 0):
-                raise ValidationError(f"prices must be > 0 (index {int(np.flatnonzero(~(arr[k] > 0))[0])})", k)
+            if k in data and not np.all(data[k] > 0):
+                raise ValidationError(f"prices must be > 0 (index {int(np.flatnonzero(~(data[k] > 0))[0])})", k)
         for k in ("volume", "long_liq", "short_liq", "taker_buy", "taker_sell", "open_interest"):
-            if k in arr and np.any(arr[k] < 0):
-                raise ValidationError(f"must be >= 0 (index {int(np.flatnonzero(arr[k] < 0)[0])})", k)
-        if "funding_rate" in arr and np.any(np.abs(arr["funding_rate"]) > 0.05):
+            if k in data and np.any(data[k] < 0):
+                raise ValidationError(f"must be >= 0 (index {int(np.flatnonzero(data[k] < 0)[0])})", k)
+        if "funding_rate" in data and np.any(np.abs(data["funding_rate"]) > 0.05):
             raise ValidationError("decimal per interval, at most 0.05 in size (0.0001 = 0.01 %)", "funding_rate")
-        hi, lo, o, c = arr["high"], arr["low"], arr["open"], arr["close"]
+        hi, lo, o, c = data["high"], data["low"], data["open"], data["close"]
         bad = np.flatnonzero((hi < np.maximum(o, c)) | (lo > np.minimum(o, c)))
         if bad.size:
             raise ValidationError(f"high and low must bracket open and close (index {int(bad[0])})", "high")

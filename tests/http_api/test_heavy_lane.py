@@ -1,8 +1,9 @@
 """The heavy lane (:mod:`api.heavy_lane`): heavy requests take turns in arrival order, each read whole before it
 asks for one; a full queue or no turn in time is a 503 problem, counted, with no work done; what refuses a
-request before its work (body limit, rate limit) comes first; light requests and job submissions never wait for
-it; a request that waited gets its whole time budget; the turn is given back whatever the view does; and
-``FifoLock.acquire`` with a timeout, including a hand-over as the time runs out."""
+request before its work (body limit, rate limit) comes first; light requests and small job submissions never wait
+for it (a job submission that uploads bars holds a turn until its job is queued); a request that waited gets its
+whole time budget; the turn is given back whatever the view does; and ``FifoLock.acquire`` with a timeout,
+including a hand-over as the time runs out."""
 
 from __future__ import annotations
 
@@ -304,25 +305,29 @@ def test_the_app_answers_a_503_problem_and_does_not_hold_back_what_it_refuses_an
     assert 'liqrisk_heavy_lane_busy_total{route="/v1/risk/liquidation-probability"}' in metrics
 
 
-def test_job_submissions_and_light_requests_are_not_in_the_lane() -> None:
+def test_small_job_submissions_and_light_requests_are_not_in_the_lane() -> None:
     app = create_app(TestConfig)
     rule = app.extensions["liqrisk_heavy_lane"].rule
     body = json.dumps(LIQ).encode()
+    upload = body + b" " * app.config["LIGHT_LANE_MAX_BODY"]
 
-    def environ(path: str, data: bytes = body) -> dict:
-        return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "CONTENT_LENGTH": str(len(data))}
+    def environ(path: str, data: bytes = body, **more: str) -> dict:
+        return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "CONTENT_LENGTH": str(len(data)), **more}
 
-    assert not rule.is_heavy(environ("/v1/backtests"))  # the job workers do that work
+    assert not rule.is_heavy(environ("/v1/backtests"))  # a named dataset: the job workers do the work
     assert not rule.is_heavy(environ("/v1/sweeps"))
+    assert rule.is_heavy(environ("/v1/backtests", upload))  # uploaded bars: checked and stored in a turn
+    assert rule.is_heavy(environ("/v1/sweeps", HTTP_TRANSFER_ENCODING="chunked"))
     assert not rule.is_heavy(environ("/v1/liquidation-price"))  # the light lane's
     assert rule.is_heavy(environ("/v1/liquidation-price/batch"))
     assert rule.is_heavy(environ("/v1/market/cascade"))
-    assert rule.is_heavy(environ("/v1/liquidation-price", body + b" " * app.config["LIGHT_LANE_MAX_BODY"]))
+    assert rule.is_heavy(environ("/v1/liquidation-price", upload))
 
-    # one rule for the app: the lane's is the hand-off's (app.extensions, api.http_worker.heavy_proxy) less the
-    # job routes, with the same body limits and key check
+    # one rule for the app: the lane's is the hand-off's (app.extensions, api.http_worker.heavy_proxy), with the
+    # same body limits and key check, the job routes heavy only when large
     app_rule = app.extensions["liqrisk_heavy_rule"]
-    assert rule.paths == app_rule.paths - {"/v1/backtests", "/v1/sweeps"} and rule.admits is app_rule.admits
+    assert rule.paths == app_rule.paths and rule.admits is app_rule.admits
+    assert rule.light_paths == app_rule.light_paths | {"/v1/backtests", "/v1/sweeps"}
     assert rule.body_limits == {path: app_rule.body_limits[path] for path in rule.paths}
     assert app_rule.is_heavy(environ("/v1/backtests")) and not app_rule.is_heavy(environ("/v1/liquidation-price"))
 
@@ -340,7 +345,7 @@ def _lanes_of(view) -> list:
 def test_off_when_the_setting_is() -> None:
     on = create_app(TestConfig)
     assert on.extensions["liqrisk_heavy_lane"] in _lanes_of(on.view_functions["liquidation.liquidation_price_batch"])
-    assert _lanes_of(on.view_functions["backtests.backtests"]) == []
+    assert on.extensions["liqrisk_heavy_lane"] in _lanes_of(on.view_functions["backtests.backtests"])
     off = create_app(type("Cfg", (TestConfig,), {"HEAVY_LANE": False}))
     assert "liqrisk_heavy_lane" not in off.extensions
     assert _lanes_of(off.view_functions["liquidation.liquidation_price_batch"]) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import orjson
 import pytest
 
@@ -192,3 +193,43 @@ def test_chunked_body_over_the_limit_is_413_not_truncated():
     assert len(valid) <= 1024 and chunked(valid).status_code == 200
     over = chunked(valid + b"garbage" * 100)  # the same valid prefix: it must not be cut off and answered
     assert "body" in problem(over, 413)["errors"]
+
+
+def _bars(n: int) -> dict:
+    """``n`` valid columnar bars (time, OHLC), ``funding_rate`` null but on every eighth bar."""
+    close = [100.0 + (i % 7) for i in range(n)]
+    return {"time": [1.7e12 + i * 6e4 for i in range(n)], "open": close, "high": [c + 1 for c in close],
+            "low": [c - 1 for c in close], "close": close,
+            "funding_rate": [0.0001 if i % 8 == 0 else None for i in range(n)]}  # fmt: skip
+
+
+def test_uploaded_bars_over_the_bar_limit_are_413_before_their_columns_are_checked() -> None:
+    """``LIQRISK_BACKTEST_MAX_BARS`` (TestConfig: 20,000) is checked on every column's length before any element
+    is: a column too long is refused naming it, even when its elements are not numbers."""
+    c = create_app(TestConfig).test_client()
+    limit = TestConfig.BACKTEST_MAX_BARS
+    over = {**_bars(10), "close": ["x"] * (limit + 1)}
+    err = problem(c.post("/v1/backtests", json={"bars": over}), 413)
+    assert err["errors"] == {"bars.close": [f"{limit + 1} bars; at most {limit}"]}
+    err = problem(c.post("/v1/sweeps", json={"bars": _bars(limit + 1), "grid": {"leverage": [2, 3]}}), 413)
+    assert set(err["errors"]) == {"bars.time"}
+
+
+def test_bar_columns_are_checked_in_bulk_with_the_number_rules() -> None:
+    """The bar columns load with the numbers' rules (element errors by index, nulls only where allowed) into
+    float64 arrays, ``null`` funding rates as NaN; a valid upload gets past them (to the job queue: none here)."""
+    from api.schemas.backtests import BarsSchema
+
+    loaded = BarsSchema().load(_bars(16))
+    assert loaded["close"].dtype == np.float64 and loaded["time"][1] - loaded["time"][0] == 6e4
+    assert np.isnan(loaded["funding_rate"][1:8]).all() and loaded["funding_rate"][8] == 0.0001
+    c = create_app(TestConfig).test_client()
+    bad = {**_bars(12), "close": [100.0] * 11 + [True], "open": [100.0] * 5 + [None] * 7}
+    err = problem(c.post("/v1/backtests", json={"bars": bad}), 422)["errors"]
+    assert err["bars.close[11]"] == ["must be a number (not a string or a boolean)"]
+    assert set(err) == {"bars.close[11]", *(f"bars.open[{i}]" for i in range(5, 12))}
+    short = problem(c.post("/v1/backtests", json={"bars": _bars(9)}), 422)["errors"]
+    assert set(short) == {"bars.time", "bars.open", "bars.high", "bars.low", "bars.close", "bars.funding_rate"}
+    assert problem(c.post("/v1/backtests", json={"bars": _bars(12)}), 503)["errors"] == {
+        "broker": ["set LIQRISK_BROKER_URL to a Redis URL and start `liqrisk worker`"]
+    }

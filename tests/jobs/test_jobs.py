@@ -259,3 +259,40 @@ def test_the_api_process_never_imports_the_simulator(cluster):
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
     assert not any(m.startswith(("vectorbt", "pandas", "backtest.engine", "backtest.run")) for m in loaded), loaded
+
+
+def test_an_upload_is_checked_in_a_heavy_lane_turn_given_back_before_the_wait(cluster, monkeypatch):
+    """Uploaded bars (a body over the light lane's size) are checked and stored in a turn of the heavy lane, so a
+    flood of uploads is not parsed all at once; the turn is given back once the job is queued, so ``?wait`` holds
+    no turn. A named dataset takes none."""
+    from api import jobs
+    from api.routes import backtests as route
+
+    app = cluster[2]
+    lane = app.extensions["liqrisk_heavy_lane"]
+    seen: list[tuple[str, bool]] = []
+    source, wait = route._source, jobs.Jobs.wait
+
+    def noted_source(data):
+        seen.append(("check", lane.lock.idle()))
+        return source(data)
+
+    def noted_wait(self, *args):
+        seen.append(("wait", lane.lock.idle()))
+        return wait(self, *args)
+
+    monkeypatch.setattr(route, "_source", noted_source)
+    monkeypatch.setattr(jobs.Jobs, "wait", noted_wait)
+    rng = np.random.default_rng(1)
+    n = 3000  # about 300 KB of bars
+    p = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    o = np.r_[100.0, p[:-1]]
+    bars = {"time": [1.7e12 + i * 3.6e6 for i in range(n)], "open": o.tolist(), "close": p.tolist(),
+            "high": (np.maximum(o, p) * 1.002).tolist(), "low": (np.minimum(o, p) * 0.998).tolist()}  # fmt: skip
+    client = app.test_client()
+    r = client.post("/v1/backtests?wait=30", json={"bars": bars, "include_trades": False})
+    assert r.status_code == 200 and r.json["status"] == "succeeded", r.json
+    assert seen == [("check", False), ("wait", True)] and lane.lock.idle()
+    seen.clear()
+    r = client.post("/v1/backtests?wait=30", json={"dataset": {"name": "synthetic", "bars": 500}})
+    assert r.status_code == 200 and seen == [("check", True), ("wait", True)]
