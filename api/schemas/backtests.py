@@ -110,26 +110,19 @@ def _series(allow_none_items: bool = False, **kwargs: Any) -> NumberList:
     return NumberList(min_length=10, max_length=MAX_BARS, allow_none_items=allow_none_items, **kwargs)
 
 
-class BarsSchema(Base):
+#: the bar columns in order: (name, required, nulls allowed)
+BAR_COLUMNS = (
+    *((name, True, False) for name in ("time", "open", "high", "low", "close")),
+    *((name, False, False) for name in ("volume", "mark_open", "mark_high", "mark_low", "mark_close")),
+    *((name, False, True) for name in ("funding_rate", "open_interest")),
+    *((name, False, False) for name in ("long_liq", "short_liq", "taker_buy", "taker_sell")),
+)
+
+
+class BarsSchema(Base.from_dict({name: _series(nulls, required=req) for name, req, nulls in BAR_COLUMNS},
+                                name="BarsFields")):  # fmt: skip
     """Columnar bars: ``time`` in ms since the epoch (UTC, increasing), prices in quote per base unit. Each
     column loads as a float64 array (``null`` in ``funding_rate`` and ``open_interest``: NaN)."""
-
-    time = _series(required=True)
-    open = _series(required=True)
-    high = _series(required=True)
-    low = _series(required=True)
-    close = _series(required=True)
-    volume = _series()
-    mark_open = _series()
-    mark_high = _series()
-    mark_low = _series()
-    mark_close = _series()
-    funding_rate = _series(allow_none_items=True)
-    open_interest = _series(allow_none_items=True)
-    long_liq = _series()
-    short_liq = _series()
-    taker_buy = _series()
-    taker_sell = _series()
 
     @validates_schema
     def _consistent(self, data, **kwargs):
