@@ -29,8 +29,9 @@ import time
 
 #: the start-up imports (about 900 modules) run without the cyclic garbage collector, which would otherwise scan the
 #: growing heap again and again: the import of the app and its first kernels took 0.78 s without it, 0.97 s with it
-#: (medians of 8). ``pre_fork`` turns it back on before the first worker forks; the import
-#: leaves about 1,500 unreachable objects, which ``gc.freeze`` keeps with the app's own.
+#: (medians of 8). ``pre_fork`` turns it back on before the first worker forks; a start from numba's warm cache
+#: leaves about 1,500 unreachable objects, which ``gc.freeze`` keeps with the app's own (one that compiles collects
+#: its garbage first: ``on_starting``).
 gc.disable()
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -211,25 +212,29 @@ _WARM_DELAY = 1.0
 
 
 def on_starting(server):
-    """Load the kernels of the first requests (Binance linear, isolated and cross) before the app is loaded and
-    the workers fork; each worker loads the other configurations from numba's cache in the background, so the
-    server answers ~0.5 s sooner. When even those first kernels had to be compiled (numba's cache is cold:
-    ``make install`` or the Dockerfile was skipped), every configuration is compiled here once instead, so no
-    worker compiles while it serves. Start with empty metric files (a restart begins counting afresh). The
-    backtester (vectorbt) is not warmed here: routes that never use it would pay its start-up time. Open the
-    heavy workers' Unix socket (:func:`api.heavy_workers.open_listener`) when gunicorn's worker count leaves room
-    for heavy workers and the server speaks plain HTTP (no TLS, no PROXY protocol)."""
+    """Load the kernels of the first requests (Binance linear, isolated and cross) once the app is imported
+    (``preload_app`` imports it before this hook) and before the workers fork, without numba's compiler registries
+    (:mod:`core.lean_cache`); each worker loads the other configurations from numba's cache in the background, so
+    the server answers ~0.5 s sooner. When even those first kernels had to be compiled (numba's cache is cold:
+    ``make install`` or the Dockerfile was skipped), every configuration is compiled here once instead, so no worker
+    compiles while it serves. Start with empty metric files (a restart begins counting afresh). The backtester
+    (vectorbt) is not warmed here: routes that never use it would pay its start-up time. Open the heavy workers'
+    Unix socket (:func:`api.heavy_workers.open_listener`) when gunicorn's worker count leaves room for heavy workers
+    and the server speaks plain HTTP (no TLS, no PROXY protocol)."""
     global _LATER_KERNELS
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    from core.warmup import first_configurations, lean_cache_loads, warm_up
+    from core import lean_cache
+    from core.warmup import first_configurations, warm_up
 
     _split(server)
-    lean_cache_loads()
+    lean_cache.enable()
     seconds = warm_up(configs=first_configurations())
-    if seconds > 2.0:
+    if seconds > 2.0:  # compiled: numba's cache was cold
+        gc.enable()  # the compiles' garbage is collected, not frozen into every worker at the fork
         seconds += warm_up()
+        gc.collect()
     else:
         _LATER_KERNELS = True
     server.log.info("liqrisk: kernels ready in %.2f s%s", seconds, " (the others load in each worker)" * _LATER_KERNELS)

@@ -25,6 +25,8 @@ import numpy as np
 import orjson
 from numba import njit
 
+from core import lean_cache
+
 #: bodies up to this size are parsed in one call
 WHOLE_BYTES = 1 << 20
 #: the most bytes one parse call reads
@@ -54,6 +56,7 @@ _CLASS[ord('"')] = 2
 _CLASS[ord("\\")] = 3
 
 
+@lean_cache.mark
 @njit(cache=True, nogil=True, error_model="numpy")
 def _separators_nb(buf, table, pos, char, depth):
     """Write the offset, character and depth after it of each separator outside strings into ``pos``,

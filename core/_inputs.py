@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from . import lean_cache
 from .errors import InputError
 
 #: the only side names, exactly as the HTTP API and the CLI take them (no buy/sell aliases, no other case:
@@ -80,6 +81,7 @@ def _side_strings(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+@lean_cache.mark
 @njit(cache=True)
 def side_codes_nb(chars: np.ndarray) -> np.ndarray:
     """+1.0 for rows spelling "long", −1.0 for "short", 0 otherwise; ``chars`` is the UCS-4 code points

@@ -22,6 +22,7 @@ KERNEL_LOCK = threading.Lock()
 
 from numba import njit, prange  # noqa: E402  (after the threading layer is chosen)
 
+from . import lean_cache  # noqa: E402
 from .solve_nb import (  # noqa: E402
     SOURCE_DIGEST,
     maintenance_margin_nb,
@@ -283,7 +284,7 @@ def _build(inverse, cross, entry_basis, retier, fee_in_mm, close_fee, qty_basis,
             _put_nb(liq_tier_out, i, liq_t + 1)
             _put_nb(flags_out, i, flags)
 
-    return liquidation_nb
+    return lean_cache.mark(liquidation_nb)
 
 
 _KERNELS: dict[tuple[bool, ...], object] = {}

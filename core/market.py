@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from . import lean_cache
 from ._inputs import as_float, check, finite, positive
 from .errors import InputError
 
@@ -26,6 +27,7 @@ LIQUIDATION_WEIGHT = 0.25
 RSI_BANDS = (70.0, 80.0, 90.0)
 
 
+@lean_cache.mark
 @njit(cache=True)
 def wilder_smooth_nb(x: np.ndarray, first: float, alpha: float) -> np.ndarray:
     """``[first, s_1, s_2, ...]`` with ``s_t = (1 − alpha)·s_{t−1} + alpha·x_t`` (Wilder's smoothing): a

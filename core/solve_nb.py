@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from . import lean_cache
+
 #: hash of this file's text; the kernel (:func:`core._kernels.liquidation_kernel`) holds it as a constant
 SOURCE_DIGEST = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16)
 
@@ -44,6 +46,7 @@ def tier_index_nb(floors, caps, value):
     return k
 
 
+@lean_cache.mark
 @njit(cache=True, error_model="numpy")
 def tier_indices_nb(floors, caps, values):
     """:func:`tier_index_nb` of each of ``values`` (1-D), as int64."""
@@ -98,6 +101,7 @@ def solve_price_nb(inverse, s, q, cs, ep, margin, a, b):
     return linear_price_nb(s * q * ep + b, margin, q * (s - a))
 
 
+@lean_cache.mark
 @njit(cache=True, error_model="numpy")
 def shared_prices_nb(group, side, q, ep, entry_basis, fee, mmr, amount, rest):
     """One price per group of linear legs that move together (the legs of one symbol), where the margin left
@@ -134,6 +138,7 @@ def shared_prices_nb(group, side, q, ep, entry_basis, fee, mmr, amount, rest):
     return out
 
 
+@lean_cache.mark
 @njit(cache=True, error_model="numpy")
 def held_tiers_nb(order, table_of, starts, floors, caps, complete, qty_basis, q, price, t_mmr, t_amt, mmr, amt, tier):
     """Tier, MMR and maintenance amount of each leg held at ``price``, written into ``tier`` (1-based),

@@ -43,34 +43,6 @@ def configurations() -> list[tuple[bool, ...]]:
     return sorted(configs)
 
 
-def lean_cache_loads() -> None:
-    """Load cached kernels without first installing numba's compiler registries. Before it loads a function from
-    its on-disk cache, numba refreshes the target context (``Cache.load_overload`` in ``numba/core/caching.py``):
-    it imports and installs every typing template and lowering implementation it has (typed dicts and lists,
-    jitclass, random generators, linear algebra: about 60 modules), ~0.2 s of a server's start-up, none of which a
-    compiled function needs to be loaded or called. Only numba's runtime (NRT) must be initialised, as the object
-    code calls it. A compile still gets everything: numba's compiler refreshes both contexts itself before it types
-    a function (``CompilerBase.__init__`` in ``numba/core/compiler.py``), so a kernel missing from the cache
-    compiles as before. Used by the API server (``gunicorn.conf.py``); where numba's cache has another shape,
-    nothing is changed."""
-    from numba.core import caching
-    from numba.core.runtime import nrt
-
-    cache = getattr(caching, "Cache", None)
-    if cache is None or getattr(cache.load_overload, "liqrisk_lean", False) or not hasattr(cache, "_load_overload"):
-        return
-
-    def load_overload(self, sig, target_context):
-        nrt.rtsys.initialize(target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
-        return None  # the guard swallowed an I/O error: numba then compiles, as its own method does
-
-    load_overload.liqrisk_lean = True
-    load_overload.__doc__ = cache.load_overload.__doc__
-    cache.load_overload = load_overload
-
-
 def first_configurations() -> list[tuple[bool, ...]]:
     """The serial configurations of the default exchange's linear contracts (isolated and cross): what a
     server loads before it answers its first request; the others follow in the background

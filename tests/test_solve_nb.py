@@ -125,37 +125,51 @@ _LEAN_SCRIPT = """
 import json, sys
 import numpy as np
 from numba import njit
-from core import warmup
-warmup.lean_cache_loads()
-warmup.lean_cache_loads()  # a second call changes nothing
+from core import _kernels, lean_cache, warmup
+lean_cache.enable()
 warmup.warm_up(configs=warmup.first_configurations())
 installed = "numba.typed.typeddict" in sys.modules
+hits = sum(sum(_kernels.liquidation_kernel(*c).stats.cache_hits.values()) for c in warmup.first_configurations())
 import core
 positions, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 arrays = {k: np.array(v) for k, v in positions.items()}
 prices = [core.liquidation_price(exchange=e, symbol=s, margin_mode=m, **arrays)["liquidation_price"].tolist()
           for e, s, m in cases]
+sys.path.insert(0, sys.argv[3])
+import cached_ufunc  # a cached @vectorize, not marked: numba's own load, with the registries
 @njit
 def uses_a_typed_dict(x):
     d = {1: x.sum()}
     return d[1]
-print(json.dumps({"installed_before": installed, "prices": prices, "compiled": uses_a_typed_dict(np.arange(4.0))}))
+print(json.dumps({"installed_before": installed, "cache_hits": hits, "prices": prices,
+                  "ufunc": cached_ufunc.twice(np.arange(3.0)).tolist(), "compiled": uses_a_typed_dict(np.arange(4.0))}))
+"""
+_CACHED_UFUNC = """
+from numba import vectorize
+
+@vectorize(["float64(float64)"], cache=True)
+def twice(x):
+    return 2 * x
 """
 
 
-def test_lean_cache_loads_give_the_same_prices_and_still_compile() -> None:
-    """The API server loads cached kernels without numba's compiler registries (:func:`warmup.lean_cache_loads`):
-    the prices equal a normal process's, the registries are not installed by the loads, and a function that
-    is not in the cache still compiles (numba's compiler installs them itself)."""
+def test_lean_cache_loads_give_the_same_prices_and_still_compile(tmp_path) -> None:
+    """The API server loads the engine's cached kernels without numba's compiler registries
+    (:mod:`core.lean_cache`): the prices equal a normal process's, the loads (cache hits) install no registries,
+    a cached ``@vectorize`` ufunc (not marked) still loads with numba's own refresh, and a function that is not in
+    the cache still compiles (numba's compiler installs the registries itself). Run twice: the first run fills
+    the caches if they are cold (a compile installs the registries), the second is the one checked."""
     import json
     import subprocess
     import sys
 
-    argv = [sys.executable, "-c", _LEAN_SCRIPT, json.dumps(_LEAN_POSITIONS), json.dumps(_LEAN_CASES)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
+    (tmp_path / "cached_ufunc.py").write_text(_CACHED_UFUNC)
+    argv = [sys.executable, "-c", _LEAN_SCRIPT, json.dumps(_LEAN_POSITIONS), json.dumps(_LEAN_CASES), str(tmp_path)]
+    for _ in range(2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    assert got["installed_before"] is False
-    assert got["compiled"] == 6.0
+    assert got["cache_hits"] == 2 and got["installed_before"] is False
+    assert got["ufunc"] == [0.0, 2.0, 4.0] and got["compiled"] == 6.0
     arrays = {k: np.array(v) for k, v in _LEAN_POSITIONS.items()}
     want = [
         core.liquidation_price(exchange=e, symbol=s, margin_mode=m, **arrays)["liquidation_price"].tolist()
