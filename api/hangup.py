@@ -19,8 +19,10 @@ import select
 import socket
 import time
 
-#: the poll events of a peer that has gone: closed, half-closed (``POLLRDHUP``, Linux), reset or invalid
-_GONE = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR | select.POLLNVAL
+#: the poll event of a peer that closed or half-closed the connection (Linux; 0 where the platform has none)
+RDHUP = getattr(select, "POLLRDHUP", 0)
+#: the poll events of a peer that has gone: closed, half-closed, reset or invalid
+_GONE = RDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
 #: the status of an answer nobody reads (nginx's convention: the client closed the request), as logged
 STATUS = 499
 
@@ -40,9 +42,9 @@ def gone(sock: socket.socket | None) -> bool:
         if fd < 0:
             return False
         poller = select.poll()
-        poller.register(fd, getattr(select, "POLLRDHUP", 0))
+        poller.register(fd, RDHUP)
         return any(events & _GONE for _fd, events in poller.poll(0))
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - not a usable socket: unknown, so not gone
         return False
 
 
@@ -55,8 +57,8 @@ def wait_for_answer(sock: socket.socket, client: socket.socket | None, timeout: 
     if client is not None:
         try:
             client_fd = client.fileno()
-            poller.register(client_fd, getattr(select, "POLLRDHUP", 0))
-        except (OSError, ValueError):
+            poller.register(client_fd, RDHUP)
+        except Exception:  # noqa: BLE001 - not a usable socket: only the answer is waited for
             client_fd = -1
     deadline = time.monotonic() + timeout
     while True:

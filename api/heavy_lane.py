@@ -133,8 +133,8 @@ class HeavyLane:
                     held[0] = False
                     self.lock.release()
 
-            g.liqrisk_heavy_turn = end  # for end_turn()
             try:
+                g.liqrisk_heavy_turn = end  # for end_turn()
                 budget.restart()
                 return view(*args, **kwargs)
             finally:
@@ -178,7 +178,12 @@ class HeavyLane:
                 queued = size
             started = time.monotonic()
             if self.lock.acquire(timeout=self.wait):
-                if hangup.gone(hangup.client_socket(environ)):  # it hung up while it waited: nobody would read
+                try:
+                    gone = hangup.gone(hangup.client_socket(environ))  # it hung up while it waited?
+                except BaseException:
+                    self.lock.release()
+                    raise
+                if gone:  # nobody would read the answer
                     self.lock.release()
                     return self.client_gone()
                 return True

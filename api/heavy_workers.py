@@ -267,7 +267,7 @@ class HeavyProxy:
             del body
             if not hangup.wait_for_answer(sock, hangup.client_socket(environ), self.answer_timeout):
                 sock.close()  # the client hung up: the heavy worker finds this connection closed at its turn
-                return _client_gone(start_response)
+                return _client_gone(environ, start_response)
             reader = sock.makefile("rb", buffering=ANSWER_CHUNK)
             status, headers, length_out = _answer_head(reader)
         except (OSError, ValueError, _BadAnswer) as exc:
@@ -369,12 +369,23 @@ def _stream(sock: socket.socket, reader, length: int | None) -> Iterator[bytes]:
         sock.close()
 
 
-def _client_gone(start_response) -> list[bytes]:
-    """What a light worker answers (to nobody) for a handed-on request whose client hung up before the heavy worker
-    answered: an empty 499; the heavy worker counts and logs the request, if it had not started it yet
-    (:meth:`api.heavy_lane.HeavyLane.client_gone`)."""
-    start_response(f"{hangup.STATUS} Client Closed Request", [("Content-Length", "0")])
-    return []
+def _client_gone(environ: dict, start_response) -> list[bytes]:
+    """What a light worker answers for a handed-on request whose client hung up (or half-closed) before the heavy
+    worker answered: a 499 problem, logged here; the heavy worker counts the request and logs it too, if it had not
+    started it yet (:meth:`api.heavy_lane.HeavyLane.client_gone`)."""
+    _log.info("liqrisk: the client of %s hung up before the heavy worker answered", environ.get("PATH_INFO"))
+    body = orjson.dumps(
+        {
+            "type": f"https://liqrisk.dev/problems/{hangup.STATUS}",
+            "title": "Client Closed Request",
+            "status": hangup.STATUS,
+            "detail": "the client closed the connection before the answer was ready",
+            "errors": {"body": ["not answered: the client had gone"]},
+        }  # fmt: skip
+    )
+    start_response(f"{hangup.STATUS} Client Closed Request",
+                   [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))])  # fmt: skip
+    return [body]
 
 
 def _unavailable(environ: dict, start_response, retry_after: str) -> list[bytes]:
