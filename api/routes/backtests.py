@@ -11,6 +11,7 @@ back before it waits for its job.
 
 from __future__ import annotations
 
+import io
 import math
 from functools import cache
 from typing import Any
@@ -58,13 +59,16 @@ def _check_strategy(cfg: dict[str, Any], prefix: str = "strategy") -> None:
 
 
 def _load(schema) -> dict[str, Any]:
-    """The body loaded by ``schema``; uploaded bars longer than ``LIQRISK_BACKTEST_MAX_BARS`` are refused (413)
-    before their columns are checked."""
+    """The body loaded by ``schema``; uploaded bar columns longer than ``LIQRISK_BACKTEST_MAX_BARS`` are refused
+    (413) before any of their values is checked."""
+    from ..schemas.backtests import BAR_COLUMNS
+
     data = body()
     bars = data.get("bars")
     if isinstance(bars, dict):
+        names = {name for name, _required, _nulls in BAR_COLUMNS}
         for key, column in bars.items():
-            if isinstance(column, list):
+            if key in names and isinstance(column, list):
                 _bar_count(f"bars.{key}", len(column))
     return load(schema, data)
 
@@ -90,10 +94,10 @@ def _source(data: dict[str, Any]) -> bytes | None:
     return raw
 
 
-def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=None):
+def _submit(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=None):
+    """Queue the job: ``(queue, job)``, or the 429 problem of a client holding too many unfinished jobs."""
     from .. import jobs
 
-    wait = jobs.wait_seconds(request.args.get("wait"))
     queue = jobs.require()
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
@@ -105,7 +109,21 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
         if exc.status != 429:
             raise
         return problem(429, exc.detail, exc.errors, headers={"Retry-After": "5"})  # a job may have finished by then
-    end_turn()  # queued: waiting for it (?wait) is no work for this process
+    return queue, job
+
+
+def _answer(submitted):
+    """The answer to a submission (:func:`_submit`'s result), once the request's body, its loaded bars and their
+    stored bytes are let go (they were in the frames that returned) and the heavy lane's turn is given back:
+    waiting for the job (``?wait``) holds neither memory nor the turn."""
+    from .. import jobs
+
+    request.environ["wsgi.input"] = io.BytesIO()  # the raw body, which the heavy lane's read left there
+    end_turn()
+    if not isinstance(submitted, tuple):
+        return submitted  # the 429
+    queue, job = submitted
+    wait = jobs.wait_seconds(request.args.get("wait"))
     if wait > 0 and job["status"] not in jobs.FINAL:
         job = queue.wait(job["id"], wait) or job
     resp = respond(job, 200 if job["status"] in jobs.FINAL and wait > 0 else 202)
@@ -115,15 +133,23 @@ def _answer(kind: str, request_doc: dict[str, Any], bars: bytes | None, chunks=N
 
 @bp.post("/backtests")
 def backtests():
+    return _answer(_backtest())
+
+
+def _backtest():
     data = _load(_schemas()[0])
     _check_strategy(data["strategy"])
     bars = _source(data)
     doc = {k: v for k, v in data.items() if k != "bars"}
-    return _answer("backtest", doc, bars)
+    return _submit("backtest", doc, bars)
 
 
 @bp.post("/sweeps")
 def sweeps():
+    return _answer(_sweep())
+
+
+def _sweep():
     from backtest.queue import sweep_chunks
 
     data = _load(_schemas()[1])
@@ -139,4 +165,4 @@ def sweeps():
     doc = {k: v for k, v in data.items() if k != "bars"}
     doc["split"] = data.get("split")  # null (dropped by load) means no in-sample/out-of-sample split
     doc["chunk"] = chunk
-    return _answer("sweep", doc, bars, sweep_chunks(grid, chunk))
+    return _submit("sweep", doc, bars, sweep_chunks(grid, chunk))

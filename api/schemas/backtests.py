@@ -100,14 +100,10 @@ class DatasetSchema(Base):
             raise ValidationError(f"not in {data['name']} (it has {have})", "symbol")
 
 
-#: the most bars a column may hold as far as the schema goes; the route's own bound is the smaller
-#: ``LIQRISK_BACKTEST_MAX_BARS`` (413 beyond, :mod:`api.routes.backtests`)
-MAX_BARS = 10_000_000
-
-
 def _series(allow_none_items: bool = False, **kwargs: Any) -> NumberList:
-    """A bar column: 10 or more numbers, checked in bulk (:class:`~.base.NumberList`)."""
-    return NumberList(min_length=10, max_length=MAX_BARS, allow_none_items=allow_none_items, **kwargs)
+    """A bar column: 10 or more numbers, checked in bulk (:class:`~.base.NumberList`); the most bars is the
+    route's ``LIQRISK_BACKTEST_MAX_BARS`` (413 beyond, checked before this: :mod:`api.routes.backtests`)."""
+    return NumberList(min_length=10, max_length=None, allow_none_items=allow_none_items, **kwargs)
 
 
 #: the bar columns in order: (name, required, nulls allowed)

@@ -104,16 +104,23 @@ class NumberList(fields.Field):
 
     default_error_messages = {"type": "must be an array of numbers", "length": "must hold {min} to {max} values"}
 
-    def __init__(self, *, min_length: int = 1, max_length: int, allow_none_items: bool = False, **kwargs: Any):
+    def __init__(
+        self, *, min_length: int = 1, max_length: int | None, allow_none_items: bool = False, **kwargs: Any
+    ) -> None:
+        """``max_length`` None: no bound here (the route has its own, as the backtests' bar limit)."""
         super().__init__(**kwargs)
         self.min_length, self.max_length, self.allow_none_items = min_length, max_length, allow_none_items
-        self.metadata.setdefault("maxItems", max_length)
+        if max_length is not None:
+            self.metadata.setdefault("maxItems", max_length)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> np.ndarray:
         if not isinstance(value, list):
             raise self.make_error("type")
-        if not self.min_length <= len(value) <= self.max_length:
-            raise ValidationError(f"must hold {self.min_length} to {self.max_length:,} values (got {len(value):,})")
+        n = len(value)
+        if self.max_length is None and n < self.min_length:
+            raise ValidationError(f"must hold at least {self.min_length} values (got {n:,})")
+        if self.max_length is not None and not self.min_length <= n <= self.max_length:
+            raise ValidationError(f"must hold {self.min_length} to {self.max_length:,} values (got {n:,})")
         if self.allow_none_items and None in value:
             nones = np.fromiter(map(is_, value, repeat(None)), bool, len(value))
             out = self._deserialize([0.0 if v is None else v for v in value], attr, data, **kwargs)
@@ -123,7 +130,7 @@ class NumberList(fields.Field):
             arr = np.array(value, dtype=None if value else np.float64)
         except (ValueError, TypeError):  # ragged nested arrays
             arr = np.array([], dtype=object)
-        if arr.dtype.kind in "fi" and arr.ndim == 1 and arr.size == len(value):
+        if arr.dtype.kind in "fiu" and arr.ndim == 1 and arr.size == len(value):  # u: integers from 2**63
             out = arr.astype(np.float64)
             bools = ((out == 0) | (out == 1)).any() and (
                 any(map(is_, value, repeat(True))) or any(map(is_, value, repeat(False)))
@@ -135,7 +142,9 @@ class NumberList(fields.Field):
                 return out + 0.0  # -0.0 becomes 0.0
         bad_items: dict[int, list[str]] = {}
         for i, v in enumerate(value):
-            if isinstance(v, bool) or not isinstance(v, int | float):
+            if v is None:
+                bad_items[i] = ["must be a number (not null)"]
+            elif isinstance(v, bool) or not isinstance(v, int | float):
                 bad_items[i] = [Number.default_error_messages["invalid"]]
             elif (isinstance(v, int) and abs(v) > 1e300) or not math.isfinite(v) or abs(v) > 1e300:
                 bad_items[i] = [Number.default_error_messages["range"]]
@@ -143,6 +152,8 @@ class NumberList(fields.Field):
                 bad_items[i] = [Number.default_error_messages["tiny"]]
             if len(bad_items) >= 20:
                 break
+        if not bad_items:  # every element a valid number after all (integers beyond int64, say)
+            return np.array([float(v) for v in value]) + 0.0
         raise ValidationError(bad_items)
 
 

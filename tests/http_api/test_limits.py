@@ -228,8 +228,13 @@ def test_bar_columns_are_checked_in_bulk_with_the_number_rules() -> None:
     err = problem(c.post("/v1/backtests", json={"bars": bad}), 422)["errors"]
     assert err["bars.close[11]"] == ["must be a number (not a string or a boolean)"]
     assert set(err) == {"bars.close[11]", *(f"bars.open[{i}]" for i in range(5, 12))}
+    assert err["bars.open[5]"] == ["must be a number (not null)"]
     short = problem(c.post("/v1/backtests", json={"bars": _bars(9)}), 422)["errors"]
     assert set(short) == {"bars.time", "bars.open", "bars.high", "bars.low", "bars.close", "bars.funding_rate"}
+    assert short["bars.time"] == ["must hold at least 10 values (got 9)"]
+    # integers beyond int64 are numbers like any other (numpy reads them as uint64 or objects)
+    big = {"side": "long", "quantity": 1, "mark_prices": [2**63, 2**70], "funding_rates": [0.0001, 0]}
+    assert c.post("/v1/funding", json=big).status_code == 200
     assert problem(c.post("/v1/backtests", json={"bars": _bars(12)}), 503)["errors"] == {
         "broker": ["set LIQRISK_BROKER_URL to a Redis URL and start `liqrisk worker`"]
     }

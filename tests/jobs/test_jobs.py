@@ -4,11 +4,13 @@ real ``liqrisk worker`` runs them; results equal the in-process runs."""
 from __future__ import annotations
 
 import ast
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -263,8 +265,8 @@ def test_the_api_process_never_imports_the_simulator(cluster):
 
 def test_an_upload_is_checked_in_a_heavy_lane_turn_given_back_before_the_wait(cluster, monkeypatch):
     """Uploaded bars (a body over the light lane's size) are checked and stored in a turn of the heavy lane, so a
-    flood of uploads is not parsed all at once; the turn is given back once the job is queued, so ``?wait`` holds
-    no turn. A named dataset takes none."""
+    flood of uploads is not parsed all at once; the turn is given back once the job is queued, and the body and
+    the loaded columns are let go, so ``?wait`` holds neither. A named dataset takes no turn."""
     from api import jobs
     from api.routes import backtests as route
 
@@ -272,13 +274,21 @@ def test_an_upload_is_checked_in_a_heavy_lane_turn_given_back_before_the_wait(cl
     lane = app.extensions["liqrisk_heavy_lane"]
     seen: list[tuple[str, bool]] = []
     source, wait = route._source, jobs.Jobs.wait
+    columns: list[weakref.ref] = []
 
     def noted_source(data):
         seen.append(("check", lane.lock.idle()))
+        if "bars" in data:
+            columns.append(weakref.ref(data["bars"]["close"]))
         return source(data)
 
     def noted_wait(self, *args):
-        seen.append(("wait", lane.lock.idle()))
+        from flask import request
+
+        gc.collect()  # what is still referenced at the wait: not the loaded columns, nor the raw body
+        stream = request.environ["wsgi.input"]
+        held = getattr(stream, "getvalue", bytes)() or any(ref() is not None for ref in columns)
+        seen.append(("wait", lane.lock.idle() and not held))
         return wait(self, *args)
 
     monkeypatch.setattr(route, "_source", noted_source)
