@@ -1,9 +1,9 @@
 """Load test (``make loadtest``): start gunicorn on loopback with the repository's config and shipped settings
-(rate limiting off: the test measures the engine, not the limiter), the JSON access log written to a real
-file, and drive it with wrk: throughput and latency for ``/healthz`` and a single-position liquidation
-request, the cold start (launch to first answered request; ``cold_start_again_s``: four more starts after the
-rest), end-to-end batch times, a soak (default 60 s at 64 connections) mixing single, batch and risk requests
-with every worker's RSS before and after, then
+(rate limiting off: the test measures the engine, not the limiter), the JSON access log written to a real file,
+and drive it with wrk: throughput and latency for ``/healthz`` and a single-position liquidation request (their
+ratio also in turns: ``liquidation_vs_healthz_interleaved``), the cold start (launch to first answered request;
+``cold_start_again_s``: four more starts after the rest), end-to-end batch times, a soak (default 60 s at 64
+connections) mixing single, batch and risk requests with every worker's RSS before and after, then
 
 * ``worst_cases``: the most expensive accepted request of each heavy route, each on a fresh one-worker
   server: status, seconds and the worker's peak RSS (VmHWM);
@@ -104,6 +104,19 @@ def start_server(
         except OSError:
             time.sleep(0.02)
     raise RuntimeError("server did not start")
+
+
+def interleaved_ratio(wrk: str, base: str, connections: int, script: str, rounds: int = 3, seconds: int = 4) -> dict:
+    """Single liquidations against ``/healthz`` measured in turns (``rounds`` pairs of ``seconds``-long runs), so
+    that the machine's drift in speed, which moves both, does not land on one side of the ratio (here throughput
+    changes by 20-40 % within minutes): each pair's ratio, and that of all requests."""
+    pairs = []
+    for _ in range(rounds):
+        h = run_wrk(wrk, base + "/healthz", connections, seconds, 1, None)
+        q = run_wrk(wrk, base + "/v1/liquidation-price", connections, seconds, 1, script)
+        pairs.append((h["requests"], q["requests"]))
+    return {"pairs": [round(q / h, 3) for h, q in pairs],
+            "ratio": round(sum(q for _, q in pairs) / sum(h for h, _ in pairs), 3)}  # fmt: skip
 
 
 def cold_starts(workers: int | None, heavy_workers: int | None, times: int = 4) -> list[float]:
@@ -598,6 +611,7 @@ def main() -> None:
             wrk, base + "/v1/liquidation-price", args.connections, args.duration, 1, lua.name
         )
         results["liquidation_vs_healthz"] = round(results["liquidation_price"]["rps"] / results["healthz"]["rps"], 3)
+        results["liquidation_vs_healthz_interleaved"] = interleaved_ratio(wrk, base, args.connections, lua.name)
         results["liquidation_price_paced"] = paced(wrk, base, args, results["liquidation_price"]["rps"])
         if not args.no_batch:
             results["batch"] = [batch_timing(port, n) for n in (100_000, 500_000)]
