@@ -369,23 +369,23 @@ def _stream(sock: socket.socket, reader, length: int | None) -> Iterator[bytes]:
         sock.close()
 
 
+def _problem(start_response, status: int, title: str, detail: str, errors: dict, headers=()) -> list[bytes]:
+    """A problem+json answer written outside the Flask app (a light worker's own answers to handed-on requests)."""
+    body = orjson.dumps({"type": f"https://liqrisk.dev/problems/{status}", "title": title, "status": status,
+                         "detail": detail, "errors": errors})  # fmt: skip
+    start_response(f"{status} {title}", [("Content-Type", "application/problem+json"),
+                                         ("Content-Length", str(len(body))), *headers])  # fmt: skip
+    return [body]
+
+
 def _client_gone(environ: dict, start_response) -> list[bytes]:
     """What a light worker answers for a handed-on request whose client hung up (or half-closed) before the heavy
     worker answered: a 499 problem, logged here; the heavy worker counts the request and logs it too, if it had not
     started it yet (:meth:`api.heavy_lane.HeavyLane.client_gone`)."""
     _log.info("liqrisk: the client of %s hung up before the heavy worker answered", environ.get("PATH_INFO"))
-    body = orjson.dumps(
-        {
-            "type": f"https://liqrisk.dev/problems/{hangup.STATUS}",
-            "title": "Client Closed Request",
-            "status": hangup.STATUS,
-            "detail": "the client closed the connection before the answer was ready",
-            "errors": {"body": ["not answered: the client had gone"]},
-        }  # fmt: skip
-    )
-    start_response(f"{hangup.STATUS} Client Closed Request",
-                   [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))])  # fmt: skip
-    return [body]
+    return _problem(start_response, hangup.STATUS, "Client Closed Request",
+                    "the client closed the connection before the answer was ready",
+                    {"body": ["not answered: the client had gone"]})  # fmt: skip
 
 
 def _unavailable(environ: dict, start_response, retry_after: str) -> list[bytes]:
@@ -400,22 +400,5 @@ def _unavailable(environ: dict, start_response, retry_after: str) -> list[bytes]
         f"the worker process computing this request stopped before answering it (request id {rid}); retry after "
         "Retry-After seconds, or send a smaller request"
     )
-    body = orjson.dumps(
-        {
-            "type": "https://liqrisk.dev/problems/503",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": detail,
-            "errors": {},
-        }  # fmt: skip
-    )
-    start_response(
-        "503 Service Unavailable",
-        [
-            ("Content-Type", "application/problem+json"),
-            ("Content-Length", str(len(body))),
-            ("Retry-After", retry_after),
-            ("X-Request-ID", rid),
-        ],
-    )
-    return [body]
+    return _problem(start_response, 503, "Service Unavailable", detail, {},
+                    [("Retry-After", retry_after), ("X-Request-ID", rid)])  # fmt: skip
