@@ -100,7 +100,8 @@ class NumberList(fields.Field):
     """A JSON array of numbers checked in bulk with numpy (not one marshmallow field per element): each
     element a number, not a boolean, finite, at most 1e300 and 0 or at least 1e-300 in size (or ``null``, with
     ``allow_none_items``: NaN). Deserialises to a float64 array. Errors name the first bad elements by index, as
-    ``fields.List(Number())`` does. 250,000 elements load in about 10 ms, against 0.5 s for the list field."""
+    ``fields.List(Number())`` does. 250,000 elements load in about 10 ms, against 0.32 s for the list field
+    (``tests/bench/test_bench_upload.py``)."""
 
     default_error_messages = {"type": "must be an array of numbers", "length": "must hold {min} to {max} values"}
 
